@@ -1,0 +1,133 @@
+/*
+ * Avro test helpers: see assay_test_codec.h.
+ */
+#include "assay_test.h"
+#include "assay_test_codec.h"
+
+#include <stdio.h>
+
+#define FILL_MAX_DEPTH 6
+
+static avro_schema_t resolve(avro_schema_t schema)
+{
+	while (is_avro_link(schema))
+		schema = avro_schema_link_target(schema);
+	return schema;
+}
+
+static void fill(avro_value_t *v, unsigned *n, int depth)
+{
+	avro_schema_t schema = resolve(avro_value_get_schema(v));
+	avro_value_t child;
+	char text[64];
+	unsigned char bytes[64];
+
+	switch (avro_value_get_type(v)) {
+	case AVRO_NULL:
+		assert_int_equal(avro_value_set_null(v), 0);
+		break;
+	case AVRO_BOOLEAN:
+		assert_int_equal(avro_value_set_boolean(v, (*n)++ % 2 == 0), 0);
+		break;
+	case AVRO_INT32:
+		assert_int_equal(avro_value_set_int(v, -1000 - (int32_t)(*n)++), 0);
+		break;
+	case AVRO_INT64:
+		assert_int_equal(avro_value_set_long(v, ((int64_t)1 << 40) + (*n)++), 0);
+		break;
+	case AVRO_FLOAT:
+		assert_int_equal(avro_value_set_float(v, 1.5f + (float)(*n)++), 0);
+		break;
+	case AVRO_DOUBLE:
+		assert_int_equal(avro_value_set_double(v, -2.25 * (double)(*n)++), 0);
+		break;
+	case AVRO_STRING:
+		snprintf(text, sizeof(text), "s%u-\xc3\xa9\xe2\x82\xac", (*n)++);
+		assert_int_equal(avro_value_set_string(v, text), 0);
+		break;
+	case AVRO_BYTES:
+		for (size_t i = 0; i < 5; i++)
+			bytes[i] = (unsigned char)(*n + i * 61);
+		(*n)++;
+		assert_int_equal(avro_value_set_bytes(v, bytes, 5), 0);
+		break;
+	case AVRO_FIXED: {
+		int64_t size = avro_schema_fixed_size(schema);
+		unsigned char *buf = test_malloc(size > 0 ? (size_t)size : 1);
+
+		for (int64_t i = 0; i < size; i++)
+			buf[i] = (unsigned char)(*n + (unsigned)i);
+		(*n)++;
+		assert_int_equal(avro_value_set_fixed(v, buf, (size_t)size), 0);
+		test_free(buf);
+		break;
+	}
+	case AVRO_ENUM: {
+		int symbols = avro_schema_enum_number_of_symbols(schema);
+
+		assert_true(symbols > 0);
+		assert_int_equal(
+		        avro_value_set_enum(v, symbols > 1 ? 1 + (int)(*n)++ % (symbols - 1) : 0),
+		        0);
+		break;
+	}
+	case AVRO_RECORD: {
+		size_t fields = 0;
+
+		assert_int_equal(avro_value_get_size(v, &fields), 0);
+		for (size_t i = 0; i < fields; i++) {
+			assert_int_equal(avro_value_get_by_index(v, i, &child, NULL), 0);
+			fill(&child, n, depth + 1);
+		}
+		break;
+	}
+	case AVRO_ARRAY:
+		if (depth >= FILL_MAX_DEPTH)
+			break;
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(avro_value_append(v, &child, NULL), 0);
+			fill(&child, n, depth + 1);
+		}
+		break;
+	case AVRO_MAP:
+		if (depth >= FILL_MAX_DEPTH)
+			break;
+		for (int i = 0; i < 2; i++) {
+			int is_new = 0;
+
+			snprintf(text, sizeof(text), "k%u-\xc3\xb8", (*n)++);
+			assert_int_equal(avro_value_add(v, text, &child, NULL, &is_new), 0);
+			assert_true(is_new);
+			fill(&child, n, depth + 1);
+		}
+		break;
+	case AVRO_UNION: {
+		size_t branches = avro_schema_union_size(schema);
+		int pick = -1, null_branch = -1;
+
+		for (size_t i = 0; i < branches; i++) {
+			avro_type_t t =
+			        avro_typeof(resolve(avro_schema_union_branch(schema, (int)i)));
+
+			if (t == AVRO_NULL && null_branch < 0)
+				null_branch = (int)i;
+			else if (t != AVRO_NULL && pick < 0)
+				pick = (int)i;
+		}
+		if (pick < 0 || (depth >= FILL_MAX_DEPTH && null_branch >= 0))
+			pick = null_branch;
+		assert_int_equal(avro_value_set_branch(v, pick, &child), 0);
+		fill(&child, n, depth + 1);
+		break;
+	}
+	default:
+		fail_msg("fill: unexpected avro type %d", (int)avro_value_get_type(v));
+	}
+}
+
+void assay_test_fill_value(avro_value_t *value, unsigned seed)
+{
+	unsigned n = seed;
+
+	fill(value, &n, 0);
+}
