@@ -6,7 +6,7 @@
 #include <string.h>
 
 const struct assay_embedded *assay_embedded_find(const struct assay_embedded *files,
-						 const char *name)
+                                                 const char *name)
 {
 	for (; files->name != NULL; files++)
 		if (strcmp(files->name, name) == 0)

@@ -23,6 +23,6 @@ extern const size_t assay_embedded_migrations_count;
 
 /* The entry named name in files, or NULL. */
 const struct assay_embedded *assay_embedded_find(const struct assay_embedded *files,
-						 const char *name);
+                                                 const char *name);
 
 #endif

@@ -33,6 +33,6 @@ const char *assay_err_name(int err);
 /* Formats into errstr (when errstr is not NULL and errstr_size > 0), always terminated.
  * Returns err so a caller can write `return assay_errf(ASSAY_ERR_REJECT, ...)`. */
 int assay_errf(int err, char *errstr, size_t errstr_size, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 #endif
