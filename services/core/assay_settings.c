@@ -1,0 +1,62 @@
+/*
+ * The runtime's own settings table: every assay service loads it (into a struct
+ * assay_core_config) next to its own table. docs/configuration.md is generated from it; after
+ * changing an entry, regenerate the document (see tests/unit/test_config_doc.c).
+ */
+#include "assay_config.h"
+
+#include <stddef.h>
+
+#define CORE(field) offsetof(struct assay_core_config, field)
+
+const struct assay_setting assay_core_settings[] = {
+        {"instance.id", "ASSAY_INSTANCE_ID", ASSAY_SETTING_STRING, "", 0, 0, CORE(instance_id),
+         "name of this instance in logs, metrics and transactional ids; empty means the hostname"},
+        {"brokers", "ASSAY_KAFKA_BROKERS", ASSAY_SETTING_STRING, "127.0.0.1:19092", 0, 0,
+         CORE(brokers), "Kafka bootstrap servers, comma-separated host:port"},
+        {"pg.url", "ASSAY_PG_URL", ASSAY_SETTING_STRING, "postgresql://assay@127.0.0.1:15432/assay",
+         0, 0, CORE(pg_url), "PostgreSQL connection URI or libpq keyword/value string"},
+        {"schema.registry", "ASSAY_SCHEMA_REGISTRY", ASSAY_SETTING_STRING, "builtin", 0, 0,
+         CORE(schema_registry),
+         "schema registry: \"builtin\" (the assay_schemas table in PostgreSQL); an HTTP "
+         "Confluent-compatible backend is not implemented yet"},
+        {"batch.max.messages", "ASSAY_BATCH_MAX_MESSAGES", ASSAY_SETTING_INT, "1000", 1, 100000,
+         CORE(batch_max_messages), "largest number of messages handled in one batch"},
+        {"batch.max.ms", "ASSAY_BATCH_MAX_MS", ASSAY_SETTING_INT, "100", 1, 60000,
+         CORE(batch_max_ms), "longest time in milliseconds spent filling one batch"},
+        {"relay.interval.ms", "ASSAY_RELAY_INTERVAL_MS", ASSAY_SETTING_INT, "100", 1, 60000,
+         CORE(relay_interval_ms),
+         "longest time in milliseconds applied events wait before the outbox relay publishes "
+         "them in one Kafka transaction"},
+        {"relay.max.events", "ASSAY_RELAY_MAX_EVENTS", ASSAY_SETTING_INT, "20000", 1, 1000000,
+         CORE(relay_max_events),
+         "events that make the relay publish before relay.interval.ms; twice this many queued "
+         "make the loop wait for the relay"},
+        {"deadletter.topic", "ASSAY_DEADLETTER_TOPIC", ASSAY_SETTING_STRING, "assay.deadletter", 0,
+         0, CORE(deadletter_topic),
+         "topic that receives undecodable and rule-breaking messages with their original bytes"},
+        {"message.max.bytes", "ASSAY_MESSAGE_MAX_BYTES", ASSAY_SETTING_INT, "1048576", 1024,
+         104857600, CORE(message_max_bytes),
+         "largest message value in bytes accepted for decoding; larger ones are dead-lettered"},
+        {"transaction.timeout.ms", "ASSAY_TRANSACTION_TIMEOUT_MS", ASSAY_SETTING_INT, "30000", 1000,
+         900000, CORE(transaction_timeout_ms),
+         "Kafka producer transaction timeout in milliseconds"},
+        {"retry.backoff.ms", "ASSAY_RETRY_BACKOFF_MS", ASSAY_SETTING_INT, "100", 1, 60000,
+         CORE(retry_backoff_ms),
+         "first wait in milliseconds before retrying after a transient failure"},
+        {"retry.backoff.max.ms", "ASSAY_RETRY_BACKOFF_MAX_MS", ASSAY_SETTING_INT, "5000", 1, 600000,
+         CORE(retry_backoff_max_ms),
+         "longest wait in milliseconds between retries (the backoff doubles up to this); at least "
+         "retry.backoff.ms"},
+        {"metrics.address", "ASSAY_METRICS_ADDRESS", ASSAY_SETTING_STRING, "127.0.0.1", 0, 0,
+         CORE(metrics_address),
+         "numeric IP address the /metrics, /healthz and /readyz endpoint binds to"},
+        {"metrics.port", "ASSAY_METRICS_PORT", ASSAY_SETTING_INT, "0", 0, 65535, CORE(metrics_port),
+         "TCP port of the /metrics, /healthz and /readyz endpoint; 0 disables it"},
+        {"log.level", "ASSAY_LOG_LEVEL", ASSAY_SETTING_STRING, "info", 0, 0, CORE(log_level),
+         "lowest level logged: debug, info, warn or error"},
+        {"shutdown.timeout.ms", "ASSAY_SHUTDOWN_TIMEOUT_MS", ASSAY_SETTING_INT, "10000", 0, 3600000,
+         CORE(shutdown_timeout_ms),
+         "longest time in milliseconds to finish the batch and flush after SIGTERM"},
+        {.description = "Core settings (every service)"},
+};
