@@ -13,8 +13,10 @@ CREATE TABLE assay_schemas (
 
 -- The next offset to consume, per consumer group and partition. It moves only in the
 -- transaction that applies the messages before it, with a compare-and-set on its previous
--- value: a stale owner after a rebalance updates no row and rolls back.
+-- value: a stale owner after a rebalance updates no row and rolls back. id names the
+-- (group, topic, partition) stream in the outbox.
 CREATE TABLE assay_offsets (
+	id integer GENERATED ALWAYS AS IDENTITY UNIQUE,
 	consumer_group text NOT NULL,
 	topic text NOT NULL,
 	partition integer NOT NULL,
@@ -24,19 +26,17 @@ CREATE TABLE assay_offsets (
 );
 
 -- Events written in the same transaction as the state change that caused them, positioned
--- by the input message that caused them. The relay publishes them in that order with a
--- transactional producer and commits the input position to Kafka in the same transaction;
--- rows below the position Kafka holds are deleted afterwards.
+-- by the input message that caused them (stream = assay_offsets.id, source_offset, seq).
+-- The relay publishes them in that order with a transactional producer and commits the
+-- input position to Kafka in the same transaction; rows below the position Kafka holds are
+-- deleted afterwards.
 CREATE TABLE assay_outbox (
-	consumer_group text NOT NULL,
-	source_topic text NOT NULL,
-	source_partition integer NOT NULL,
+	stream integer NOT NULL,            -- assay_offsets.id (no foreign key: a per-row check)
 	source_offset bigint NOT NULL,
 	seq integer NOT NULL,               -- order among the events of one input message
 	topic text NOT NULL,
 	key bytea,
 	value bytea,
 	headers bytea,                      -- assay_headers encoding
-	created_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (consumer_group, source_topic, source_partition, source_offset, seq)
+	PRIMARY KEY (stream, source_offset, seq)
 );

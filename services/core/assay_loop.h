@@ -1,0 +1,152 @@
+/*
+ * The batch loop every assay service runs: consume a batch, hand it to the service's pure
+ * handler, apply the result in ONE PostgreSQL transaction together with the events to publish
+ * (outbox) and the consumed offsets (compare-and-set), then relay the outbox with a
+ * transactional producer that commits the relayed input position to Kafka in the same Kafka
+ * transaction. docs/runtime.md explains why this gives exactly-once effects.
+ *
+ * Threads: a loop and everything it hands out belong to the thread that calls
+ * assay_loop_run. The handler is called on that thread.
+ */
+#ifndef ASSAY_LOOP_H
+#define ASSAY_LOOP_H
+
+#include "assay_codec.h"
+#include "assay_headers.h"
+#include "assay_log.h"
+#include "assay_metrics.h"
+#include "assay_uuid.h"
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The most events one input message may cause (dead letter included). */
+#define ASSAY_LOOP_MAX_EVENTS_PER_MESSAGE 1000
+
+/* One consumed message as the handler sees it. Valid for the handler call only. */
+struct assay_msg {
+	const rd_kafka_message_t *rkm; /* topic, partition, offset, key, value, headers */
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	const void *key; /* may be NULL */
+	size_t key_len;
+	const void *value; /* may be NULL */
+	size_t value_len;
+	/* set when the handler asked the loop to decode and decoding succeeded */
+	bool decoded_ok;
+	struct assay_decoded decoded;
+	/* dead-lettered (by the loop's decoding or by the handler): handlers skip it */
+	bool dead;
+	int nevents; /* events emitted for this message so far (seq of the next one) */
+};
+
+struct assay_batch;
+
+struct assay_handler {
+	/* stage name written into dead letters, e.g. "intake" */
+	const char *stage;
+	/* decode every value with the codec before handle (undecodable ones are dead-lettered) */
+	bool decode;
+	/*
+	 * Pure: looks at the messages and the state in ctx, emits events and dead letters into
+	 * the batch, and keeps whatever rows it wants written in ctx. No I/O. May be called
+	 * again for the same messages after a rollback. Returns 0 or ASSAY_ERR_FATAL.
+	 */
+	int (*handle)(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size);
+	/*
+	 * Writes the handler's rows inside the batch transaction (COPY or pipeline, never a
+	 * round trip per row). May be NULL. Returns 0, ASSAY_ERR_RETRY (transient),
+	 * ASSAY_ERR_REJECT (a row was refused: the loop then retries the messages one at a time
+	 * and dead-letters the one that fails) or ASSAY_ERR_FATAL.
+	 */
+	int (*write)(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
+	             size_t errstr_size);
+	/* after the transaction committed / rolled back; either may be NULL */
+	void (*committed)(void *ctx, struct assay_batch *batch);
+	void (*rolled_back)(void *ctx, struct assay_batch *batch);
+	void *ctx;
+};
+
+struct assay_loop_config {
+	const char *service;     /* consumer group, produced_by, transactional.id prefix */
+	const char *instance_id; /* stable per instance: transactional.id suffix */
+	const char *brokers;
+	const char *pg_url;
+	const char *const *topics; /* topics to consume */
+	size_t ntopics;
+	const char *deadletter_topic; /* NULL: "assay.deadletter" */
+	int batch_max_messages;
+	int batch_max_ms;
+	int transaction_timeout_ms;
+	/* publish at most this often (ms) unless relay_max_events are waiting: one Kafka
+	 * transaction then covers several batches */
+	int relay_interval_ms;
+	int relay_max_events;
+	int retry_backoff_ms;
+	int retry_backoff_max_ms;
+	int shutdown_timeout_ms; /* flush limit after a stop; 0: 10000 */
+	/* librdkafka properties for the consumer and the producer, key/value pairs */
+	const char *const *kafka_props;
+	size_t nkafka_props;
+	struct assay_log *log;             /* borrowed, may be NULL */
+	struct assay_metrics *metrics;     /* borrowed, may be NULL */
+	struct assay_codec *codec;         /* borrowed; needed for decode and emit_avro */
+	const volatile sig_atomic_t *stop; /* the loop returns soon after *stop becomes non-zero */
+};
+
+/*
+ * Creates the consumer, the transactional producer (init_transactions) and the database
+ * connection. The configuration's strings must outlive the loop. NULL on failure with the
+ * reason in errstr.
+ */
+struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
+                                  const struct assay_handler *handler, char *errstr,
+                                  size_t errstr_size);
+
+/*
+ * Runs until *cfg->stop: then finishes the batch in hand, relays the outbox, leaves the
+ * group and flushes. Returns 0 after a clean stop or ASSAY_ERR_FATAL with the reason.
+ */
+int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size);
+
+void assay_loop_destroy(struct assay_loop *loop);
+
+/* Partitions currently assigned to the loop. Safe to call from any thread. */
+int assay_loop_assigned(const struct assay_loop *loop);
+
+/* The messages of a batch. */
+size_t assay_batch_count(const struct assay_batch *batch);
+struct assay_msg *assay_batch_msg(struct assay_batch *batch, size_t i);
+
+/* The id the next event emitted for message i will carry (name-based, so the same input
+ * gives the same ids when it is processed again). */
+void assay_batch_next_event_id(const struct assay_batch *batch, size_t i, char out[ASSAY_UUID_LEN]);
+
+/*
+ * Emits an event caused by message i: copies topic, key and value; takes over headers
+ * (may be NULL; released here on every path). The loop adds event_id (unless present),
+ * produced_by and trace_id (copied from the input when it has one). Returns 0 or
+ * ASSAY_ERR_FATAL (memory, or more than ASSAY_LOOP_MAX_EVENTS_PER_MESSAGE).
+ */
+int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, const void *key,
+                     size_t key_len, const void *value, size_t value_len,
+                     struct assay_headers *headers);
+
+/* Encodes value with the codec under schema s and emits it with event_type set to the
+ * schema's full name. The value stays the caller's. */
+int assay_batch_emit_avro(struct assay_batch *batch, size_t i, const char *topic, const void *key,
+                          size_t key_len, const struct assay_schema *s, avro_value_t *value,
+                          char *errstr, size_t errstr_size);
+
+/*
+ * Dead-letters message i: its original key, value and headers go to the dead-letter topic
+ * with headers naming topic, partition, offset, stage, error class and message, in the same
+ * transaction that moves past it. Marks the message dead. Returns 0 or ASSAY_ERR_FATAL.
+ */
+int assay_batch_deadletter(struct assay_batch *batch, size_t i, int err_class, const char *message);
+
+#endif

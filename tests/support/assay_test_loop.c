@@ -1,0 +1,289 @@
+/*
+ * The copy handler and helpers shared by the loop tests and the core loop benchmark
+ * (see assay_test_loop.h).
+ */
+#include "assay_test.h"
+#include "assay_test_kafka.h"
+#include "assay_test_loop.h"
+#include "assay_embed.h"
+#include "assay_kafka.h"
+#include "assay_migrate.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void assay_test_copy_handler_init(struct assay_test_copy_handler *h, const char *instance,
+                                  const char *out_topic)
+{
+	h->instance = instance;
+	h->out_topic = out_topic;
+	assay_copybuf_init(&h->rows);
+}
+
+void assay_test_copy_handler_release(struct assay_test_copy_handler *h)
+{
+	assay_copybuf_release(&h->rows);
+}
+
+static int copy_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
+{
+	struct assay_test_copy_handler *h = ctx;
+	char out[256];
+
+	assay_copybuf_reset(&h->rows);
+	for (size_t i = 0; i < assay_batch_count(batch); i++) {
+		struct assay_msg *m = assay_batch_msg(batch, i);
+		int n, err;
+
+		if (m->dead)
+			continue;
+		if (m->value_len == 6 && memcmp(m->value, "poison", 6) == 0) {
+			err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, "poison message");
+			if (err)
+				return err;
+			continue;
+		}
+		n = snprintf(out, sizeof(out), "out:%.*s", (int)m->value_len,
+		             (const char *)m->value);
+		err = assay_batch_emit(batch, i, h->out_topic, m->key, m->key_len, out, (size_t)n,
+		                       NULL);
+		if (err)
+			return assay_errf(err, errstr, errstr_size, "emit failed");
+		assay_copybuf_str(&h->rows, m->topic);
+		assay_copybuf_int64(&h->rows, m->partition);
+		assay_copybuf_int64(&h->rows, m->offset);
+		assay_copybuf_text(&h->rows, m->key, m->key_len);
+		assay_copybuf_text(&h->rows, m->value, m->value_len);
+		assay_copybuf_str(&h->rows, h->instance);
+		assay_copybuf_end_row(&h->rows);
+	}
+	return 0;
+}
+
+static int copy_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
+                      size_t errstr_size)
+{
+	struct assay_test_copy_handler *h = ctx;
+
+	if (assay_copybuf_rows(&h->rows) == 0)
+		return 0;
+	return assay_pg_copy(conn,
+	                     "COPY loop_rows (topic, partition, \"offset\", key, value, instance) "
+	                     "FROM STDIN",
+	                     &h->rows, errstr, errstr_size);
+}
+
+struct assay_handler assay_test_copy_handler(struct assay_test_copy_handler *h)
+{
+	struct assay_handler handler = {
+	        .stage = "loop-test",
+	        .decode = false,
+	        .handle = copy_handle,
+	        .write = copy_write,
+	        .ctx = h,
+	};
+	return handler;
+}
+
+void assay_test_loop_schema(const char *url)
+{
+	char errstr[512];
+	PGconn *conn = NULL;
+
+	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)))
+		fail_msg("connect: %s", errstr);
+	if (assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr)))
+		fail_msg("migrate: %s", errstr);
+	if (assay_pg_exec(conn,
+	                  "CREATE TABLE loop_rows (topic text NOT NULL, partition int NOT NULL, "
+	                  "\"offset\" bigint NOT NULL, key text, value text NOT NULL "
+	                  "CHECK (value <> 'dbreject'), instance text NOT NULL)",
+	                  errstr, sizeof(errstr)))
+		fail_msg("create loop_rows: %s", errstr);
+	PQfinish(conn);
+}
+
+void assay_test_loop_config(struct assay_loop_config *cfg, const char *service,
+                            const char *instance, const char *pg_url, const char **topic,
+                            const char *deadletter_topic, const volatile sig_atomic_t *stop)
+{
+	static const char *const props[] = {
+	        "consumer.session.timeout.ms",
+	        "6000",
+	        "consumer.heartbeat.interval.ms",
+	        "500",
+	        "topic.metadata.refresh.interval.ms",
+	        "2000",
+	};
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->service = service;
+	cfg->instance_id = instance;
+	cfg->brokers = assay_test_brokers();
+	cfg->pg_url = pg_url;
+	cfg->topics = topic;
+	cfg->ntopics = 1;
+	cfg->deadletter_topic = deadletter_topic;
+	cfg->batch_max_messages = 1000;
+	cfg->batch_max_ms = 50;
+	cfg->transaction_timeout_ms = 10000;
+	cfg->retry_backoff_ms = 50;
+	cfg->retry_backoff_max_ms = 1000;
+	cfg->kafka_props = props;
+	cfg->nkafka_props = sizeof(props) / sizeof(props[0]) / 2;
+	cfg->stop = stop;
+}
+
+static bool listed(const int *list, int i)
+{
+	for (; list && *list >= 0; list++)
+		if (*list == i)
+			return true;
+	return false;
+}
+
+static void count_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+	int *failed = opaque;
+
+	if (msg->err)
+		(*failed)++;
+}
+
+void assay_test_produce(const char *topic, int first, int n, const int *poison, const int *dbreject)
+{
+	static const char *const conf[] = {"enable.idempotence", "true", "linger.ms", "5", NULL};
+	int failed = 0;
+	rd_kafka_t *rk = assay_test_kafka_new(RD_KAFKA_PRODUCER, conf, &failed, count_delivery);
+
+	for (int i = first; i < first + n; i++) {
+		char key[32], value[32];
+		rd_kafka_resp_err_t err;
+
+		snprintf(key, sizeof(key), "k-%d", i);
+		if (listed(poison, i))
+			snprintf(value, sizeof(value), "poison");
+		else if (listed(dbreject, i))
+			snprintf(value, sizeof(value), "dbreject");
+		else
+			snprintf(value, sizeof(value), "msg-%d", i);
+		do {
+			err = rd_kafka_producev(
+			        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+			        RD_KAFKA_V_VALUE(value, strlen(value)),
+			        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+			if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				rd_kafka_poll(rk, 50);
+		} while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+		assert_int_equal(err, 0);
+	}
+	assert_int_equal(rd_kafka_flush(rk, 30000), 0);
+	assert_int_equal(failed, 0);
+	rd_kafka_destroy(rk);
+}
+
+void assay_test_loop_counts(const char *url, long *rows, long *distinct)
+{
+	char errstr[512];
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+
+	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)))
+		fail_msg("connect: %s", errstr);
+	if (assay_pg_query(conn,
+	                   "SELECT count(*), count(DISTINCT (topic, partition, \"offset\")) "
+	                   "FROM loop_rows",
+	                   0, NULL, &res, errstr, sizeof(errstr)))
+		fail_msg("count: %s", errstr);
+	*rows = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	*distinct = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	PQfinish(conn);
+}
+
+static char *copy_bytes(const void *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	assert_non_null(s);
+	if (len)
+		memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+struct assay_test_record *assay_test_read_topic(const char *topic, const char *isolation,
+                                                size_t expect, int quiet_ms, int timeout_ms,
+                                                size_t *count)
+{
+	char group[128];
+	const char *conf[] = {"group.id",
+	                      group,
+	                      "auto.offset.reset",
+	                      "earliest",
+	                      "isolation.level",
+	                      isolation,
+	                      "enable.auto.commit",
+	                      "false",
+	                      "enable.partition.eof",
+	                      "false",
+	                      NULL};
+	struct assay_test_record *records = NULL;
+	size_t n = 0, cap = 0;
+	int64_t start = assay_test_now_ms(), last = start;
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_t *rk;
+
+	assay_test_unique(group, sizeof(group), "reader");
+	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
+	topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+	assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
+	rd_kafka_topic_partition_list_destroy(topics);
+	for (;;) {
+		int64_t now = assay_test_now_ms();
+		rd_kafka_message_t *rkm;
+
+		if (now - start > timeout_ms || (n >= expect && now - last > quiet_ms))
+			break;
+		rkm = rd_kafka_consumer_poll(rk, 100);
+		if (rkm == NULL)
+			continue;
+		if (rkm->err == 0) {
+			struct assay_test_record *r;
+			const struct assay_header *id;
+
+			if (n == cap) {
+				cap = cap ? cap * 2 : 1024;
+				records = realloc(records, cap * sizeof(*records));
+				assert_non_null(records);
+			}
+			r = &records[n++];
+			r->key = copy_bytes(rkm->key, rkm->key_len);
+			r->value = copy_bytes(rkm->payload, rkm->len);
+			assay_headers_init(&r->headers);
+			assert_int_equal(assay_headers_add_from_message(&r->headers, rkm), 0);
+			id = assay_headers_find(&r->headers, "event_id");
+			r->event_id = id ? copy_bytes(id->value, id->size) : NULL;
+			last = assay_test_now_ms();
+		}
+		rd_kafka_message_destroy(rkm);
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	*count = n;
+	return records;
+}
+
+void assay_test_records_free(struct assay_test_record *records, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(records[i].key);
+		free(records[i].value);
+		free(records[i].event_id);
+		assay_headers_release(&records[i].headers);
+	}
+	free(records);
+}

@@ -1,0 +1,62 @@
+/*
+ * A small handler for testing and benchmarking the batch loop: it copies every message into
+ * the table loop_rows and emits one event per message ("out:" + value) on an output topic.
+ * A message whose value is "poison" is dead-lettered by the handler (a rule it breaks); one
+ * whose value is "dbreject" passes the handler but is refused by a CHECK constraint of the
+ * table, so the loop's database-side rejection path is exercised too.
+ */
+#ifndef ASSAY_TEST_LOOP_H
+#define ASSAY_TEST_LOOP_H
+
+#include "assay_loop.h"
+#include "assay_pg.h"
+
+#include <signal.h>
+
+struct assay_test_copy_handler {
+	const char *instance;   /* written into every row */
+	const char *out_topic;  /* where the events go */
+	struct assay_copybuf rows;
+};
+
+void assay_test_copy_handler_init(struct assay_test_copy_handler *h, const char *instance,
+				  const char *out_topic);
+void assay_test_copy_handler_release(struct assay_test_copy_handler *h);
+/* The handler table entry for h (stage "loop-test", no decoding). */
+struct assay_handler assay_test_copy_handler(struct assay_test_copy_handler *h);
+
+/* Applies the migrations and creates loop_rows in the database at url (fails the test on
+ * error). */
+void assay_test_loop_schema(const char *url);
+
+/* A loop configuration for tests: fast session timeouts, small backoffs. */
+void assay_test_loop_config(struct assay_loop_config *cfg, const char *service,
+			    const char *instance, const char *pg_url, const char **topic,
+			    const char *deadletter_topic, const volatile sig_atomic_t *stop);
+
+/* Produces n messages "msg-<first+i>" with keys "k-<i>" (spread over partitions by key) and
+ * waits for every delivery. Values for the indexes in poison[] / dbreject[] (each list ends
+ * with -1; may be NULL) are "poison" / "dbreject". */
+void assay_test_produce(const char *topic, int first, int n, const int *poison,
+			const int *dbreject);
+
+/* Rows in loop_rows, and distinct (topic, partition, offset) among them. */
+void assay_test_loop_counts(const char *url, long *rows, long *distinct);
+
+/* One consumed message, copied. */
+struct assay_test_record {
+	char *key;
+	char *value;
+	char *event_id; /* the event_id header, or NULL */
+	struct assay_headers headers;
+};
+
+/* Reads a topic from the start with the given isolation level until no message came for
+ * quiet_ms (after at least expect messages, or timeout_ms in all). Returns the records
+ * (caller frees with assay_test_records_free) and their count. */
+struct assay_test_record *assay_test_read_topic(const char *topic, const char *isolation,
+						size_t expect, int quiet_ms, int timeout_ms,
+						size_t *count);
+void assay_test_records_free(struct assay_test_record *records, size_t count);
+
+#endif
