@@ -5,6 +5,7 @@
 #   make bench    deps, release build, local stack up, every benchmark
 #   make stack-up / stack-down / format
 
+MAKEFLAGS += --no-print-directory
 JOBS      ?= $(shell nproc)
 BUILD     ?= build
 SAN_BUILD ?= build/sanitize
