@@ -1,5 +1,7 @@
 /*
- * The exactly-once batch loop (see assay_loop.h and docs/runtime.md).
+ * The exactly-once batch loop (see assay_loop.h and docs/runtime.md): consuming, applying a
+ * batch in one PostgreSQL transaction, rebalances and the loop's life cycle. The handler's
+ * view of a batch is in assay_batch.c, publishing in assay_relay.c.
  *
  * Positions. For every assigned partition the loop knows two offsets:
  *   db_next    the next offset to apply; stored in assay_offsets and moved only by the
@@ -12,128 +14,15 @@
  * and only move together with their effects) and repeats nothing (each effect is guarded by
  * the position that moves with it).
  */
-#include "assay_loop.h"
+#include "assay_loop_int.h"
 #include "assay_err.h"
 #include "assay_kafka.h"
-#include "assay_pg.h"
 
-#include <endian.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define RELAY_MAX_ROWS     20000
-#define RELAY_UNKNOWN      (-2)
-#define OUTBOX_CLEANUP_MS  1000
-#define DEFAULT_DEADLETTER "assay.deadletter"
-
-struct part {
-	char *topic;
-	int32_t partition;
-	int32_t stream;      /* assay_offsets.id: the partition's rows in the outbox */
-	int64_t db_next;     /* next offset to apply (as stored in PostgreSQL) */
-	int64_t relay_pos;   /* input offset below which the outbox is published; RELAY_UNKNOWN */
-	int64_t cleaned_pos; /* outbox rows below this are deleted */
-	struct assay_gauge *lag;
-};
-
-struct out_event {
-	size_t msg;         /* index of the causing message in its batch */
-	char *source_topic; /* set when the event moves to the relay queue */
-	int32_t source_partition;
-	int64_t source_offset;
-	int seq;
-	char *topic;
-	void *key;
-	size_t key_len;
-	void *value;
-	size_t value_len;
-	struct assay_headers headers;
-};
-
-/* One Kafka transaction handed to the relay thread: the queued events and the positions to
- * commit with them. Owned by the loop thread except while the relay thread runs it. */
-struct relay_job {
-	struct out_event *events;
-	size_t nevents;
-	rd_kafka_topic_partition_list_t *offsets;
-	rd_kafka_consumer_group_metadata_t *cgmd;
-	bool done;
-	int err;
-	char errstr[512];
-	int64_t started_ms;
-};
-
-struct assay_batch {
-	struct assay_loop *loop;
-	struct assay_msg *msgs;
-	size_t count;
-	struct out_event *events;
-	size_t nevents;
-	size_t events_cap;
-	size_t ndead;
-};
-
-struct assay_loop {
-	struct assay_loop_config cfg;
-	struct assay_handler handler;
-	const char *deadletter_topic;
-	rd_kafka_t *consumer;
-	rd_kafka_t *producer;
-	PGconn *conn;
-
-	struct part *parts;
-	size_t nparts;
-	atomic_int assigned; /* nparts, readable from other threads */
-	bool fatal;          /* set by the rebalance callback */
-	char fatal_errstr[512];
-
-	rd_kafka_message_t **rkms; /* the batch in hand */
-	size_t nrkms;
-
-	struct assay_copybuf copy;
-	int backoff_ms;
-
-	/* Events applied but not yet published. While mem_valid, mem holds every outbox row
-	 * between relay_pos and db_next of every assigned partition, so the relay publishes from
-	 * memory; otherwise (after a start, a rebalance or a re-seek) it reads the outbox. */
-	struct out_event *mem;
-	size_t nmem, mem_cap;
-	bool mem_valid;
-	int64_t last_relay_ms;
-	int64_t last_cleanup_ms;
-
-	/* The relay thread runs one Kafka transaction (a job) at a time while this thread
-	 * goes on applying batches; mu guards job and quit. */
-	pthread_t relay_thread;
-	bool relay_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct relay_job *job; /* submitted and not yet collected */
-	bool quit;
-	bool cleanup_in_txn; /* the batch transaction in flight deletes published outbox rows */
-
-	struct assay_counter *m_consumed;
-	struct assay_counter *m_produced;
-	struct assay_counter *m_deadlettered;
-	struct assay_counter *m_retries;
-	struct assay_histogram *m_batch_size;
-	struct assay_histogram *m_batch_seconds;
-	struct assay_histogram *m_relay_seconds;
-};
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -173,7 +62,7 @@ static void backoff_reset(struct assay_loop *loop)
 
 /* ---- partitions ---- */
 
-static struct part *part_find(struct assay_loop *loop, const char *topic, int32_t partition)
+struct part *assay_loop_part_find(struct assay_loop *loop, const char *topic, int32_t partition)
 {
 	for (size_t i = 0; i < loop->nparts; i++)
 		if (loop->parts[i].partition == partition &&
@@ -182,11 +71,9 @@ static struct part *part_find(struct assay_loop *loop, const char *topic, int32_
 	return NULL;
 }
 
-static void mem_invalidate(struct assay_loop *loop);
-
 static void parts_clear(struct assay_loop *loop)
 {
-	mem_invalidate(loop);
+	assay_relay_forget(loop);
 	for (size_t i = 0; i < loop->nparts; i++)
 		free(loop->parts[i].topic);
 	free(loop->parts);
@@ -198,7 +85,7 @@ static void parts_clear(struct assay_loop *loop)
 /* ---- database connection ---- */
 
 /* Connects when there is no usable connection. Returns 0 or ASSAY_ERR_RETRY. */
-static int db_ensure(struct assay_loop *loop, char *errstr, size_t errstr_size)
+int assay_loop_db_ensure(struct assay_loop *loop, char *errstr, size_t errstr_size)
 {
 	if (loop->conn != NULL && PQstatus(loop->conn) == CONNECTION_OK)
 		return 0;
@@ -284,7 +171,7 @@ static int load_db_offsets(struct assay_loop *loop, rd_kafka_topic_partition_lis
 		if (err)
 			goto out;
 	}
-	err = db_ensure(loop, errstr, errstr_size);
+	err = assay_loop_db_ensure(loop, errstr, errstr_size);
 	if (err)
 		goto out;
 	{
@@ -411,9 +298,13 @@ out:
 	return err;
 }
 
-static void batch_discard(struct assay_loop *loop);
-static int relay(struct assay_loop *loop, bool force, char *errstr, size_t errstr_size);
-static void event_release(struct out_event *e);
+/* Destroys the messages in hand (they were not applied). */
+static void batch_discard(struct assay_loop *loop)
+{
+	for (size_t k = 0; k < loop->nrkms; k++)
+		rd_kafka_message_destroy(loop->rkms[k]);
+	loop->nrkms = 0;
+}
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
@@ -435,7 +326,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
 	/* revoked (or an error): messages in hand are not applied; the next owner reads them
 	 * from the stored offsets. Publish what is applied so the handover is quick. */
 	batch_discard(loop);
-	if (!rd_kafka_assignment_lost(rk) && relay(loop, true, errstr, sizeof(errstr)) != 0)
+	if (!rd_kafka_assignment_lost(rk) &&
+	    assay_relay_publish(loop, true, errstr, sizeof(errstr)) != 0)
 		assay_log_warn(loop->cfg.log, "relay before revoke failed",
 		               ASSAY_LF_STR("error", errstr));
 	assay_log_info(loop->cfg.log, "partitions revoked", ASSAY_LF_INT("count", list->cnt));
@@ -460,273 +352,6 @@ static void error_cb(rd_kafka_t *rk, int kerr, const char *reason, void *opaque)
 	               ASSAY_LF_STR("reason", reason));
 }
 
-/* ---- batches ---- */
-
-size_t assay_batch_count(const struct assay_batch *batch)
-{
-	return batch->count;
-}
-
-struct assay_msg *assay_batch_msg(struct assay_batch *batch, size_t i)
-{
-	return &batch->msgs[i];
-}
-
-static void event_id_for(const struct assay_loop *loop, const char *topic, int32_t partition,
-                         int64_t offset, int seq, char out[ASSAY_UUID_LEN])
-{
-	char name[512];
-	int n = snprintf(name, sizeof(name), "%s/%s/%" PRId32 "/%" PRId64 "/%d", loop->cfg.service,
-	                 topic, partition, offset, seq);
-
-	assay_uuid_from_name(name, (size_t)n < sizeof(name) ? (size_t)n : sizeof(name) - 1, out);
-}
-
-void assay_batch_next_event_id(const struct assay_batch *batch, size_t i, char out[ASSAY_UUID_LEN])
-{
-	const struct assay_msg *m = &batch->msgs[i];
-
-	event_id_for(batch->loop, m->topic, m->partition, m->offset, m->nevents, out);
-}
-
-static void event_release(struct out_event *e)
-{
-	free(e->source_topic);
-	free(e->topic);
-	free(e->key);
-	free(e->value);
-	assay_headers_release(&e->headers);
-}
-
-int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, const void *key,
-                     size_t key_len, const void *value, size_t value_len,
-                     struct assay_headers *headers)
-{
-	struct assay_msg *m = &batch->msgs[i];
-	struct out_event *e;
-	int err = ASSAY_ERR_FATAL;
-
-	if (m->nevents >= ASSAY_LOOP_MAX_EVENTS_PER_MESSAGE)
-		goto fail;
-	if (batch->nevents == batch->events_cap) {
-		size_t cap = batch->events_cap ? batch->events_cap * 2 : 256;
-		struct out_event *events = realloc(batch->events, cap * sizeof(*events));
-
-		if (events == NULL)
-			goto fail;
-		batch->events = events;
-		batch->events_cap = cap;
-	}
-	e = &batch->events[batch->nevents];
-	memset(e, 0, sizeof(*e));
-	e->msg = i;
-	e->seq = m->nevents;
-	if (headers) {
-		e->headers = *headers; /* taken over */
-		assay_headers_init(headers);
-	}
-	e->topic = strdup(topic);
-	e->key = key_len ? malloc(key_len) : NULL;
-	e->value = value_len ? malloc(value_len) : NULL;
-	if (e->topic == NULL || (key_len && e->key == NULL) || (value_len && e->value == NULL)) {
-		event_release(e);
-		return ASSAY_ERR_FATAL;
-	}
-	if (key_len)
-		memcpy(e->key, key, key_len);
-	e->key_len = key_len;
-	if (value_len)
-		memcpy(e->value, value, value_len);
-	e->value_len = value_len;
-	/* event_id and produced_by are added when the event is published: the id derives from
-	 * the event's position, so the outbox need not store either */
-	if (assay_headers_find(&e->headers, "trace_id") == NULL) {
-		rd_kafka_headers_t *in;
-		const void *trace = NULL;
-		size_t trace_len = 0;
-
-		if (rd_kafka_message_headers(m->rkm, &in) == 0 &&
-		    (rd_kafka_header_get_last(in, "trace_id", &trace, &trace_len) == 0 ||
-		     rd_kafka_header_get_last(in, "event_id", &trace, &trace_len) == 0)) {
-			if (assay_headers_add(&e->headers, "trace_id", trace, trace_len))
-				goto fail_event;
-		}
-	}
-	m->nevents++;
-	batch->nevents++;
-	return 0;
-fail_event:
-	event_release(e);
-	return ASSAY_ERR_FATAL;
-fail:
-	if (headers)
-		assay_headers_release(headers);
-	return err;
-}
-
-int assay_batch_emit_avro(struct assay_batch *batch, size_t i, const char *topic, const void *key,
-                          size_t key_len, const struct assay_schema *s, avro_value_t *value,
-                          char *errstr, size_t errstr_size)
-{
-	struct assay_headers headers;
-	void *buf = NULL;
-	size_t len = 0;
-	int err;
-
-	err = assay_codec_encode(batch->loop->cfg.codec, s, value, &buf, &len, errstr, errstr_size);
-	if (err)
-		return err;
-	assay_headers_init(&headers);
-	if (assay_headers_add_str(&headers, "event_type", s->full_name)) {
-		free(buf);
-		assay_headers_release(&headers);
-		return ASSAY_ERR_FATAL;
-	}
-	err = assay_batch_emit(batch, i, topic, key, key_len, buf, len, &headers);
-	free(buf);
-	return err;
-}
-
-int assay_batch_deadletter(struct assay_batch *batch, size_t i, int err_class, const char *message)
-{
-	struct assay_loop *loop = batch->loop;
-	struct assay_msg *m = &batch->msgs[i];
-	struct assay_headers h;
-	char num[32];
-	int err;
-
-	assay_headers_init(&h);
-	err = assay_headers_add_from_message(&h, m->rkm);
-	/* the dead letter carries an event id of its own; the original's is kept renamed */
-	for (size_t k = 0; !err && k < h.count; k++)
-		if (strcmp(h.items[k].name, "event_id") == 0) {
-			char *name = strdup("assay.dlq.event_id");
-
-			if (name == NULL)
-				err = ASSAY_ERR_FATAL;
-			else {
-				free(h.items[k].name);
-				h.items[k].name = name;
-			}
-		}
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.topic", m->topic);
-	snprintf(num, sizeof(num), "%" PRId32, m->partition);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.partition", num);
-	snprintf(num, sizeof(num), "%" PRId64, m->offset);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.offset", num);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.stage", loop->handler.stage);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.error.class", assay_err_name(err_class));
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.error.message", message);
-	if (err) {
-		assay_headers_release(&h);
-		return err;
-	}
-	err = assay_batch_emit(batch, i, loop->deadletter_topic, m->key, m->key_len, m->value,
-	                       m->value_len, &h);
-	if (err)
-		return err;
-	if (!m->dead)
-		batch->ndead++;
-	m->dead = true;
-	assay_log_warn(loop->cfg.log, "message dead-lettered", ASSAY_LF_STR("topic", m->topic),
-	               ASSAY_LF_INT("partition", m->partition), ASSAY_LF_INT("offset", m->offset),
-	               ASSAY_LF_STR("class", assay_err_name(err_class)),
-	               ASSAY_LF_STR("error", message));
-	return 0;
-}
-
-static void batch_reset_outputs(struct assay_batch *batch)
-{
-	for (size_t k = 0; k < batch->nevents; k++)
-		event_release(&batch->events[k]);
-	batch->nevents = 0;
-	batch->ndead = 0;
-	for (size_t k = 0; k < batch->count; k++) {
-		batch->msgs[k].nevents = 0;
-		batch->msgs[k].dead = false;
-	}
-}
-
-static void batch_release(struct assay_batch *batch)
-{
-	batch_reset_outputs(batch);
-	for (size_t k = 0; k < batch->count; k++)
-		if (batch->msgs[k].decoded_ok)
-			assay_decoded_release(&batch->msgs[k].decoded);
-	free(batch->events);
-	free(batch->msgs);
-	memset(batch, 0, sizeof(*batch));
-}
-
-/* Destroys the messages in hand (they were not applied). */
-static void batch_discard(struct assay_loop *loop)
-{
-	for (size_t k = 0; k < loop->nrkms; k++)
-		rd_kafka_message_destroy(loop->rkms[k]);
-	loop->nrkms = 0;
-}
-
-/* Builds the batch view of rkms[first, first+n): decodes when the handler wants it.
- * Returns 0, ASSAY_ERR_RETRY (the registry is unreachable) or ASSAY_ERR_FATAL. */
-static int batch_build(struct assay_loop *loop, struct assay_batch *batch, size_t first, size_t n,
-                       char *errstr, size_t errstr_size)
-{
-	memset(batch, 0, sizeof(*batch));
-	batch->loop = loop;
-	batch->msgs = calloc(n ? n : 1, sizeof(*batch->msgs));
-	if (batch->msgs == NULL)
-		return ASSAY_ERR_FATAL;
-	batch->count = n;
-	for (size_t k = 0; k < n; k++) {
-		const rd_kafka_message_t *rkm = loop->rkms[first + k];
-		struct assay_msg *m = &batch->msgs[k];
-
-		m->rkm = rkm;
-		m->topic = rd_kafka_topic_name(rkm->rkt);
-		m->partition = rkm->partition;
-		m->offset = rkm->offset;
-		m->key = rkm->key;
-		m->key_len = rkm->key_len;
-		m->value = rkm->payload;
-		m->value_len = rkm->len;
-	}
-	return 0;
-}
-
-/* Decodes the values (after outputs were reset, so decode failures dead-letter afresh). */
-static int batch_decode(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
-                        size_t errstr_size)
-{
-	if (!loop->handler.decode)
-		return 0;
-	for (size_t k = 0; k < batch->count; k++) {
-		struct assay_msg *m = &batch->msgs[k];
-		char why[512];
-		int err;
-
-		if (m->decoded_ok)
-			continue;
-		err = assay_codec_decode(loop->cfg.codec, m->value, m->value_len, &m->decoded, why,
-		                         sizeof(why));
-		if (err == 0) {
-			m->decoded_ok = true;
-		} else if (err == ASSAY_ERR_REJECT) {
-			err = assay_batch_deadletter(batch, k, ASSAY_ERR_REJECT, why);
-			if (err)
-				return err;
-		} else {
-			return assay_errf(err, errstr, errstr_size, "decode failed: %s", why);
-		}
-	}
-	return 0;
-}
-
 /* The outbox rows of the batch, COPY'd in the batch transaction. */
 static int write_outbox(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
                         size_t errstr_size)
@@ -744,7 +369,7 @@ static int write_outbox(struct assay_loop *loop, struct assay_batch *batch, char
 
 		if (assay_headers_encode(&e->headers, &hbuf, &hlen))
 			return ASSAY_ERR_FATAL;
-		const struct part *p = part_find(loop, m->topic, m->partition);
+		const struct part *p = assay_loop_part_find(loop, m->topic, m->partition);
 
 		if (p == NULL) {
 			free(hbuf);
@@ -790,7 +415,7 @@ static int write_offsets(struct assay_loop *loop, struct assay_batch *batch, cha
 	int err = 0;
 
 	/* outbox rows Kafka already holds are deleted about once a second, not every batch */
-	loop->cleanup_in_txn = now_ms() - loop->last_cleanup_ms >= OUTBOX_CLEANUP_MS;
+	loop->cleanup_in_txn = assay_now_ms() - loop->last_cleanup_ms >= OUTBOX_CLEANUP_MS;
 
 	for (size_t i = 0; i < loop->nparts; i++) {
 		struct part *p = &loop->parts[i];
@@ -844,13 +469,12 @@ out:
 	return err;
 }
 
-static int mem_take(struct assay_loop *loop, struct assay_batch *batch);
-
 /* After a commit: the new stored offsets, cleaned positions, and the relay queue. */
 static void batch_committed(struct assay_loop *loop, struct assay_batch *batch)
 {
 	for (size_t k = 0; k < batch->count; k++) {
-		struct part *p = part_find(loop, batch->msgs[k].topic, batch->msgs[k].partition);
+		struct part *p =
+		        assay_loop_part_find(loop, batch->msgs[k].topic, batch->msgs[k].partition);
 
 		if (p && batch->msgs[k].offset + 1 > p->db_next)
 			p->db_next = batch->msgs[k].offset + 1;
@@ -859,9 +483,9 @@ static void batch_committed(struct assay_loop *loop, struct assay_batch *batch)
 		for (size_t i = 0; i < loop->nparts; i++)
 			if (loop->parts[i].relay_pos > loop->parts[i].cleaned_pos)
 				loop->parts[i].cleaned_pos = loop->parts[i].relay_pos;
-		loop->last_cleanup_ms = now_ms();
+		loop->last_cleanup_ms = assay_now_ms();
 	}
-	mem_take(loop, batch);
+	assay_relay_take(loop, batch);
 }
 
 /* One attempt at applying a batch: handle, then BEGIN; rows; outbox; offsets; COMMIT. */
@@ -870,14 +494,14 @@ static int batch_attempt(struct assay_loop *loop, struct assay_batch *batch, cha
 {
 	int err;
 
-	batch_reset_outputs(batch);
-	err = batch_decode(loop, batch, errstr, errstr_size);
+	assay_batch_reset_outputs(batch);
+	err = assay_batch_decode_all(loop, batch, errstr, errstr_size);
 	if (err)
 		return err;
 	err = loop->handler.handle(loop->handler.ctx, batch, errstr, errstr_size);
 	if (err)
 		return ASSAY_ERR_FATAL;
-	err = db_ensure(loop, errstr, errstr_size);
+	err = assay_loop_db_ensure(loop, errstr, errstr_size);
 	if (err)
 		return err;
 	err = assay_pg_exec(loop->conn, "BEGIN", errstr, errstr_size);
@@ -913,12 +537,12 @@ static int reseek(struct assay_loop *loop, char *errstr, size_t errstr_size)
 	for (size_t i = 0; i < loop->nparts; i++)
 		rd_kafka_topic_partition_list_add(list, loop->parts[i].topic,
 		                                  loop->parts[i].partition);
-	mem_invalidate(loop);
+	assay_relay_forget(loop);
 	err = load_db_offsets(loop, list, NULL, errstr, errstr_size);
 	if (!err) {
 		for (int i = 0; i < list->cnt; i++) {
-			struct part *p =
-			        part_find(loop, list->elems[i].topic, list->elems[i].partition);
+			struct part *p = assay_loop_part_find(loop, list->elems[i].topic,
+			                                      list->elems[i].partition);
 			if (p)
 				p->db_next = list->elems[i].offset;
 		}
@@ -944,7 +568,7 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 	struct assay_batch batch;
 	int err;
 
-	err = batch_build(loop, &batch, first, n, errstr, errstr_size);
+	err = assay_batch_build(loop, &batch, first, n, errstr, errstr_size);
 	for (;;) {
 		if (err)
 			break;
@@ -966,7 +590,7 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 		if (loop->m_deadlettered && batch.ndead)
 			assay_counter_add(loop->m_deadlettered, batch.ndead);
 	} else if (err == ASSAY_ERR_REJECT && n > 1) {
-		batch_release(&batch);
+		assay_batch_release(&batch);
 		for (size_t k = 0; k < n; k++) {
 			err = apply(loop, first + k, 1, errstr, errstr_size);
 			if (err)
@@ -978,10 +602,10 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 		char why[512];
 
 		snprintf(why, sizeof(why), "%s", errstr);
-		batch_reset_outputs(&batch);
+		assay_batch_reset_outputs(&batch);
 		err = assay_batch_deadletter(&batch, 0, ASSAY_ERR_REJECT, why);
 		while (!err) {
-			err = db_ensure(loop, errstr, errstr_size);
+			err = assay_loop_db_ensure(loop, errstr, errstr_size);
 			if (!err)
 				err = assay_pg_exec(loop->conn, "BEGIN", errstr, errstr_size);
 			if (!err)
@@ -1015,502 +639,7 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 		else if (err == ASSAY_ERR_RETRY)
 			err = ASSAY_ERR_FENCED; /* the next rebalance or batch tries again */
 	}
-	batch_release(&batch);
-	return err;
-}
-
-/* ---- outbox relay ---- */
-
-static int64_t be64(const char *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return (int64_t)be64toh(v);
-}
-
-static int32_t be32(const char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return (int32_t)be32toh(v);
-}
-
-static int relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t errstr_size);
-
-/* Drops the relay queue (after waiting for the job in flight); the next relay reads the
- * outbox, which holds everything not yet published. */
-static void mem_invalidate(struct assay_loop *loop)
-{
-	char errstr[512];
-
-	if (relay_collect(loop, true, errstr, sizeof(errstr)) != 0)
-		assay_log_warn(loop->cfg.log, "relay failed", ASSAY_LF_STR("error", errstr));
-	for (size_t k = 0; k < loop->nmem; k++)
-		event_release(&loop->mem[k]);
-	loop->nmem = 0;
-	loop->mem_valid = false;
-}
-
-/* After a commit: moves the batch's events into the relay queue (when it is valid). */
-static int mem_take(struct assay_loop *loop, struct assay_batch *batch)
-{
-	if (!loop->mem_valid || batch->nevents == 0)
-		return 0;
-	if (loop->nmem + batch->nevents > loop->mem_cap) {
-		size_t cap = loop->mem_cap ? loop->mem_cap : 1024;
-		struct out_event *mem;
-
-		while (cap < loop->nmem + batch->nevents)
-			cap *= 2;
-		mem = realloc(loop->mem, cap * sizeof(*mem));
-		if (mem == NULL) {
-			mem_invalidate(loop); /* the outbox still has them */
-			return 0;
-		}
-		loop->mem = mem;
-		loop->mem_cap = cap;
-	}
-	for (size_t k = 0; k < batch->nevents; k++) {
-		struct out_event *e = &batch->events[k];
-		const struct assay_msg *m = &batch->msgs[e->msg];
-
-		e->source_topic = strdup(m->topic);
-		if (e->source_topic == NULL) {
-			mem_invalidate(loop);
-			return 0;
-		}
-		e->source_partition = m->partition;
-		e->source_offset = m->offset;
-		loop->mem[loop->nmem++] = *e; /* taken over */
-		memset(e, 0, sizeof(*e));
-		assay_headers_init(&e->headers);
-	}
-	batch->nevents = 0;
-	return 0;
-}
-
-static int txn_error(struct assay_loop *loop, rd_kafka_error_t *error, const char *what,
-                     char *errstr, size_t errstr_size)
-{
-	int cls = assay_kafka_classify_error(error);
-	int err;
-
-	assay_errf(0, errstr, errstr_size, "%s failed: %s", what, rd_kafka_error_string(error));
-	rd_kafka_error_destroy(error);
-	if (cls == ASSAY_ERR_FATAL)
-		return ASSAY_ERR_FATAL;
-	error = rd_kafka_abort_transaction(loop->producer, -1);
-	if (error) {
-		err = assay_kafka_classify_error(error);
-		rd_kafka_error_destroy(error);
-		if (err == ASSAY_ERR_FATAL)
-			return ASSAY_ERR_FATAL;
-	}
-	return ASSAY_ERR_RETRY;
-}
-
-/* Publishes one event inside the open transaction, adding event_id (from its position)
- * unless the handler set one, and produced_by. */
-static int produce(struct assay_loop *loop, const char *topic, const void *key, size_t key_len,
-                   const void *value, size_t value_len, const struct assay_headers *h,
-                   const char *source_topic, int32_t source_partition, int64_t source_offset,
-                   int seq, char *errstr, size_t errstr_size)
-{
-	rd_kafka_headers_t *hdrs = assay_headers_to_kafka(h);
-	rd_kafka_resp_err_t kerr;
-
-	if (hdrs == NULL)
-		return ASSAY_ERR_FATAL;
-	if (assay_headers_find(h, "event_id") == NULL) {
-		char id[ASSAY_UUID_LEN];
-
-		event_id_for(loop, source_topic, source_partition, source_offset, seq, id);
-		rd_kafka_header_add(hdrs, "event_id", -1, id, -1);
-	}
-	if (assay_headers_find(h, "produced_by") == NULL)
-		rd_kafka_header_add(hdrs, "produced_by", -1, loop->cfg.service, -1);
-	for (;;) {
-		kerr = rd_kafka_producev(loop->producer, RD_KAFKA_V_TOPIC(topic),
-		                         RD_KAFKA_V_KEY(key, key_len),
-		                         RD_KAFKA_V_VALUE((void *)value, value_len),
-		                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-		if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			break;
-		rd_kafka_poll(loop->producer, 50);
-	}
-	if (kerr) {
-		rd_kafka_headers_destroy(hdrs);
-		return assay_errf(assay_kafka_classify(kerr) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
-		                                                                : ASSAY_ERR_RETRY,
-		                  errstr, errstr_size, "produce to %s failed: %s", topic,
-		                  rd_kafka_err2str(kerr));
-	}
-	return 0;
-}
-
-/* Fills unknown relay positions from the group's committed offsets. */
-static int relay_positions(struct assay_loop *loop, char *errstr, size_t errstr_size)
-{
-	rd_kafka_topic_partition_list_t *list =
-	        rd_kafka_topic_partition_list_new((int)loop->nparts);
-	rd_kafka_resp_err_t kerr;
-
-	for (size_t i = 0; i < loop->nparts; i++)
-		if (loop->parts[i].relay_pos == RELAY_UNKNOWN)
-			rd_kafka_topic_partition_list_add(list, loop->parts[i].topic,
-			                                  loop->parts[i].partition);
-	kerr = list->cnt ? rd_kafka_committed(loop->consumer, list, 10000) : 0;
-	for (int i = 0; kerr == 0 && i < list->cnt; i++) {
-		struct part *p = part_find(loop, list->elems[i].topic, list->elems[i].partition);
-
-		if (p && list->elems[i].err == 0)
-			p->relay_pos = list->elems[i].offset >= 0 ? list->elems[i].offset : 0;
-	}
-	rd_kafka_topic_partition_list_destroy(list);
-	if (kerr)
-		return assay_errf(ASSAY_ERR_RETRY, errstr, errstr_size,
-		                  "reading relayed positions failed: %s", rd_kafka_err2str(kerr));
-	return 0;
-}
-
-/* Produces the outbox rows of partition p between relay_pos and db_next (at most
- * RELAY_MAX_ROWS, whole input messages only) and sets *new_pos to where that ends. */
-static int relay_from_outbox(struct assay_loop *loop, const struct part *p, int64_t *new_pos,
-                             size_t *produced, char *errstr, size_t errstr_size)
-{
-	char lo[32], hi[32], stream[16], limit[16];
-	const char *params[] = {stream, lo, hi, limit};
-	PGresult *res;
-	int rows, err = 0;
-
-	snprintf(stream, sizeof(stream), "%" PRId32, p->stream);
-	snprintf(lo, sizeof(lo), "%" PRId64, p->relay_pos);
-	snprintf(hi, sizeof(hi), "%" PRId64, p->db_next);
-	snprintf(limit, sizeof(limit), "%d", RELAY_MAX_ROWS);
-	res = PQexecParams(
-	        loop->conn,
-	        "SELECT source_offset, seq, topic, key, value, headers FROM assay_outbox "
-	        "WHERE stream = $1 AND source_offset >= $2 AND source_offset < $3 "
-	        "ORDER BY source_offset, seq LIMIT $4",
-	        4, NULL, params, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		err = assay_pg_result_error(res, loop->conn, "reading outbox failed", errstr,
-		                            errstr_size);
-		PQclear(res);
-		return err == ASSAY_ERR_FATAL ? err : ASSAY_ERR_RETRY;
-	}
-	rows = PQntuples(res);
-	*new_pos = p->db_next;
-	if (rows == RELAY_MAX_ROWS) /* stop before the last message, which may be cut */
-		*new_pos = be64(PQgetvalue(res, rows - 1, 0));
-	for (int r = 0; r < rows && !err; r++) {
-		struct assay_headers h;
-		char topic[256];
-		int64_t offset = be64(PQgetvalue(res, r, 0));
-
-		if (offset >= *new_pos)
-			break;
-		snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, r, 2),
-		         PQgetvalue(res, r, 2));
-		assay_headers_init(&h);
-		if (!PQgetisnull(res, r, 5) &&
-		    assay_headers_decode(&h, PQgetvalue(res, r, 5), (size_t)PQgetlength(res, r, 5),
-		                         errstr, errstr_size))
-			err = ASSAY_ERR_FATAL; /* we wrote these bytes: an invariant is broken */
-		if (!err)
-			err = produce(loop, topic,
-			              PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3),
-			              (size_t)PQgetlength(res, r, 3),
-			              PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4),
-			              (size_t)PQgetlength(res, r, 4), &h, p->topic, p->partition,
-			              offset, be32(PQgetvalue(res, r, 1)), errstr, errstr_size);
-		assay_headers_release(&h);
-		(*produced)++;
-	}
-	PQclear(res);
-	return err;
-}
-
-/* Runs a job's transaction: begin, produce every event, send the positions as the group's
- * offsets (with the consumer's group metadata, so a fenced member cannot commit), commit.
- * On the relay thread, or on the loop thread while no job is in flight. */
-static int relay_run_job(struct assay_loop *loop, struct relay_job *job, char *errstr,
-                         size_t errstr_size)
-{
-	rd_kafka_error_t *error;
-	int err = 0;
-
-	error = rd_kafka_begin_transaction(loop->producer);
-	if (error) {
-		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
-		                                                           : ASSAY_ERR_RETRY;
-		assay_errf(0, errstr, errstr_size, "begin transaction failed: %s",
-		           rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-		return err;
-	}
-	for (size_t k = 0; k < job->nevents && !err; k++) {
-		const struct out_event *e = &job->events[k];
-
-		err = produce(loop, e->topic, e->key, e->key_len, e->value, e->value_len,
-		              &e->headers, e->source_topic, e->source_partition, e->source_offset,
-		              e->seq, errstr, errstr_size);
-	}
-	if (err) {
-		error = rd_kafka_abort_transaction(loop->producer, -1);
-		if (error) {
-			if (assay_kafka_classify_error(error) == ASSAY_ERR_FATAL)
-				err = ASSAY_ERR_FATAL;
-			rd_kafka_error_destroy(error);
-		}
-		return err;
-	}
-	error = rd_kafka_send_offsets_to_transaction(loop->producer, job->offsets, job->cgmd, -1);
-	if (error)
-		return txn_error(loop, error, "sending offsets to transaction", errstr,
-		                 errstr_size);
-	error = rd_kafka_commit_transaction(loop->producer, -1);
-	if (error)
-		return txn_error(loop, error, "commit transaction", errstr, errstr_size);
-	return 0;
-}
-
-static void *relay_main(void *arg)
-{
-	struct assay_loop *loop = arg;
-
-	pthread_mutex_lock(&loop->mu);
-	for (;;) {
-		struct relay_job *job;
-
-		while (!loop->quit && (loop->job == NULL || loop->job->done))
-			pthread_cond_wait(&loop->cv, &loop->mu);
-		if (loop->quit)
-			break;
-		job = loop->job;
-		pthread_mutex_unlock(&loop->mu);
-		job->err = relay_run_job(loop, job, job->errstr, sizeof(job->errstr));
-		pthread_mutex_lock(&loop->mu);
-		job->done = true;
-		pthread_cond_broadcast(&loop->cv);
-	}
-	pthread_mutex_unlock(&loop->mu);
-	return NULL;
-}
-
-static void job_free(struct relay_job *job)
-{
-	for (size_t k = 0; k < job->nevents; k++)
-		event_release(&job->events[k]);
-	free(job->events);
-	if (job->offsets)
-		rd_kafka_topic_partition_list_destroy(job->offsets);
-	if (job->cgmd)
-		rd_kafka_consumer_group_metadata_destroy(job->cgmd);
-	free(job);
-}
-
-/* Puts a failed job's events back in front of the queue, so they go out first next time. */
-static int mem_requeue(struct assay_loop *loop, struct relay_job *job)
-{
-	struct out_event *mem;
-
-	mem = malloc((job->nevents + loop->nmem + 1) * sizeof(*mem));
-	if (mem == NULL)
-		return ASSAY_ERR_FATAL;
-	if (job->nevents)
-		memcpy(mem, job->events, job->nevents * sizeof(*mem));
-	if (loop->nmem)
-		memcpy(mem + job->nevents, loop->mem, loop->nmem * sizeof(*mem));
-	free(loop->mem);
-	loop->mem = mem;
-	loop->nmem += job->nevents;
-	loop->mem_cap = loop->nmem + 1;
-	job->nevents = 0; /* the events moved */
-	return 0;
-}
-
-/*
- * Takes the result of the job in flight, if any: when wait, waits for it to finish. On
- * success the relayed positions move; on failure its events are queued again. Returns the
- * job's result (0 when there was none).
- */
-static int relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t errstr_size)
-{
-	struct relay_job *job;
-	int err;
-
-	pthread_mutex_lock(&loop->mu);
-	job = loop->job;
-	if (job != NULL && !job->done && !wait)
-		job = NULL;
-	while (job != NULL && !job->done)
-		pthread_cond_wait(&loop->cv, &loop->mu);
-	if (job != NULL)
-		loop->job = NULL;
-	pthread_mutex_unlock(&loop->mu);
-	if (job == NULL)
-		return 0;
-
-	err = job->err;
-	if (err == 0) {
-		for (int i = 0; i < job->offsets->cnt; i++) {
-			struct part *p = part_find(loop, job->offsets->elems[i].topic,
-			                           job->offsets->elems[i].partition);
-			if (p)
-				p->relay_pos = job->offsets->elems[i].offset;
-		}
-		loop->last_relay_ms = now_ms();
-		if (loop->m_produced)
-			assay_counter_add(loop->m_produced, job->nevents);
-		if (loop->m_relay_seconds)
-			assay_histogram_observe(loop->m_relay_seconds,
-			                        (double)(now_ms() - job->started_ms) / 1000.0);
-	} else {
-		assay_errf(err, errstr, errstr_size, "%s", job->errstr);
-		if (err != ASSAY_ERR_FATAL && mem_requeue(loop, job))
-			err = ASSAY_ERR_FATAL;
-	}
-	job_free(job);
-	return err;
-}
-
-/* Hands the queued events and the positions they reach to the relay thread. */
-static int relay_submit(struct assay_loop *loop)
-{
-	struct relay_job *job = calloc(1, sizeof(*job));
-
-	if (job == NULL)
-		return ASSAY_ERR_FATAL;
-	job->offsets = rd_kafka_topic_partition_list_new((int)loop->nparts);
-	job->cgmd = rd_kafka_consumer_group_metadata(loop->consumer);
-	job->events = loop->mem; /* taken over */
-	job->nevents = loop->nmem;
-	job->started_ms = now_ms();
-	loop->mem = NULL;
-	loop->nmem = loop->mem_cap = 0;
-	for (size_t i = 0; i < loop->nparts; i++)
-		if (loop->parts[i].db_next > loop->parts[i].relay_pos)
-			rd_kafka_topic_partition_list_add(job->offsets, loop->parts[i].topic,
-			                                  loop->parts[i].partition)
-			        ->offset = loop->parts[i].db_next;
-	pthread_mutex_lock(&loop->mu);
-	loop->job = job;
-	pthread_cond_broadcast(&loop->cv);
-	pthread_mutex_unlock(&loop->mu);
-	return 0;
-}
-
-/* The recovery path, on the loop thread: publishes the outbox rows between the committed
- * positions and db_next of every partition, read from PostgreSQL. */
-static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t errstr_size)
-{
-	struct relay_job job = {0};
-	int64_t *new_pos = NULL;
-	size_t produced = 0;
-	rd_kafka_error_t *error;
-	bool pending = false;
-	int err;
-
-	err = relay_positions(loop, errstr, errstr_size);
-	if (!err)
-		err = db_ensure(loop, errstr, errstr_size);
-	if (err)
-		return err;
-	new_pos = calloc(loop->nparts, sizeof(*new_pos));
-	if (new_pos == NULL)
-		return ASSAY_ERR_FATAL;
-	error = rd_kafka_begin_transaction(loop->producer);
-	if (error) {
-		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
-		                                                           : ASSAY_ERR_RETRY;
-		assay_errf(0, errstr, errstr_size, "begin transaction failed: %s",
-		           rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-		goto out;
-	}
-	job.offsets = rd_kafka_topic_partition_list_new((int)loop->nparts);
-	for (size_t i = 0; i < loop->nparts && !err; i++) {
-		struct part *p = &loop->parts[i];
-
-		new_pos[i] = p->relay_pos;
-		if (p->db_next <= p->relay_pos)
-			continue;
-		err = relay_from_outbox(loop, p, &new_pos[i], &produced, errstr, errstr_size);
-		if (!err)
-			rd_kafka_topic_partition_list_add(job.offsets, p->topic, p->partition)
-			        ->offset = new_pos[i];
-	}
-	if (err) {
-		error = rd_kafka_abort_transaction(loop->producer, -1);
-		if (error) {
-			if (assay_kafka_classify_error(error) == ASSAY_ERR_FATAL)
-				err = ASSAY_ERR_FATAL;
-			rd_kafka_error_destroy(error);
-		}
-		goto out;
-	}
-	job.cgmd = rd_kafka_consumer_group_metadata(loop->consumer);
-	error = rd_kafka_send_offsets_to_transaction(loop->producer, job.offsets, job.cgmd, -1);
-	if (!error)
-		error = rd_kafka_commit_transaction(loop->producer, -1);
-	if (error) {
-		err = txn_error(loop, error, "publishing the outbox", errstr, errstr_size);
-		goto out;
-	}
-	for (size_t i = 0; i < loop->nparts; i++) {
-		loop->parts[i].relay_pos = new_pos[i];
-		pending = pending || loop->parts[i].db_next > loop->parts[i].relay_pos;
-	}
-	/* caught up: from now on the queue holds everything not yet published */
-	loop->mem_valid = !pending;
-	loop->last_relay_ms = now_ms();
-	if (loop->m_produced)
-		assay_counter_add(loop->m_produced, produced);
-out:
-	if (job.offsets)
-		rd_kafka_topic_partition_list_destroy(job.offsets);
-	if (job.cgmd)
-		rd_kafka_consumer_group_metadata_destroy(job.cgmd);
-	free(new_pos);
-	return err;
-}
-
-/*
- * Publishes what is applied but not yet published. Normally the queued events go to the
- * relay thread as one job, at most every relay_interval_ms unless relay_max_events are
- * waiting, so one Kafka transaction covers several batches while the next ones are
- * applied. After a start, a rebalance or a failure the outbox is read instead. force: wait
- * until everything applied is published (revoke, stop). Returns 0, ASSAY_ERR_RETRY (try
- * later) or ASSAY_ERR_FATAL.
- */
-static int relay(struct assay_loop *loop, bool force, char *errstr, size_t errstr_size)
-{
-	bool pending = false;
-	int err;
-
-	/* a full queue waits for the job in flight: backpressure on the loop */
-	err = relay_collect(loop, force || loop->nmem >= 2 * (size_t)loop->cfg.relay_max_events,
-	                    errstr, errstr_size);
-	if (err)
-		return err;
-	if (loop->job != NULL)
-		return 0; /* one transaction at a time */
-	for (size_t i = 0; i < loop->nparts; i++)
-		pending = pending || loop->parts[i].db_next > loop->parts[i].relay_pos;
-	if (!pending)
-		return 0;
-	if (!loop->mem_valid)
-		return relay_from_outbox_all(loop, errstr, errstr_size);
-	if (!force && now_ms() - loop->last_relay_ms < loop->cfg.relay_interval_ms &&
-	    loop->nmem < (size_t)loop->cfg.relay_max_events)
-		return 0;
-	err = relay_submit(loop);
-	if (!err && force)
-		err = relay_collect(loop, true, errstr, errstr_size);
+	assay_batch_release(&batch);
 	return err;
 }
 
@@ -1540,48 +669,52 @@ static int set_props(rd_kafka_conf_t *conf, const struct assay_loop_config *cfg,
 	return 0;
 }
 
-static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_size)
+/* A consumer or producer with the runtime's settings (key/value pairs in kv, ending with
+ * NULL), then the pass-through properties, and the loop's callbacks. NULL on failure. */
+static rd_kafka_t *new_client(struct assay_loop *loop, rd_kafka_type_t type, const char *const *kv,
+                              char *errstr, size_t errstr_size)
 {
-	const struct assay_loop_config *cfg = &loop->cfg;
-	rd_kafka_conf_t *conf = assay_kafka_conf_new(cfg->brokers, errstr, errstr_size);
-	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_resp_err_t kerr;
-	static const char *const defaults[] = {
-	        "enable.auto.commit",
-	        "false",
-	        "enable.auto.offset.store",
-	        "false",
-	        "auto.offset.reset",
-	        "earliest",
-	        "isolation.level",
-	        "read_committed",
-	        "partition.assignment.strategy",
-	        "range,roundrobin",
-	        "enable.partition.eof",
-	        "false",
-	};
+	const char *scope = type == RD_KAFKA_CONSUMER ? "consumer." : "producer.";
+	rd_kafka_conf_t *conf = assay_kafka_conf_new(loop->cfg.brokers, errstr, errstr_size);
+	rd_kafka_t *rk;
 	int err = 0;
 
 	if (conf == NULL)
-		return ASSAY_ERR_FATAL;
-	err = assay_kafka_conf_set(conf, "group.id", cfg->service, errstr, errstr_size);
-	for (size_t i = 0; !err && i < sizeof(defaults) / sizeof(defaults[0]); i += 2)
-		err = assay_kafka_conf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size);
+		return NULL;
+	for (; !err && kv[0] != NULL; kv += 2)
+		err = assay_kafka_conf_set(conf, kv[0], kv[1], errstr, errstr_size);
 	if (!err)
-		err = set_props(conf, cfg, "consumer.", errstr, errstr_size);
+		err = set_props(conf, &loop->cfg, scope, errstr, errstr_size);
 	if (err) {
 		rd_kafka_conf_destroy(conf);
-		return err;
+		return NULL;
 	}
 	rd_kafka_conf_set_opaque(conf, loop);
-	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
-	loop->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
-	if (loop->consumer == NULL) {
+	if (type == RD_KAFKA_CONSUMER)
+		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rk = rd_kafka_new(type, conf, errstr, errstr_size);
+	if (rk == NULL)
 		rd_kafka_conf_destroy(conf);
+	return rk;
+}
+
+static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_size)
+{
+	const struct assay_loop_config *cfg = &loop->cfg;
+	const char *const kv[] = {
+	        "group.id", cfg->service, "enable.auto.commit", "false", "enable.auto.offset.store",
+	        "false", "auto.offset.reset", "earliest", "isolation.level", "read_committed",
+	        /* eager: the cooperative assignor of librdkafka 2.0.2 has known bugs */
+	        "partition.assignment.strategy", "range,roundrobin", "enable.partition.eof",
+	        "false", NULL};
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t kerr;
+
+	loop->consumer = new_client(loop, RD_KAFKA_CONSUMER, kv, errstr, errstr_size);
+	if (loop->consumer == NULL)
 		return ASSAY_ERR_FATAL;
-	}
 	rd_kafka_poll_set_consumer(loop->consumer);
 	topics = rd_kafka_topic_partition_list_new((int)cfg->ntopics);
 	for (size_t i = 0; i < cfg->ntopics; i++)
@@ -1594,38 +727,28 @@ static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_
 	return 0;
 }
 
+/* The relay's transactional producer; its transactional.id is stable per instance, so a
+ * restarted instance aborts what its predecessor left open instead of waiting for the
+ * transaction timeout. */
 static int create_producer(struct assay_loop *loop, char *errstr, size_t errstr_size)
 {
 	const struct assay_loop_config *cfg = &loop->cfg;
-	rd_kafka_conf_t *conf = assay_kafka_conf_new(cfg->brokers, errstr, errstr_size);
-	rd_kafka_error_t *error;
 	char txid[512], timeout[32];
+	const char *const kv[] = {"transactional.id",
+	                          txid,
+	                          "transaction.timeout.ms",
+	                          timeout,
+	                          "linger.ms",
+	                          "5",
+	                          NULL};
+	rd_kafka_error_t *error;
 	int err;
 
-	if (conf == NULL)
-		return ASSAY_ERR_FATAL;
 	snprintf(txid, sizeof(txid), "%s-%s", cfg->service, cfg->instance_id);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->transaction_timeout_ms);
-	err = assay_kafka_conf_set(conf, "transactional.id", txid, errstr, errstr_size);
-	if (!err)
-		err = assay_kafka_conf_set(conf, "transaction.timeout.ms", timeout, errstr,
-		                           errstr_size);
-	if (!err)
-		err = assay_kafka_conf_set(conf, "linger.ms", "5", errstr, errstr_size);
-	if (!err)
-		err = set_props(conf, cfg, "producer.", errstr, errstr_size);
-	if (err) {
-		rd_kafka_conf_destroy(conf);
-		return err;
-	}
-	rd_kafka_conf_set_opaque(conf, loop);
-	rd_kafka_conf_set_log_cb(conf, log_cb);
-	rd_kafka_conf_set_error_cb(conf, error_cb);
-	loop->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
-	if (loop->producer == NULL) {
-		rd_kafka_conf_destroy(conf);
+	loop->producer = new_client(loop, RD_KAFKA_PRODUCER, kv, errstr, errstr_size);
+	if (loop->producer == NULL)
 		return ASSAY_ERR_FATAL;
-	}
 	error = rd_kafka_init_transactions(loop->producer, cfg->transaction_timeout_ms * 2);
 	if (error) {
 		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
@@ -1713,7 +836,7 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 	err = create_producer(loop, errstr, errstr_size);
 	if (err)
 		goto fail;
-	if (pthread_create(&loop->relay_thread, NULL, relay_main, loop) != 0) {
+	if (pthread_create(&loop->relay_thread, NULL, assay_relay_main, loop) != 0) {
 		assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "relay thread: cannot start");
 		goto fail;
 	}
@@ -1745,11 +868,11 @@ static void update_lag(struct assay_loop *loop)
 /* Collects up to batch_max_messages or batch_max_ms of messages into rkms. */
 static void poll_batch(struct assay_loop *loop)
 {
-	int64_t deadline = now_ms() + loop->cfg.batch_max_ms;
+	int64_t deadline = assay_now_ms() + loop->cfg.batch_max_ms;
 
 	while (loop->nrkms < (size_t)loop->cfg.batch_max_messages && !stopping(loop) &&
 	       !loop->fatal) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - assay_now_ms();
 		rd_kafka_message_t *rkm;
 
 		if (left <= 0)
@@ -1764,7 +887,8 @@ static void poll_batch(struct assay_loop *loop)
 			rd_kafka_message_destroy(rkm);
 			continue;
 		}
-		if (part_find(loop, rd_kafka_topic_name(rkm->rkt), rkm->partition) == NULL) {
+		if (assay_loop_part_find(loop, rd_kafka_topic_name(rkm->rkt), rkm->partition) ==
+		    NULL) {
 			rd_kafka_message_destroy(rkm); /* from a partition no longer ours */
 			continue;
 		}
@@ -1787,27 +911,27 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 		if (loop->fatal)
 			break;
 		if (loop->nrkms) {
-			t0 = now_ms();
+			t0 = assay_now_ms();
 			err = apply(loop, 0, loop->nrkms, errstr, errstr_size);
 			if (loop->m_batch_size)
 				assay_histogram_observe(loop->m_batch_size, (double)loop->nrkms);
 			if (loop->m_batch_seconds)
 				assay_histogram_observe(loop->m_batch_seconds,
-				                        (double)(now_ms() - t0) / 1000.0);
+				                        (double)(assay_now_ms() - t0) / 1000.0);
 			batch_discard(loop);
 			if (err == ASSAY_ERR_FENCED)
 				err = 0;
 			if (err)
 				break;
 		}
-		if (relay_failed_at == 0 || now_ms() - relay_failed_at >= loop->backoff_ms) {
-			err = relay(loop, false, errstr, errstr_size);
+		if (relay_failed_at == 0 || assay_now_ms() - relay_failed_at >= loop->backoff_ms) {
+			err = assay_relay_publish(loop, false, errstr, errstr_size);
 			if (err == ASSAY_ERR_FATAL)
 				break;
 			if (err) {
 				assay_log_warn(loop->cfg.log, "relay failed, retrying",
 				               ASSAY_LF_STR("error", errstr));
-				relay_failed_at = now_ms();
+				relay_failed_at = assay_now_ms();
 			} else {
 				relay_failed_at = 0;
 			}
@@ -1822,7 +946,7 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 		/* graceful stop: the batch in hand was applied above; publish, leave, flush */
 		char why[512];
 
-		if (relay(loop, true, why, sizeof(why)) != 0)
+		if (assay_relay_publish(loop, true, why, sizeof(why)) != 0)
 			assay_log_warn(loop->cfg.log, "final relay failed",
 			               ASSAY_LF_STR("error", why));
 	}
@@ -1852,7 +976,7 @@ void assay_loop_destroy(struct assay_loop *loop)
 		pthread_join(loop->relay_thread, NULL);
 	}
 	if (loop->job)
-		job_free(loop->job);
+		assay_relay_job_free(loop->job);
 	loop->job = NULL;
 	parts_clear(loop);
 	if (loop->consumer)

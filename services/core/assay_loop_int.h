@@ -1,0 +1,150 @@
+/*
+ * Internals shared by the batch loop's files: assay_loop.c (consume, apply, rebalance),
+ * assay_batch.c (the handler's view of a batch: emit, dead-letter) and assay_relay.c (the
+ * outbox relay and its thread). Not for services: they use assay_loop.h.
+ */
+#ifndef ASSAY_LOOP_INT_H
+#define ASSAY_LOOP_INT_H
+
+#include "assay_loop.h"
+#include "assay_pg.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define RELAY_MAX_ROWS     20000
+#define RELAY_UNKNOWN      (-2)
+#define OUTBOX_CLEANUP_MS  1000
+#define DEFAULT_DEADLETTER "assay.deadletter"
+
+struct part {
+	char *topic;
+	int32_t partition;
+	int32_t stream;      /* assay_offsets.id: the partition's rows in the outbox */
+	int64_t db_next;     /* next offset to apply (as stored in PostgreSQL) */
+	int64_t relay_pos;   /* input offset below which the outbox is published; RELAY_UNKNOWN */
+	int64_t cleaned_pos; /* outbox rows below this are deleted */
+	struct assay_gauge *lag;
+};
+
+struct out_event {
+	size_t msg;         /* index of the causing message in its batch */
+	char *source_topic; /* set when the event moves to the relay queue */
+	int32_t source_partition;
+	int64_t source_offset;
+	int seq;
+	char *topic;
+	void *key;
+	size_t key_len;
+	void *value;
+	size_t value_len;
+	struct assay_headers headers;
+};
+
+/* One Kafka transaction handed to the relay thread: the queued events and the positions to
+ * commit with them. Owned by the loop thread except while the relay thread runs it. */
+struct relay_job {
+	struct out_event *events;
+	size_t nevents;
+	rd_kafka_topic_partition_list_t *offsets;
+	rd_kafka_consumer_group_metadata_t *cgmd;
+	bool done;
+	int err;
+	char errstr[512];
+	int64_t started_ms;
+};
+
+struct assay_batch {
+	struct assay_loop *loop;
+	struct assay_msg *msgs;
+	size_t count;
+	struct out_event *events;
+	size_t nevents;
+	size_t events_cap;
+	size_t ndead;
+};
+
+struct assay_loop {
+	struct assay_loop_config cfg;
+	struct assay_handler handler;
+	const char *deadletter_topic;
+	rd_kafka_t *consumer;
+	rd_kafka_t *producer;
+	PGconn *conn;
+
+	struct part *parts;
+	size_t nparts;
+	atomic_int assigned; /* nparts, readable from other threads */
+	bool fatal;          /* set by the rebalance callback */
+	char fatal_errstr[512];
+
+	rd_kafka_message_t **rkms; /* the batch in hand */
+	size_t nrkms;
+
+	struct assay_copybuf copy;
+	int backoff_ms;
+
+	/* Events applied but not yet published. While mem_valid, mem holds every outbox row
+	 * between relay_pos and db_next of every assigned partition, so the relay publishes from
+	 * memory; otherwise (after a start, a rebalance or a re-seek) it reads the outbox. */
+	struct out_event *mem;
+	size_t nmem, mem_cap;
+	bool mem_valid;
+	int64_t last_relay_ms;
+	int64_t last_cleanup_ms;
+
+	/* The relay thread runs one Kafka transaction (a job) at a time while this thread
+	 * goes on applying batches; mu guards job and quit. */
+	pthread_t relay_thread;
+	bool relay_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct relay_job *job; /* submitted and not yet collected */
+	bool quit;
+	bool cleanup_in_txn; /* the batch transaction in flight deletes published outbox rows */
+
+	struct assay_counter *m_consumed;
+	struct assay_counter *m_produced;
+	struct assay_counter *m_deadlettered;
+	struct assay_counter *m_retries;
+	struct assay_histogram *m_batch_size;
+	struct assay_histogram *m_batch_seconds;
+	struct assay_histogram *m_relay_seconds;
+};
+
+static inline int64_t assay_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* assay_loop.c */
+struct part *assay_loop_part_find(struct assay_loop *loop, const char *topic, int32_t partition);
+/* Connects when there is no usable connection. Returns 0 or ASSAY_ERR_RETRY. */
+int assay_loop_db_ensure(struct assay_loop *loop, char *errstr, size_t errstr_size);
+
+/* assay_batch.c */
+void assay_loop_event_id(const struct assay_loop *loop, const char *topic, int32_t partition,
+                         int64_t offset, int seq, char out[ASSAY_UUID_LEN]);
+void assay_out_event_release(struct out_event *e);
+/* The batch view of loop->rkms[first, first + n). Returns 0 or ASSAY_ERR_FATAL. */
+int assay_batch_build(struct assay_loop *loop, struct assay_batch *batch, size_t first, size_t n,
+                      char *errstr, size_t errstr_size);
+int assay_batch_decode_all(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
+                           size_t errstr_size);
+void assay_batch_reset_outputs(struct assay_batch *batch);
+void assay_batch_release(struct assay_batch *batch);
+
+/* assay_relay.c */
+void *assay_relay_main(void *loop);
+int assay_relay_publish(struct assay_loop *loop, bool force, char *errstr, size_t errstr_size);
+int assay_relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t errstr_size);
+void assay_relay_forget(struct assay_loop *loop);
+int assay_relay_take(struct assay_loop *loop, struct assay_batch *batch);
+void assay_relay_job_free(struct relay_job *job);
+
+#endif

@@ -1,0 +1,512 @@
+/*
+ * The outbox relay: publishes what the loop applied, in Kafka transactions that also commit
+ * the published input positions as the consumer group's offsets. In the steady state a
+ * thread of its own publishes the events the loop queued in memory, one transaction per
+ * relay interval, while the loop applies the next batches; after a start, a rebalance or a
+ * failure the loop thread reads the outbox table instead (see docs/runtime.md).
+ */
+#include "assay_loop_int.h"
+#include "assay_err.h"
+#include "assay_kafka.h"
+
+#include <endian.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- outbox relay ---- */
+
+static int64_t be64(const char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return (int64_t)be64toh(v);
+}
+
+static int32_t be32(const char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return (int32_t)be32toh(v);
+}
+
+/* Drops the relay queue (after waiting for the job in flight); the next relay reads the
+ * outbox, which holds everything not yet published. */
+void assay_relay_forget(struct assay_loop *loop)
+{
+	char errstr[512];
+
+	if (assay_relay_collect(loop, true, errstr, sizeof(errstr)) != 0)
+		assay_log_warn(loop->cfg.log, "relay failed", ASSAY_LF_STR("error", errstr));
+	for (size_t k = 0; k < loop->nmem; k++)
+		assay_out_event_release(&loop->mem[k]);
+	loop->nmem = 0;
+	loop->mem_valid = false;
+}
+
+/* After a commit: moves the batch's events into the relay queue (when it is valid). */
+int assay_relay_take(struct assay_loop *loop, struct assay_batch *batch)
+{
+	if (!loop->mem_valid || batch->nevents == 0)
+		return 0;
+	if (loop->nmem + batch->nevents > loop->mem_cap) {
+		size_t cap = loop->mem_cap ? loop->mem_cap : 1024;
+		struct out_event *mem;
+
+		while (cap < loop->nmem + batch->nevents)
+			cap *= 2;
+		mem = realloc(loop->mem, cap * sizeof(*mem));
+		if (mem == NULL) {
+			assay_relay_forget(loop); /* the outbox still has them */
+			return 0;
+		}
+		loop->mem = mem;
+		loop->mem_cap = cap;
+	}
+	for (size_t k = 0; k < batch->nevents; k++) {
+		struct out_event *e = &batch->events[k];
+		const struct assay_msg *m = &batch->msgs[e->msg];
+
+		e->source_topic = strdup(m->topic);
+		if (e->source_topic == NULL) {
+			assay_relay_forget(loop);
+			return 0;
+		}
+		e->source_partition = m->partition;
+		e->source_offset = m->offset;
+		loop->mem[loop->nmem++] = *e; /* taken over */
+		memset(e, 0, sizeof(*e));
+		assay_headers_init(&e->headers);
+	}
+	batch->nevents = 0;
+	return 0;
+}
+
+static int txn_error(struct assay_loop *loop, rd_kafka_error_t *error, const char *what,
+                     char *errstr, size_t errstr_size)
+{
+	int cls = assay_kafka_classify_error(error);
+	int err;
+
+	assay_errf(0, errstr, errstr_size, "%s failed: %s", what, rd_kafka_error_string(error));
+	rd_kafka_error_destroy(error);
+	if (cls == ASSAY_ERR_FATAL)
+		return ASSAY_ERR_FATAL;
+	error = rd_kafka_abort_transaction(loop->producer, -1);
+	if (error) {
+		err = assay_kafka_classify_error(error);
+		rd_kafka_error_destroy(error);
+		if (err == ASSAY_ERR_FATAL)
+			return ASSAY_ERR_FATAL;
+	}
+	return ASSAY_ERR_RETRY;
+}
+
+/* Publishes one event inside the open transaction, adding event_id (from its position)
+ * unless the handler set one, and produced_by. */
+static int produce(struct assay_loop *loop, const char *topic, const void *key, size_t key_len,
+                   const void *value, size_t value_len, const struct assay_headers *h,
+                   const char *source_topic, int32_t source_partition, int64_t source_offset,
+                   int seq, char *errstr, size_t errstr_size)
+{
+	rd_kafka_headers_t *hdrs = assay_headers_to_kafka(h);
+	rd_kafka_resp_err_t kerr;
+
+	if (hdrs == NULL)
+		return ASSAY_ERR_FATAL;
+	if (assay_headers_find(h, "event_id") == NULL) {
+		char id[ASSAY_UUID_LEN];
+
+		assay_loop_event_id(loop, source_topic, source_partition, source_offset, seq, id);
+		rd_kafka_header_add(hdrs, "event_id", -1, id, -1);
+	}
+	if (assay_headers_find(h, "produced_by") == NULL)
+		rd_kafka_header_add(hdrs, "produced_by", -1, loop->cfg.service, -1);
+	for (;;) {
+		kerr = rd_kafka_producev(loop->producer, RD_KAFKA_V_TOPIC(topic),
+		                         RD_KAFKA_V_KEY(key, key_len),
+		                         RD_KAFKA_V_VALUE((void *)value, value_len),
+		                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+		if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		rd_kafka_poll(loop->producer, 50);
+	}
+	if (kerr) {
+		rd_kafka_headers_destroy(hdrs);
+		return assay_errf(assay_kafka_classify(kerr) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
+		                                                                : ASSAY_ERR_RETRY,
+		                  errstr, errstr_size, "produce to %s failed: %s", topic,
+		                  rd_kafka_err2str(kerr));
+	}
+	return 0;
+}
+
+/* Fills unknown relay positions from the group's committed offsets. */
+static int relay_positions(struct assay_loop *loop, char *errstr, size_t errstr_size)
+{
+	rd_kafka_topic_partition_list_t *list =
+	        rd_kafka_topic_partition_list_new((int)loop->nparts);
+	rd_kafka_resp_err_t kerr;
+
+	for (size_t i = 0; i < loop->nparts; i++)
+		if (loop->parts[i].relay_pos == RELAY_UNKNOWN)
+			rd_kafka_topic_partition_list_add(list, loop->parts[i].topic,
+			                                  loop->parts[i].partition);
+	kerr = list->cnt ? rd_kafka_committed(loop->consumer, list, 10000) : 0;
+	for (int i = 0; kerr == 0 && i < list->cnt; i++) {
+		struct part *p =
+		        assay_loop_part_find(loop, list->elems[i].topic, list->elems[i].partition);
+
+		if (p && list->elems[i].err == 0)
+			p->relay_pos = list->elems[i].offset >= 0 ? list->elems[i].offset : 0;
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	if (kerr)
+		return assay_errf(ASSAY_ERR_RETRY, errstr, errstr_size,
+		                  "reading relayed positions failed: %s", rd_kafka_err2str(kerr));
+	return 0;
+}
+
+/* Produces the outbox rows of partition p between relay_pos and db_next (at most
+ * RELAY_MAX_ROWS, whole input messages only) and sets *new_pos to where that ends. */
+static int relay_from_outbox(struct assay_loop *loop, const struct part *p, int64_t *new_pos,
+                             size_t *produced, char *errstr, size_t errstr_size)
+{
+	char lo[32], hi[32], stream[16], limit[16];
+	const char *params[] = {stream, lo, hi, limit};
+	PGresult *res;
+	int rows, err = 0;
+
+	snprintf(stream, sizeof(stream), "%" PRId32, p->stream);
+	snprintf(lo, sizeof(lo), "%" PRId64, p->relay_pos);
+	snprintf(hi, sizeof(hi), "%" PRId64, p->db_next);
+	snprintf(limit, sizeof(limit), "%d", RELAY_MAX_ROWS);
+	res = PQexecParams(
+	        loop->conn,
+	        "SELECT source_offset, seq, topic, key, value, headers FROM assay_outbox "
+	        "WHERE stream = $1 AND source_offset >= $2 AND source_offset < $3 "
+	        "ORDER BY source_offset, seq LIMIT $4",
+	        4, NULL, params, NULL, NULL, 1);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = assay_pg_result_error(res, loop->conn, "reading outbox failed", errstr,
+		                            errstr_size);
+		PQclear(res);
+		return err == ASSAY_ERR_FATAL ? err : ASSAY_ERR_RETRY;
+	}
+	rows = PQntuples(res);
+	*new_pos = p->db_next;
+	if (rows == RELAY_MAX_ROWS) /* stop before the last message, which may be cut */
+		*new_pos = be64(PQgetvalue(res, rows - 1, 0));
+	for (int r = 0; r < rows && !err; r++) {
+		struct assay_headers h;
+		char topic[256];
+		int64_t offset = be64(PQgetvalue(res, r, 0));
+
+		if (offset >= *new_pos)
+			break;
+		snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, r, 2),
+		         PQgetvalue(res, r, 2));
+		assay_headers_init(&h);
+		if (!PQgetisnull(res, r, 5) &&
+		    assay_headers_decode(&h, PQgetvalue(res, r, 5), (size_t)PQgetlength(res, r, 5),
+		                         errstr, errstr_size))
+			err = ASSAY_ERR_FATAL; /* we wrote these bytes: an invariant is broken */
+		if (!err)
+			err = produce(loop, topic,
+			              PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3),
+			              (size_t)PQgetlength(res, r, 3),
+			              PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4),
+			              (size_t)PQgetlength(res, r, 4), &h, p->topic, p->partition,
+			              offset, be32(PQgetvalue(res, r, 1)), errstr, errstr_size);
+		assay_headers_release(&h);
+		(*produced)++;
+	}
+	PQclear(res);
+	return err;
+}
+
+/* Runs a job's transaction: begin, produce every event, send the positions as the group's
+ * offsets (with the consumer's group metadata, so a fenced member cannot commit), commit.
+ * On the relay thread, or on the loop thread while no job is in flight. */
+static int relay_run_job(struct assay_loop *loop, struct relay_job *job, char *errstr,
+                         size_t errstr_size)
+{
+	rd_kafka_error_t *error;
+	int err = 0;
+
+	error = rd_kafka_begin_transaction(loop->producer);
+	if (error) {
+		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
+		                                                           : ASSAY_ERR_RETRY;
+		assay_errf(0, errstr, errstr_size, "begin transaction failed: %s",
+		           rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+		return err;
+	}
+	for (size_t k = 0; k < job->nevents && !err; k++) {
+		const struct out_event *e = &job->events[k];
+
+		err = produce(loop, e->topic, e->key, e->key_len, e->value, e->value_len,
+		              &e->headers, e->source_topic, e->source_partition, e->source_offset,
+		              e->seq, errstr, errstr_size);
+	}
+	if (err) {
+		error = rd_kafka_abort_transaction(loop->producer, -1);
+		if (error) {
+			if (assay_kafka_classify_error(error) == ASSAY_ERR_FATAL)
+				err = ASSAY_ERR_FATAL;
+			rd_kafka_error_destroy(error);
+		}
+		return err;
+	}
+	error = rd_kafka_send_offsets_to_transaction(loop->producer, job->offsets, job->cgmd, -1);
+	if (error)
+		return txn_error(loop, error, "sending offsets to transaction", errstr,
+		                 errstr_size);
+	error = rd_kafka_commit_transaction(loop->producer, -1);
+	if (error)
+		return txn_error(loop, error, "commit transaction", errstr, errstr_size);
+	return 0;
+}
+
+void *assay_relay_main(void *arg)
+{
+	struct assay_loop *loop = arg;
+
+	pthread_mutex_lock(&loop->mu);
+	for (;;) {
+		struct relay_job *job;
+
+		while (!loop->quit && (loop->job == NULL || loop->job->done))
+			pthread_cond_wait(&loop->cv, &loop->mu);
+		if (loop->quit)
+			break;
+		job = loop->job;
+		pthread_mutex_unlock(&loop->mu);
+		job->err = relay_run_job(loop, job, job->errstr, sizeof(job->errstr));
+		pthread_mutex_lock(&loop->mu);
+		job->done = true;
+		pthread_cond_broadcast(&loop->cv);
+	}
+	pthread_mutex_unlock(&loop->mu);
+	return NULL;
+}
+
+void assay_relay_job_free(struct relay_job *job)
+{
+	for (size_t k = 0; k < job->nevents; k++)
+		assay_out_event_release(&job->events[k]);
+	free(job->events);
+	if (job->offsets)
+		rd_kafka_topic_partition_list_destroy(job->offsets);
+	if (job->cgmd)
+		rd_kafka_consumer_group_metadata_destroy(job->cgmd);
+	free(job);
+}
+
+/* Puts a failed job's events back in front of the queue, so they go out first next time. */
+static int mem_requeue(struct assay_loop *loop, struct relay_job *job)
+{
+	struct out_event *mem;
+
+	mem = malloc((job->nevents + loop->nmem + 1) * sizeof(*mem));
+	if (mem == NULL)
+		return ASSAY_ERR_FATAL;
+	if (job->nevents)
+		memcpy(mem, job->events, job->nevents * sizeof(*mem));
+	if (loop->nmem)
+		memcpy(mem + job->nevents, loop->mem, loop->nmem * sizeof(*mem));
+	free(loop->mem);
+	loop->mem = mem;
+	loop->nmem += job->nevents;
+	loop->mem_cap = loop->nmem + 1;
+	job->nevents = 0; /* the events moved */
+	return 0;
+}
+
+/*
+ * Takes the result of the job in flight, if any: when wait, waits for it to finish. On
+ * success the relayed positions move; on failure its events are queued again. Returns the
+ * job's result (0 when there was none).
+ */
+int assay_relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t errstr_size)
+{
+	struct relay_job *job;
+	int err;
+
+	pthread_mutex_lock(&loop->mu);
+	job = loop->job;
+	if (job != NULL && !job->done && !wait)
+		job = NULL;
+	while (job != NULL && !job->done)
+		pthread_cond_wait(&loop->cv, &loop->mu);
+	if (job != NULL)
+		loop->job = NULL;
+	pthread_mutex_unlock(&loop->mu);
+	if (job == NULL)
+		return 0;
+
+	err = job->err;
+	if (err == 0) {
+		for (int i = 0; i < job->offsets->cnt; i++) {
+			struct part *p = assay_loop_part_find(loop, job->offsets->elems[i].topic,
+			                                      job->offsets->elems[i].partition);
+			if (p)
+				p->relay_pos = job->offsets->elems[i].offset;
+		}
+		loop->last_relay_ms = assay_now_ms();
+		if (loop->m_produced)
+			assay_counter_add(loop->m_produced, job->nevents);
+		if (loop->m_relay_seconds)
+			assay_histogram_observe(loop->m_relay_seconds,
+			                        (double)(assay_now_ms() - job->started_ms) /
+			                                1000.0);
+	} else {
+		assay_errf(err, errstr, errstr_size, "%s", job->errstr);
+		if (err != ASSAY_ERR_FATAL && mem_requeue(loop, job))
+			err = ASSAY_ERR_FATAL;
+	}
+	assay_relay_job_free(job);
+	return err;
+}
+
+/* Hands the queued events and the positions they reach to the relay thread. */
+static int relay_submit(struct assay_loop *loop)
+{
+	struct relay_job *job = calloc(1, sizeof(*job));
+
+	if (job == NULL)
+		return ASSAY_ERR_FATAL;
+	job->offsets = rd_kafka_topic_partition_list_new((int)loop->nparts);
+	job->cgmd = rd_kafka_consumer_group_metadata(loop->consumer);
+	job->events = loop->mem; /* taken over */
+	job->nevents = loop->nmem;
+	job->started_ms = assay_now_ms();
+	loop->mem = NULL;
+	loop->nmem = loop->mem_cap = 0;
+	for (size_t i = 0; i < loop->nparts; i++)
+		if (loop->parts[i].db_next > loop->parts[i].relay_pos)
+			rd_kafka_topic_partition_list_add(job->offsets, loop->parts[i].topic,
+			                                  loop->parts[i].partition)
+			        ->offset = loop->parts[i].db_next;
+	pthread_mutex_lock(&loop->mu);
+	loop->job = job;
+	pthread_cond_broadcast(&loop->cv);
+	pthread_mutex_unlock(&loop->mu);
+	return 0;
+}
+
+/* The recovery path, on the loop thread: publishes the outbox rows between the committed
+ * positions and db_next of every partition, read from PostgreSQL. */
+static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t errstr_size)
+{
+	struct relay_job job = {0};
+	int64_t *new_pos = NULL;
+	size_t produced = 0;
+	rd_kafka_error_t *error;
+	bool pending = false;
+	int err;
+
+	err = relay_positions(loop, errstr, errstr_size);
+	if (!err)
+		err = assay_loop_db_ensure(loop, errstr, errstr_size);
+	if (err)
+		return err;
+	new_pos = calloc(loop->nparts, sizeof(*new_pos));
+	if (new_pos == NULL)
+		return ASSAY_ERR_FATAL;
+	error = rd_kafka_begin_transaction(loop->producer);
+	if (error) {
+		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
+		                                                           : ASSAY_ERR_RETRY;
+		assay_errf(0, errstr, errstr_size, "begin transaction failed: %s",
+		           rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+		goto out;
+	}
+	job.offsets = rd_kafka_topic_partition_list_new((int)loop->nparts);
+	for (size_t i = 0; i < loop->nparts && !err; i++) {
+		struct part *p = &loop->parts[i];
+
+		new_pos[i] = p->relay_pos;
+		if (p->db_next <= p->relay_pos)
+			continue;
+		err = relay_from_outbox(loop, p, &new_pos[i], &produced, errstr, errstr_size);
+		if (!err)
+			rd_kafka_topic_partition_list_add(job.offsets, p->topic, p->partition)
+			        ->offset = new_pos[i];
+	}
+	if (err) {
+		error = rd_kafka_abort_transaction(loop->producer, -1);
+		if (error) {
+			if (assay_kafka_classify_error(error) == ASSAY_ERR_FATAL)
+				err = ASSAY_ERR_FATAL;
+			rd_kafka_error_destroy(error);
+		}
+		goto out;
+	}
+	job.cgmd = rd_kafka_consumer_group_metadata(loop->consumer);
+	error = rd_kafka_send_offsets_to_transaction(loop->producer, job.offsets, job.cgmd, -1);
+	if (!error)
+		error = rd_kafka_commit_transaction(loop->producer, -1);
+	if (error) {
+		err = txn_error(loop, error, "publishing the outbox", errstr, errstr_size);
+		goto out;
+	}
+	for (size_t i = 0; i < loop->nparts; i++) {
+		loop->parts[i].relay_pos = new_pos[i];
+		pending = pending || loop->parts[i].db_next > loop->parts[i].relay_pos;
+	}
+	/* caught up: from now on the queue holds everything not yet published */
+	loop->mem_valid = !pending;
+	loop->last_relay_ms = assay_now_ms();
+	if (loop->m_produced)
+		assay_counter_add(loop->m_produced, produced);
+out:
+	if (job.offsets)
+		rd_kafka_topic_partition_list_destroy(job.offsets);
+	if (job.cgmd)
+		rd_kafka_consumer_group_metadata_destroy(job.cgmd);
+	free(new_pos);
+	return err;
+}
+
+/*
+ * Publishes what is applied but not yet published. Normally the queued events go to the
+ * relay thread as one job, at most every relay_interval_ms unless relay_max_events are
+ * waiting, so one Kafka transaction covers several batches while the next ones are
+ * applied. After a start, a rebalance or a failure the outbox is read instead. force: wait
+ * until everything applied is published (revoke, stop). Returns 0, ASSAY_ERR_RETRY (try
+ * later) or ASSAY_ERR_FATAL.
+ */
+int assay_relay_publish(struct assay_loop *loop, bool force, char *errstr, size_t errstr_size)
+{
+	bool pending = false;
+	int err;
+
+	/* a full queue waits for the job in flight: backpressure on the loop */
+	err = assay_relay_collect(loop,
+	                          force || loop->nmem >= 2 * (size_t)loop->cfg.relay_max_events,
+	                          errstr, errstr_size);
+	if (err)
+		return err;
+	if (loop->job != NULL)
+		return 0; /* one transaction at a time */
+	for (size_t i = 0; i < loop->nparts; i++)
+		pending = pending || loop->parts[i].db_next > loop->parts[i].relay_pos;
+	if (!pending)
+		return 0;
+	if (!loop->mem_valid)
+		return relay_from_outbox_all(loop, errstr, errstr_size);
+	if (!force && assay_now_ms() - loop->last_relay_ms < loop->cfg.relay_interval_ms &&
+	    loop->nmem < (size_t)loop->cfg.relay_max_events)
+		return 0;
+	err = relay_submit(loop);
+	if (!err && force)
+		err = assay_relay_collect(loop, true, errstr, errstr_size);
+	return err;
+}
