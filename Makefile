@@ -10,6 +10,10 @@ JOBS      ?= $(shell nproc)
 BUILD     ?= build
 SAN_BUILD ?= build/sanitize
 STACK_ENV  = eval "$$(compose/stack env)"
+# where compose/deps keeps Kafka and the interoperability test's Python environment
+ASSAY_CACHE_DIR ?= $(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME),$(HOME)/.cache)/assay
+export ASSAY_CACHE_DIR
+export ASSAY_INTEROP_PYTHON ?= $(ASSAY_CACHE_DIR)/venv/bin/python3
 
 .PHONY: all deps build build-sanitize test test-unit bench stack-up stack-down format clean
 
