@@ -1,0 +1,142 @@
+/*
+ * assay-mapper: links accepted evidence to controls. It consumes assay.evidence.accepted and
+ * assay.audit.events (AuditOpened: the standards in scope; SoaSubmitted: the Annex A controls
+ * excluded per standard), keeps that projection in its own tables and in memory, and for each
+ * accepted evidence item writes its links (assay_mapper_mapped, one row per item; the view
+ * assay_mapper_links has one row per link) and publishes ControlMapped on
+ * assay.control.mapped:
+ *   - DIRECT to each claimed control;
+ *   - along crosswalk edges to the OTHER standard, only when that standard is in the audit's
+ *     scope and the control is not excluded in its SoA: AUTOMATIC for high-strength
+ *     equivalent-to / equal-to edges, NEEDS_CONFIRMATION for every other edge.
+ * Evidence whose audit has not been opened yet (the two topics are not ordered against each
+ * other) waits in assay_mapper_pending and is mapped when the AuditOpened arrives.
+ *
+ * The pure parts (reading the events into plain structs, the projection's updates, the
+ * decision) are functions here, unit-tested without Kafka or PostgreSQL; the handler around
+ * them stages every change during handle() and applies it to memory only in committed().
+ */
+#ifndef ASSAY_MAPPER_H
+#define ASSAY_MAPPER_H
+
+#include "assay_catalog.h"
+#include "assay_config.h"
+#include "assay_crosswalk.h"
+#include "assay_service.h"
+
+#include <avro.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Settings of the service (table assay_mapper_settings). The topic arrays are what the
+ * service definition consumes and produces. */
+struct assay_mapper_config {
+	char *consumes[2]; /* [0] topic.evidence.accepted, [1] topic.audit.events */
+	char *produces[1]; /* [0] topic.control.mapped */
+};
+extern const struct assay_setting assay_mapper_settings[];
+
+#define ASSAY_MAPPER_MAX_STANDARDS 8
+#define ASSAY_MAPPER_MAX_CLAIMS    512
+
+/* The SoA of one standard of an audit: the latest revision's excluded Annex A controls. */
+struct assay_mapper_soa {
+	const char *standard; /* catalog symbol */
+	int32_t revision;
+	const struct assay_control **excluded; /* owned array of catalog pointers */
+	size_t nexcluded;
+};
+
+/* The projection of one audit. Plain struct: assay_mapper_audit_init / _release. */
+struct assay_mapper_audit {
+	char *audit_id;  /* owned */
+	char *tenant_id; /* owned; "" until AuditOpened */
+	char *client_id; /* owned; "" until AuditOpened */
+	bool opened;     /* AuditOpened seen: the scope is known */
+	int64_t opened_at;
+	const char *scope[ASSAY_MAPPER_MAX_STANDARDS]; /* catalog symbols */
+	size_t nscope;
+	struct assay_mapper_soa soa[ASSAY_MAPPER_MAX_STANDARDS];
+	size_t nsoa;
+};
+
+/* Returns 0 or ASSAY_ERR_FATAL (memory). */
+int assay_mapper_audit_init(struct assay_mapper_audit *a, const char *audit_id);
+void assay_mapper_audit_release(struct assay_mapper_audit *a);
+/* Deep copy of src into dst (uninitialized). Returns 0 or ASSAY_ERR_FATAL. */
+int assay_mapper_audit_copy(struct assay_mapper_audit *dst, const struct assay_mapper_audit *src);
+
+/*
+ * Applies an AuditOpened record v (decoded value, borrowed) to a: tenant, client, the
+ * standards in scope (those the catalog knows; ISO27001_2013 has no controls and is
+ * skipped), opened. audit_id must match a->audit_id. Returns 0; ASSAY_ERR_REJECT with the
+ * reason when v lacks a field; ASSAY_ERR_FATAL (memory).
+ */
+int assay_mapper_audit_apply_opened(struct assay_mapper_audit *a, const struct assay_catalog *cat,
+                                    avro_value_t *v, char *errstr, size_t errstr_size);
+
+/*
+ * Applies a SoaSubmitted record v to a: when its revision is newer than the one held for its
+ * standard, the excluded set becomes the rows with applicable = false (ids the catalog does
+ * not know for that standard are ignored). *changed: whether anything changed (an older or
+ * equal revision changes nothing). Returns 0, ASSAY_ERR_REJECT, ASSAY_ERR_FATAL.
+ */
+int assay_mapper_audit_apply_soa(struct assay_mapper_audit *a, const struct assay_catalog *cat,
+                                 avro_value_t *v, bool *changed, char *errstr, size_t errstr_size);
+
+/* The mapping scope of an opened audit; excluded_buf has room for nbuf pointers (the SoAs'
+ * exclusions are copied into it, at most nbuf). */
+void assay_mapper_audit_scope(const struct assay_mapper_audit *a, struct assay_map_scope *scope,
+                              const struct assay_control **excluded_buf, size_t nbuf);
+
+/* An accepted evidence item read from an EvidenceAccepted record. Strings point into the
+ * record (or into the owner of a copy). */
+struct assay_mapper_evidence {
+	const char *accepted_event_id, *tenant_id, *audit_id, *client_id, *evidence_id;
+	const char *source_system, *kind;
+	int64_t collected_at;
+	const struct assay_control *claimed[ASSAY_MAPPER_MAX_CLAIMS]; /* catalog controls */
+	size_t nclaimed;
+	size_t nignored; /* claims of controls the catalog does not know, or repeated */
+};
+
+/*
+ * Reads EvidenceAccepted v (borrowed) into *ev. Claims of unknown controls are counted in
+ * nignored, not refused (assay-intake checked them against the catalog). Returns 0;
+ * ASSAY_ERR_REJECT with the reason when a field is missing or there are more than
+ * ASSAY_MAPPER_MAX_CLAIMS claims.
+ */
+int assay_mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
+                               struct assay_mapper_evidence *ev, char *errstr, size_t errstr_size);
+
+/*
+ * The links of ev for opened audit a (the mapping decision of assay_crosswalk_map() with
+ * a's scope and SoA exclusions). out has room for out_cap links. Returns 0 or
+ * ASSAY_ERR_FATAL (out_cap too small).
+ */
+int assay_mapper_links(const struct assay_crosswalk *cw, const struct assay_mapper_audit *a,
+                       const struct assay_mapper_evidence *ev, struct assay_link *out,
+                       size_t out_cap, size_t *nout);
+
+/* The service: handler context with the projection and staged changes. */
+struct assay_mapper;
+
+/* A mapper with settings cfg (borrowed; the strings are filled by the configuration load
+ * before init). NULL when memory runs out. */
+struct assay_mapper *assay_mapper_new(const struct assay_mapper_config *cfg);
+void assay_mapper_destroy(struct assay_mapper *m);
+
+/* The service definition of assay-mapper over m (its handler ctx). */
+void assay_mapper_service_def(struct assay_mapper *m, struct assay_mapper_config *cfg,
+                              struct assay_service_def *def);
+
+/*
+ * `assay-mapper --export-oscal FILE`: connects to ASSAY_PG_URL (default of the core
+ * settings), migrates, loads the catalog and crosswalk and writes the OSCAL mapping
+ * collection to FILE ("-" = stdout). Returns the exit code (0 ok, 1 failure reported on
+ * stderr).
+ */
+int assay_mapper_export_oscal(const char *file);
+
+#endif
