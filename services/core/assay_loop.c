@@ -235,6 +235,19 @@ static int on_assign(struct assay_loop *loop, rd_kafka_topic_partition_list_t *l
 		               ASSAY_LF_STR("error", errstr));
 		backoff(loop);
 	}
+	/* the handler's state may have changed under another owner: reload it */
+	while (err == 0 && loop->handler.assigned) {
+		err = assay_loop_db_ensure(loop, errstr, errstr_size);
+		if (err == 0)
+			err = loop->handler.assigned(loop->handler.ctx, loop->conn, list, errstr,
+			                             errstr_size);
+		if (err != ASSAY_ERR_RETRY || stopping(loop))
+			break;
+		assay_log_warn(loop->cfg.log, "handler state unavailable, retrying",
+		               ASSAY_LF_STR("error", errstr));
+		backoff(loop);
+		err = 0;
+	}
 	backoff_reset(loop);
 	if (err)
 		goto out;

@@ -68,6 +68,14 @@ struct assay_handler {
 	/* after the transaction committed / rolled back; either may be NULL */
 	void (*committed)(void *ctx, struct assay_batch *batch);
 	void (*rolled_back)(void *ctx, struct assay_batch *batch);
+	/*
+	 * After every partition assignment, before the first batch of the new assignment: the
+	 * handler (re)loads whatever in-memory state mirrors the database, since another instance
+	 * may have changed it while it owned these partitions. May be NULL. Returns 0,
+	 * ASSAY_ERR_RETRY (the loop backs off and calls it again) or ASSAY_ERR_FATAL.
+	 */
+	int (*assigned)(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
+	                char *errstr, size_t errstr_size);
 	void *ctx;
 };
 

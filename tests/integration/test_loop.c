@@ -412,6 +412,9 @@ static void test_two_instances_share_and_hand_over(void **state)
 	while (assay_loop_assigned(b.loop) != PARTITIONS && assay_test_now_ms() < deadline)
 		usleep(100 * 1000);
 	assert_int_equal(assay_loop_assigned(b.loop), PARTITIONS);
+	/* the handler was told of the new assignment, to reload its state */
+	assert_true(b.h.assignments >= 2);
+	assert_int_equal(b.h.partitions, PARTITIONS);
 	assay_test_produce(f.in, 5000, 5000, NULL, NULL);
 	assert_int_equal(wait_rows(f.url, 10000, 60000), 10000);
 	runner_stop(&b);
@@ -431,5 +434,7 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "--child") == 0)
 		return child_main();
+	if (getenv("ASSAY_TEST_FILTER")) /* e.g. "*two_instances*" */
+		cmocka_set_test_filter(getenv("ASSAY_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

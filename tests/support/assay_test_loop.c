@@ -75,6 +75,16 @@ static int copy_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *
 	                     &h->rows, errstr, errstr_size);
 }
 
+static int copy_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *parts,
+                         char *errstr, size_t errstr_size)
+{
+	struct assay_test_copy_handler *h = ctx;
+
+	h->assignments++;
+	h->partitions = parts->cnt;
+	return 0;
+}
+
 struct assay_handler assay_test_copy_handler(struct assay_test_copy_handler *h)
 {
 	struct assay_handler handler = {
@@ -82,6 +92,7 @@ struct assay_handler assay_test_copy_handler(struct assay_test_copy_handler *h)
 	        .decode = false,
 	        .handle = copy_handle,
 	        .write = copy_write,
+	        .assigned = copy_assigned,
 	        .ctx = h,
 	};
 	return handler;
@@ -110,12 +121,9 @@ void assay_test_loop_config(struct assay_loop_config *cfg, const char *service,
                             const char *deadletter_topic, const volatile sig_atomic_t *stop)
 {
 	static const char *const props[] = {
-	        "consumer.session.timeout.ms",
-	        "6000",
-	        "consumer.heartbeat.interval.ms",
-	        "500",
-	        "topic.metadata.refresh.interval.ms",
-	        "2000",
+	        "consumer.session.timeout.ms",        "6000",
+	        "consumer.heartbeat.interval.ms",     "500",
+	        "topic.metadata.refresh.interval.ms", "2000",
 	};
 
 	memset(cfg, 0, sizeof(*cfg));

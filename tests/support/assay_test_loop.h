@@ -14,13 +14,15 @@
 #include <signal.h>
 
 struct assay_test_copy_handler {
-	const char *instance;   /* written into every row */
-	const char *out_topic;  /* where the events go */
+	const char *instance;  /* written into every row */
+	const char *out_topic; /* where the events go */
 	struct assay_copybuf rows;
+	int assignments; /* calls of the assigned hook */
+	int partitions;  /* partitions in the last assignment */
 };
 
 void assay_test_copy_handler_init(struct assay_test_copy_handler *h, const char *instance,
-				  const char *out_topic);
+                                  const char *out_topic);
 void assay_test_copy_handler_release(struct assay_test_copy_handler *h);
 /* The handler table entry for h (stage "loop-test", no decoding). */
 struct assay_handler assay_test_copy_handler(struct assay_test_copy_handler *h);
@@ -31,14 +33,14 @@ void assay_test_loop_schema(const char *url);
 
 /* A loop configuration for tests: fast session timeouts, small backoffs. */
 void assay_test_loop_config(struct assay_loop_config *cfg, const char *service,
-			    const char *instance, const char *pg_url, const char **topic,
-			    const char *deadletter_topic, const volatile sig_atomic_t *stop);
+                            const char *instance, const char *pg_url, const char **topic,
+                            const char *deadletter_topic, const volatile sig_atomic_t *stop);
 
 /* Produces n messages "msg-<first+i>" with keys "k-<i>" (spread over partitions by key) and
  * waits for every delivery. Values for the indexes in poison[] / dbreject[] (each list ends
  * with -1; may be NULL) are "poison" / "dbreject". */
 void assay_test_produce(const char *topic, int first, int n, const int *poison,
-			const int *dbreject);
+                        const int *dbreject);
 
 /* Rows in loop_rows, and distinct (topic, partition, offset) among them. */
 void assay_test_loop_counts(const char *url, long *rows, long *distinct);
@@ -55,8 +57,8 @@ struct assay_test_record {
  * quiet_ms (after at least expect messages, or timeout_ms in all). Returns the records
  * (caller frees with assay_test_records_free) and their count. */
 struct assay_test_record *assay_test_read_topic(const char *topic, const char *isolation,
-						size_t expect, int quiet_ms, int timeout_ms,
-						size_t *count);
+                                                size_t expect, int quiet_ms, int timeout_ms,
+                                                size_t *count);
 void assay_test_records_free(struct assay_test_record *records, size_t count);
 
 #endif
