@@ -1,0 +1,59 @@
+/*
+ * assay-risk: coverage and residual risk per (audit, standard, applicable control), updated
+ * incrementally (issue 7, docs/risk-model.md).
+ *
+ * Consumes assay.control.mapped (ControlMapped) and assay.audit.events (AuditOpened,
+ * SoaSubmitted; other types are skipped); publishes RiskScored on assay.risk.scored, one per
+ * audit and standard whose control scores, summary or dimension scores a batch changed, and
+ * nothing when nothing changed. State: sql/006_risk.sql, mirrored in memory (risk_state.h);
+ * the model: risk_model.h.
+ *
+ *	static struct risk_config cfg;
+ *	struct risk *r = risk_new(&cfg);
+ *	struct assay_service_def def;
+ *	risk_service_def(r, &cfg, &def);
+ *	rc = assay_service_main(argc, argv, &def);
+ *	risk_destroy(r);
+ *
+ * Threads: the handler runs on the loop's thread; nothing here is shared.
+ */
+#ifndef RISK_H
+#define RISK_H
+
+#include "assay_service.h"
+#include "risk_model.h"
+
+/* The service's settings (risk_settings fills it; strings owned by the configuration). */
+struct risk_config {
+	char *consumes[2]; /* topic.control.mapped, topic.audit.events */
+	char *produces[1]; /* topic.risk.scored */
+	long long likelihood_default, impact_default;
+	long long ai_high_risk, ai_high_risk_provider, ai_limited_risk, ai_not_assessed;
+	long long tier[RISK_NTIERS];
+	long long link_direct, link_automatic;
+	long long fresh_full_days, fresh_window_days;
+	long long single_source, source_bonus, max_reduction;
+	long long band_low, band_medium, band_high, band_critical;
+	long long top_count;
+};
+
+/* The settings table of assay-risk (ends with an entry whose name is NULL). */
+extern const struct assay_setting risk_settings[];
+
+/* The model parameters of cfg (not validated: risk_params_check). */
+void risk_config_params(const struct risk_config *cfg, struct risk_params *p);
+
+struct risk;
+
+/* A handler context reading its settings from cfg (borrowed: filled by the configuration
+ * load before init runs; must outlive the handler). NULL when out of memory. */
+struct risk *risk_new(const struct risk_config *cfg);
+
+/* Frees the context and everything init loaded. NULL is a no-op. */
+void risk_destroy(struct risk *r);
+
+/* Fills def: name "assay-risk", topics from cfg, metrics port 9104, settings, handler, init
+ * hook (loads the catalog, the model data and the stored state) and fini. */
+void risk_service_def(struct risk *r, struct risk_config *cfg, struct assay_service_def *def);
+
+#endif
