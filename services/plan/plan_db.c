@@ -1,0 +1,1031 @@
+/*
+ * assay-plan's PostgreSQL layer (plan_db.h). Loading merges each parent table with its child
+ * tables, all sorted by the parent key in byte order (COLLATE "C", the order of strcmp), into
+ * entities. Writing turns the batch's changed keys into a pipeline (upserts of entities that
+ * can change, deletes of the child rows of replaced ones) followed by COPYs of new rows.
+ */
+#include "plan_db.h"
+#include "assay_err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* COPY targets, in the order they are sent (parents before children). */
+enum {
+	C_SITES,
+	C_GROUPS,
+	C_AI,
+	C_COMPETENCES,
+	C_RELATIONS,
+	C_AUDITS,
+	C_AUDIT_STANDARDS,
+	C_AUDIT_SITES,
+	C_ADJUSTMENTS,
+	C_TIMES,
+	C_TIME_STANDARDS,
+	C_TIME_GROUPS,
+	C_TEAM,
+	C_SOAS,
+	C_SOA_ROWS,
+	C_COMPLETIONS,
+	C_DMS,
+	C_COMMANDS,
+	C_N
+};
+
+static const char *const copy_sql[C_N] = {
+        "COPY assay_plan_client_sites (client_id, seq, site_id, name, country, persons, "
+        "central_function) FROM STDIN",
+        "COPY assay_plan_client_groups (client_id, seq, group_id, description, persons, "
+        "justification) FROM STDIN",
+        "COPY assay_plan_client_ai_systems (client_id, seq, ai_system_id, name, roles, "
+        "eu_ai_act_tier, intended_purpose) FROM STDIN",
+        "COPY assay_plan_competences (person_id, seq, standard, role, technical_area, "
+        "valid_from, valid_until) FROM STDIN",
+        "COPY assay_plan_client_relations (person_id, seq, client_id, kind, started_on, "
+        "ended_on) FROM STDIN",
+        "COPY assay_plan_audits (audit_id, tenant_id, client_id, audit_type, planned_start, "
+        "planned_end, documentation, policy_and_objectives, internal_audit, management_review, "
+        "risk_process, corrective_action, responsibilities, command_id) FROM STDIN",
+        "COPY assay_plan_audit_standards (audit_id, seq, standard, cycle_id, scope_statement) "
+        "FROM STDIN",
+        "COPY assay_plan_audit_sites (audit_id, seq, site_id) FROM STDIN",
+        "COPY assay_plan_adjustments (audit_id, seq, standard, factor, percent, justification) "
+        "FROM STDIN",
+        "COPY assay_plan_audit_times (audit_id, configured, sites_total, sites_sampled, "
+        "sampling_factor, sum_days, integration_elements, integration_reduction_percent, "
+        "total_reduction_percent, total_reduction_cap_percent, initial_days, "
+        "audit_share_percent, total_days, onsite_days, offsite_days, onsite_min_percent, notes) "
+        "FROM STDIN",
+        "COPY assay_plan_audit_time_standards (audit_id, standard, configured, persons, "
+        "effective_persons, table_days, adjustment_sum_percent, adjustment_cap_percent, "
+        "adjustment_applied_percent, days) FROM STDIN",
+        "COPY assay_plan_audit_time_groups (audit_id, standard, group_id, persons, counted) "
+        "FROM STDIN",
+        "COPY assay_plan_team (audit_id, person_id, role, standards) FROM STDIN",
+        "COPY assay_plan_soas (audit_id, standard, revision, soa_version, applicable_count, "
+        "excluded_count, command_id) FROM STDIN",
+        "COPY assay_plan_soa_rows (audit_id, standard, revision, control_id, applicable, "
+        "justification) FROM STDIN",
+        "COPY assay_plan_stage_completions (audit_id, standard, stage, last_day, command_id) "
+        "FROM STDIN",
+        "COPY assay_plan_decision_makers (cycle_id, person_id, audit_id, command_id) FROM STDIN",
+        "COPY assay_plan_commands (command_id, command_type, outcome, reasons, topic, partition, "
+        "\"offset\") FROM STDIN",
+};
+
+void assay_plan_db_init(struct assay_plan_db *db)
+{
+	for (int i = 0; i < C_N; i++)
+		assay_copybuf_init(&db->copy[i]);
+	assay_pipeline_init(&db->pipe);
+}
+
+void assay_plan_db_release(struct assay_plan_db *db)
+{
+	for (int i = 0; i < C_N; i++)
+		assay_copybuf_release(&db->copy[i]);
+	assay_pipeline_release(&db->pipe);
+}
+
+/* ---- writing ---- */
+
+static void cb_date(struct assay_copybuf *b, int32_t day)
+{
+	char buf[16];
+
+	if (day == ASSAY_PLAN_NO_DATE) {
+		assay_copybuf_null(b);
+		return;
+	}
+	assay_plan_date_format(day, buf);
+	assay_copybuf_str(b, buf);
+}
+
+static void cb_double(struct assay_copybuf *b, double x)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof(buf), "%.17g", x);
+	assay_copybuf_str(b, buf);
+}
+
+static void cb_opt_double(struct assay_copybuf *b, bool set, double x)
+{
+	if (set)
+		cb_double(b, x);
+	else
+		assay_copybuf_null(b);
+}
+
+static void cb_opt_str(struct assay_copybuf *b, const char *s)
+{
+	if (s)
+		assay_copybuf_str(b, s);
+	else
+		assay_copybuf_null(b);
+}
+
+/* Comma-separated symbols of a bit set. */
+static void bits_str(char *buf, size_t size, unsigned bits, const char *const *names, int n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n; i++)
+		if (bits & (1u << i))
+			len += (size_t)snprintf(buf + len, len < size ? size - len : 0, "%s%s",
+			                        len ? "," : "", names[i]);
+}
+
+static void write_client(struct assay_plan_db *db, const struct assay_plan_client *c, bool replaced,
+                         char *errstr, size_t errstr_size)
+{
+	char revision[16], persons[16];
+	const char *p[6] = {c->client_id,  c->tenant_id, revision,
+	                    c->legal_name, persons,      c->command_id};
+
+	snprintf(revision, sizeof(revision), "%d", (int)c->revision);
+	snprintf(persons, sizeof(persons), "%d", (int)c->persons);
+	if (replaced) {
+		assay_pipeline_add(&db->pipe,
+		                   "DELETE FROM assay_plan_client_sites WHERE client_id = $1", 1, p,
+		                   errstr, errstr_size);
+		assay_pipeline_add(&db->pipe,
+		                   "DELETE FROM assay_plan_client_groups WHERE client_id = $1", 1,
+		                   p, errstr, errstr_size);
+		assay_pipeline_add(&db->pipe,
+		                   "DELETE FROM assay_plan_client_ai_systems WHERE client_id = $1",
+		                   1, p, errstr, errstr_size);
+	}
+	assay_pipeline_add(&db->pipe,
+	                   "INSERT INTO assay_plan_clients (client_id, tenant_id, revision, "
+	                   "legal_name, persons, command_id) VALUES ($1, $2, $3, $4, $5, $6) "
+	                   "ON CONFLICT (client_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
+	                   "revision = EXCLUDED.revision, legal_name = EXCLUDED.legal_name, "
+	                   "persons = EXCLUDED.persons, command_id = EXCLUDED.command_id, "
+	                   "updated_at = now()",
+	                   6, p, errstr, errstr_size);
+	for (size_t i = 0; i < c->nsites; i++) {
+		struct assay_copybuf *b = &db->copy[C_SITES];
+
+		assay_copybuf_str(b, c->client_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, c->sites[i].site_id);
+		assay_copybuf_str(b, c->sites[i].name);
+		cb_opt_str(b, c->sites[i].country);
+		assay_copybuf_int64(b, c->sites[i].persons);
+		assay_copybuf_bool(b, c->sites[i].central_function);
+		assay_copybuf_end_row(b);
+	}
+	for (size_t i = 0; i < c->ngroups; i++) {
+		struct assay_copybuf *b = &db->copy[C_GROUPS];
+
+		assay_copybuf_str(b, c->client_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, c->groups[i].group_id);
+		assay_copybuf_str(b, c->groups[i].description);
+		assay_copybuf_int64(b, c->groups[i].persons);
+		assay_copybuf_str(b, c->groups[i].justification);
+		assay_copybuf_end_row(b);
+	}
+	for (size_t i = 0; i < c->nai_systems; i++) {
+		struct assay_copybuf *b = &db->copy[C_AI];
+		char roles[64];
+
+		bits_str(roles, sizeof(roles), c->ai_systems[i].roles, assay_plan_ai_role_names,
+		         ASSAY_PLAN_NAI_ROLES);
+		assay_copybuf_str(b, c->client_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, c->ai_systems[i].ai_system_id);
+		assay_copybuf_str(b, c->ai_systems[i].name);
+		assay_copybuf_str(b, roles);
+		assay_copybuf_str(b, assay_plan_ai_tier_names[c->ai_systems[i].tier]);
+		cb_opt_str(b, c->ai_systems[i].intended_purpose);
+		assay_copybuf_end_row(b);
+	}
+}
+
+static void write_person(struct assay_plan_db *db, const struct assay_plan_person *p, bool replaced,
+                         char *errstr, size_t errstr_size)
+{
+	char revision[16];
+	const char *v[5] = {p->person_id, p->tenant_id, revision, p->name, p->command_id};
+
+	snprintf(revision, sizeof(revision), "%d", (int)p->revision);
+	if (replaced) {
+		assay_pipeline_add(&db->pipe,
+		                   "DELETE FROM assay_plan_competences WHERE person_id = $1", 1, v,
+		                   errstr, errstr_size);
+		assay_pipeline_add(&db->pipe,
+		                   "DELETE FROM assay_plan_client_relations WHERE person_id = $1",
+		                   1, v, errstr, errstr_size);
+	}
+	assay_pipeline_add(&db->pipe,
+	                   "INSERT INTO assay_plan_auditors (person_id, tenant_id, revision, name, "
+	                   "command_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (person_id) DO "
+	                   "UPDATE SET tenant_id = EXCLUDED.tenant_id, revision = "
+	                   "EXCLUDED.revision, name = EXCLUDED.name, command_id = "
+	                   "EXCLUDED.command_id, updated_at = now()",
+	                   5, v, errstr, errstr_size);
+	for (size_t i = 0; i < p->ncompetences; i++) {
+		struct assay_copybuf *b = &db->copy[C_COMPETENCES];
+		const struct assay_plan_competence *c = &p->competences[i];
+
+		assay_copybuf_str(b, p->person_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, assay_plan_standard_names[c->standard]);
+		assay_copybuf_str(b, assay_plan_role_names[c->role]);
+		cb_opt_str(b, c->technical_area);
+		cb_date(b, c->valid_from);
+		cb_date(b, c->valid_until);
+		assay_copybuf_end_row(b);
+	}
+	for (size_t i = 0; i < p->nrelations; i++) {
+		struct assay_copybuf *b = &db->copy[C_RELATIONS];
+		const struct assay_plan_relation *r = &p->relations[i];
+
+		assay_copybuf_str(b, p->person_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, r->client_id);
+		assay_copybuf_str(b, assay_plan_relation_kind_names[r->kind]);
+		cb_date(b, r->started_on);
+		cb_date(b, r->ended_on);
+		assay_copybuf_end_row(b);
+	}
+}
+
+static void write_audit(struct assay_plan_db *db, const struct assay_plan_audit *a)
+{
+	const struct assay_plan_time *t = a->time;
+	struct assay_copybuf *b = &db->copy[C_AUDITS];
+
+	assay_copybuf_str(b, a->audit_id);
+	assay_copybuf_str(b, a->tenant_id);
+	assay_copybuf_str(b, a->client_id);
+	assay_copybuf_str(b, assay_plan_audit_type_names[a->audit_type]);
+	cb_date(b, a->planned_start);
+	cb_date(b, a->planned_end);
+	for (int k = 0; k < ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
+		assay_copybuf_bool(b, a->integration[k]);
+	assay_copybuf_str(b, a->command_id);
+	assay_copybuf_end_row(b);
+	for (size_t i = 0; i < a->nscopes; i++) {
+		b = &db->copy[C_AUDIT_STANDARDS];
+		assay_copybuf_str(b, a->audit_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, assay_plan_standard_names[a->scopes[i].standard]);
+		assay_copybuf_str(b, a->scopes[i].cycle_id);
+		assay_copybuf_str(b, a->scopes[i].scope_statement);
+		assay_copybuf_end_row(b);
+	}
+	for (size_t i = 0; i < a->nsite_ids; i++) {
+		b = &db->copy[C_AUDIT_SITES];
+		assay_copybuf_str(b, a->audit_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, a->site_ids[i]);
+		assay_copybuf_end_row(b);
+	}
+	for (size_t i = 0; i < a->nadjustments; i++) {
+		b = &db->copy[C_ADJUSTMENTS];
+		assay_copybuf_str(b, a->audit_id);
+		assay_copybuf_int64(b, (int64_t)i + 1);
+		assay_copybuf_str(b, assay_plan_standard_names[a->adjustments[i].standard]);
+		assay_copybuf_str(b, a->adjustments[i].factor);
+		cb_double(b, a->adjustments[i].percent);
+		assay_copybuf_str(b, a->adjustments[i].justification);
+		assay_copybuf_end_row(b);
+	}
+	if (t == NULL)
+		return;
+	b = &db->copy[C_TIMES];
+	assay_copybuf_str(b, a->audit_id);
+	assay_copybuf_bool(b, t->configured);
+	assay_copybuf_int64(b, t->sites_total);
+	assay_copybuf_int64(b, t->sites_sampled);
+	cb_double(b, t->sampling_factor);
+	cb_opt_double(b, t->configured, t->sum_days);
+	assay_copybuf_int64(b, t->integration_elements);
+	cb_double(b, t->integration_reduction_percent);
+	cb_opt_double(b, t->configured, t->total_reduction_percent);
+	cb_double(b, t->total_reduction_cap_percent);
+	cb_opt_double(b, t->configured, t->initial_days);
+	cb_double(b, t->audit_share_percent);
+	cb_opt_double(b, t->configured, t->total_days);
+	cb_opt_double(b, t->configured, t->onsite_days);
+	cb_opt_double(b, t->configured, t->offsite_days);
+	cb_double(b, t->onsite_min_percent);
+	{
+		size_t len = 0;
+		char *notes;
+
+		for (size_t k = 0; k < t->nnotes; k++)
+			len += strlen(t->notes[k]) + 1;
+		notes = malloc(len + 1);
+		if (notes == NULL) {
+			b->failed = 1;
+		} else {
+			len = 0;
+			for (size_t k = 0; k < t->nnotes; k++) {
+				size_t n = strlen(t->notes[k]);
+
+				if (k > 0)
+					notes[len++] = '\n';
+				memcpy(notes + len, t->notes[k], n);
+				len += n;
+			}
+			assay_copybuf_text(b, notes, len);
+			free(notes);
+		}
+	}
+	assay_copybuf_end_row(b);
+	for (size_t s = 0; s < t->nstandards; s++) {
+		const struct assay_plan_standard_time *st = &t->standards[s];
+		const char *name = assay_plan_standard_names[st->standard];
+
+		b = &db->copy[C_TIME_STANDARDS];
+		assay_copybuf_str(b, a->audit_id);
+		assay_copybuf_str(b, name);
+		assay_copybuf_bool(b, st->configured);
+		assay_copybuf_int64(b, st->persons);
+		assay_copybuf_int64(b, st->effective_persons);
+		cb_opt_double(b, st->configured, st->table_days);
+		cb_double(b, st->adjustment_sum_percent);
+		cb_double(b, st->adjustment_cap_percent);
+		cb_double(b, st->adjustment_applied_percent);
+		cb_opt_double(b, st->configured, st->days);
+		assay_copybuf_end_row(b);
+		for (size_t g = 0; g < st->ngroups; g++) {
+			b = &db->copy[C_TIME_GROUPS];
+			assay_copybuf_str(b, a->audit_id);
+			assay_copybuf_str(b, name);
+			assay_copybuf_str(b, st->groups[g].group_id);
+			assay_copybuf_int64(b, st->groups[g].persons);
+			assay_copybuf_int64(b, st->groups[g].counted);
+			assay_copybuf_end_row(b);
+		}
+	}
+}
+
+static void write_roster(struct assay_plan_db *db, const struct assay_plan_roster *ro,
+                         bool replaced, char *errstr, size_t errstr_size)
+{
+	const char *p[1] = {ro->audit_id};
+
+	if (replaced)
+		assay_pipeline_add(&db->pipe, "DELETE FROM assay_plan_team WHERE audit_id = $1", 1,
+		                   p, errstr, errstr_size);
+	for (size_t i = 0; i < ro->nmembers; i++) {
+		struct assay_copybuf *b = &db->copy[C_TEAM];
+		char standards[128];
+
+		bits_str(standards, sizeof(standards), ro->members[i].standards,
+		         assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+		assay_copybuf_str(b, ro->audit_id);
+		assay_copybuf_str(b, ro->members[i].person_id);
+		assay_copybuf_str(b, assay_plan_role_names[ro->members[i].role]);
+		assay_copybuf_str(b, standards);
+		assay_copybuf_end_row(b);
+	}
+}
+
+static void write_soa(struct assay_plan_db *db, const struct assay_plan_soa *so)
+{
+	struct assay_copybuf *b = &db->copy[C_SOAS];
+	const char *name = assay_plan_standard_names[so->standard];
+
+	assay_copybuf_str(b, so->audit_id);
+	assay_copybuf_str(b, name);
+	assay_copybuf_int64(b, so->revision);
+	assay_copybuf_str(b, so->soa_version);
+	assay_copybuf_int64(b, so->applicable_count);
+	assay_copybuf_int64(b, so->excluded_count);
+	assay_copybuf_str(b, so->command_id);
+	assay_copybuf_end_row(b);
+	for (size_t i = 0; i < so->nrows; i++) {
+		b = &db->copy[C_SOA_ROWS];
+		assay_copybuf_str(b, so->audit_id);
+		assay_copybuf_str(b, name);
+		assay_copybuf_int64(b, so->revision);
+		assay_copybuf_str(b, so->rows[i].control_id);
+		assay_copybuf_bool(b, so->rows[i].applicable);
+		assay_copybuf_str(b, so->rows[i].justification);
+		assay_copybuf_end_row(b);
+	}
+}
+
+static void write_completion(struct assay_plan_db *db, const struct assay_plan_completion *co)
+{
+	struct assay_copybuf *b = &db->copy[C_COMPLETIONS];
+
+	assay_copybuf_str(b, co->audit_id);
+	assay_copybuf_str(b, assay_plan_standard_names[co->standard]);
+	assay_copybuf_str(b, assay_plan_audit_type_names[co->stage]);
+	cb_date(b, co->last_day);
+	assay_copybuf_str(b, co->command_id);
+	assay_copybuf_end_row(b);
+}
+
+static void write_cycle(struct assay_plan_db *db, const struct assay_plan_cycle *cy, bool replaced,
+                        char *errstr, size_t errstr_size)
+{
+	char seq[16], stage1[16];
+	const char *p[5] = {cy->cycle_id, cy->client_id, assay_plan_standard_names[cy->standard],
+	                    seq, NULL};
+
+	snprintf(seq, sizeof(seq), "%d", (int)cy->seq);
+	if (cy->stage1_completed_on != ASSAY_PLAN_NO_DATE) {
+		assay_plan_date_format(cy->stage1_completed_on, stage1);
+		p[4] = stage1;
+	}
+	if (replaced)
+		assay_pipeline_add(&db->pipe,
+		                   "DELETE FROM assay_plan_decision_makers WHERE cycle_id = $1", 1,
+		                   p, errstr, errstr_size);
+	assay_pipeline_add(
+	        &db->pipe,
+	        "INSERT INTO assay_plan_cycles (cycle_id, client_id, standard, seq, "
+	        "stage1_completed_on) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (cycle_id) "
+	        "DO UPDATE SET stage1_completed_on = EXCLUDED.stage1_completed_on",
+	        5, p, errstr, errstr_size);
+	for (size_t i = 0; i < cy->ndms; i++) {
+		struct assay_copybuf *b = &db->copy[C_DMS];
+
+		assay_copybuf_str(b, cy->cycle_id);
+		assay_copybuf_str(b, cy->dms[i].person_id);
+		assay_copybuf_str(b, cy->dms[i].audit_id);
+		assay_copybuf_str(b, cy->dms[i].command_id);
+		assay_copybuf_end_row(b);
+	}
+}
+
+int assay_plan_db_write(struct assay_plan_db *db, PGconn *conn, const struct assay_plan_state *st,
+                        const struct assay_plan_cmdlog *log, size_t nlog, char *errstr,
+                        size_t errstr_size)
+{
+	static const char *const outcomes[] = {"applied", "refused", "ignored"};
+	size_t n = assay_plan_state_nchanges(st);
+	bool piped = false;
+	int err = 0;
+
+	for (int i = 0; i < C_N; i++)
+		assay_copybuf_reset(&db->copy[i]);
+	for (size_t i = 0; i < n && !err; i++) {
+		struct assay_plan_change ch;
+		bool replaced;
+
+		assay_plan_state_change(st, i, &ch);
+		if (ch.value == NULL)
+			continue;
+		replaced = !ch.was_absent;
+		switch (ch.map) {
+		case ASSAY_PLAN_MAP_CLIENT:
+		case ASSAY_PLAN_MAP_PERSON:
+		case ASSAY_PLAN_MAP_ROSTER:
+		case ASSAY_PLAN_MAP_CYCLE:
+			if (!piped) {
+				err = assay_pipeline_begin(&db->pipe, conn, errstr, errstr_size);
+				piped = err == 0;
+			}
+			break;
+		default:
+			break;
+		}
+		if (err)
+			break;
+		switch (ch.map) {
+		case ASSAY_PLAN_MAP_CLIENT:
+			write_client(db, ch.value, replaced, errstr, errstr_size);
+			break;
+		case ASSAY_PLAN_MAP_PERSON:
+			write_person(db, ch.value, replaced, errstr, errstr_size);
+			break;
+		case ASSAY_PLAN_MAP_AUDIT:
+			write_audit(db, ch.value);
+			break;
+		case ASSAY_PLAN_MAP_ROSTER:
+			write_roster(db, ch.value, replaced, errstr, errstr_size);
+			break;
+		case ASSAY_PLAN_MAP_COMPLETION:
+			write_completion(db, ch.value);
+			break;
+		case ASSAY_PLAN_MAP_SOA:
+			write_soa(db, ch.value);
+			break;
+		case ASSAY_PLAN_MAP_CYCLE:
+			write_cycle(db, ch.value, replaced, errstr, errstr_size);
+			break;
+		default:
+			break; /* cycle index and command ids: derived or logged below */
+		}
+	}
+	if (piped) {
+		int perr = assay_pipeline_end(&db->pipe, errstr, errstr_size);
+
+		err = err ? err : perr;
+	}
+	if (err)
+		return err;
+	for (size_t i = 0; i < nlog; i++) {
+		struct assay_copybuf *b = &db->copy[C_COMMANDS];
+
+		assay_copybuf_str(b, log[i].command_id);
+		assay_copybuf_str(b, assay_plan_cmd_names[log[i].kind]);
+		assay_copybuf_str(b, outcomes[log[i].status]);
+		assay_copybuf_int64(b, (int64_t)log[i].nreasons);
+		assay_copybuf_str(b, log[i].topic);
+		assay_copybuf_int64(b, log[i].partition);
+		assay_copybuf_int64(b, log[i].offset);
+		assay_copybuf_end_row(b);
+	}
+	for (int i = 0; i < C_N && !err; i++)
+		if (assay_copybuf_rows(&db->copy[i]) > 0 || db->copy[i].failed)
+			err = assay_pg_copy(conn, copy_sql[i], &db->copy[i], errstr, errstr_size);
+	return err;
+}
+
+/* ---- loading ---- */
+
+struct cursor {
+	PGresult *res;
+	int row, rows;
+};
+
+static int query(PGconn *conn, const char *sql, struct cursor *c, char *errstr, size_t errstr_size)
+{
+	int err = assay_pg_query(conn, sql, 0, NULL, &c->res, errstr, errstr_size);
+
+	c->row = 0;
+	c->rows = err ? 0 : PQntuples(c->res);
+	return err;
+}
+
+static void cursor_clear(struct cursor *c)
+{
+	if (c->res)
+		PQclear(c->res);
+	c->res = NULL;
+}
+
+/* The rows of c whose column 0 equals key: [*first, return value). c is sorted by column 0
+ * in byte order; rows before key (orphans) are skipped. */
+static int cursor_take(struct cursor *c, const char *key, int *first)
+{
+	while (c->row < c->rows && strcmp(PQgetvalue(c->res, c->row, 0), key) < 0)
+		c->row++;
+	*first = c->row;
+	while (c->row < c->rows && strcmp(PQgetvalue(c->res, c->row, 0), key) == 0)
+		c->row++;
+	return c->row;
+}
+
+static const char *val(const struct cursor *c, int row, int col)
+{
+	return PQgetisnull(c->res, row, col) ? NULL : PQgetvalue(c->res, row, col);
+}
+
+static int32_t ival(const struct cursor *c, int row, int col)
+{
+	const char *s = val(c, row, col);
+
+	return s ? (int32_t)strtol(s, NULL, 10) : ASSAY_PLAN_NO_DATE;
+}
+
+static bool bval(const struct cursor *c, int row, int col)
+{
+	const char *s = val(c, row, col);
+
+	return s && s[0] == 't';
+}
+
+static int eval(const struct cursor *c, int row, int col, const char *const *names, int n)
+{
+	return assay_plan_enum_parse(names, n, val(c, row, col));
+}
+
+/* Symbols "A,B" of names into a bit set. */
+static unsigned bits_parse(const char *s, const char *const *names, int n)
+{
+	unsigned bits = 0;
+	char buf[256];
+	char *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", s ? s : "");
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int i = assay_plan_enum_parse(names, n, t);
+
+		if (i >= 0)
+			bits |= 1u << i;
+	}
+	return bits;
+}
+
+#define DUP(e, s) assay_plan_arena_strdup((e)->obj.arena, (s))
+#define ALLOC(e, n, T) \
+	((n) ? assay_plan_arena_alloc((e)->obj.arena, (size_t)(n) * sizeof(T)) : NULL)
+
+static int put(struct assay_plan_state *st, enum assay_plan_map m, const char *key, void *e,
+               char *errstr, size_t errstr_size)
+{
+	if (e == NULL || assay_plan_arena_failed(((struct assay_plan_obj *)e)->arena) ||
+	    assay_plan_state_put(st, m, key, e) != 0) {
+		if (e)
+			assay_plan_arena_destroy(((struct assay_plan_obj *)e)->arena);
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "load plan state: out of memory");
+	}
+	return 0;
+}
+
+static int load_clients(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+{
+	struct cursor p = {0}, s = {0}, g = {0}, a = {0};
+	int err;
+
+	err = query(conn,
+	            "SELECT client_id, tenant_id, revision, legal_name, persons, command_id FROM "
+	            "assay_plan_clients ORDER BY client_id COLLATE \"C\"",
+	            &p, errstr, errstr_size);
+	if (!err)
+		err = query(
+		        conn,
+		        "SELECT client_id, site_id, name, country, persons, central_function FROM "
+		        "assay_plan_client_sites ORDER BY client_id COLLATE \"C\", seq",
+		        &s, errstr, errstr_size);
+	if (!err)
+		err = query(conn,
+		            "SELECT client_id, group_id, description, persons, justification FROM "
+		            "assay_plan_client_groups ORDER BY client_id COLLATE \"C\", seq",
+		            &g, errstr, errstr_size);
+	if (!err)
+		err = query(conn,
+		            "SELECT client_id, ai_system_id, name, roles, eu_ai_act_tier, "
+		            "intended_purpose FROM assay_plan_client_ai_systems ORDER BY client_id "
+		            "COLLATE \"C\", seq",
+		            &a, errstr, errstr_size);
+	for (int r = 0; !err && r < p.rows; r++) {
+		struct assay_plan_client *e = assay_plan_entity_new(sizeof(*e));
+		const char *id = val(&p, r, 0);
+		int first, end;
+
+		if (e == NULL) {
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+			break;
+		}
+		e->client_id = DUP(e, id);
+		e->tenant_id = DUP(e, val(&p, r, 1));
+		e->revision = ival(&p, r, 2);
+		e->legal_name = DUP(e, val(&p, r, 3));
+		e->persons = ival(&p, r, 4);
+		e->command_id = DUP(e, val(&p, r, 5));
+		end = cursor_take(&s, id, &first);
+		e->sites = ALLOC(e, end - first, struct assay_plan_site);
+		for (int k = first; e->sites && k < end; k++) {
+			struct assay_plan_site *x = &e->sites[e->nsites++];
+
+			x->site_id = DUP(e, val(&s, k, 1));
+			x->name = DUP(e, val(&s, k, 2));
+			x->country = DUP(e, val(&s, k, 3));
+			x->persons = ival(&s, k, 4);
+			x->central_function = bval(&s, k, 5);
+		}
+		end = cursor_take(&g, id, &first);
+		e->groups = ALLOC(e, end - first, struct assay_plan_group);
+		for (int k = first; e->groups && k < end; k++) {
+			struct assay_plan_group *x = &e->groups[e->ngroups++];
+
+			x->group_id = DUP(e, val(&g, k, 1));
+			x->description = DUP(e, val(&g, k, 2));
+			x->persons = ival(&g, k, 3);
+			x->justification = DUP(e, val(&g, k, 4));
+		}
+		end = cursor_take(&a, id, &first);
+		e->ai_systems = ALLOC(e, end - first, struct assay_plan_ai_system);
+		for (int k = first; e->ai_systems && k < end; k++) {
+			struct assay_plan_ai_system *x = &e->ai_systems[e->nai_systems++];
+
+			x->ai_system_id = DUP(e, val(&a, k, 1));
+			x->name = DUP(e, val(&a, k, 2));
+			x->roles = bits_parse(val(&a, k, 3), assay_plan_ai_role_names,
+			                      ASSAY_PLAN_NAI_ROLES);
+			x->tier = eval(&a, k, 4, assay_plan_ai_tier_names, ASSAY_PLAN_NAI_TIERS);
+			if (x->tier < 0)
+				x->tier = ASSAY_PLAN_NAI_TIERS - 1;
+			x->intended_purpose = DUP(e, val(&a, k, 5));
+		}
+		err = put(st, ASSAY_PLAN_MAP_CLIENT, id, e, errstr, errstr_size);
+	}
+	cursor_clear(&p);
+	cursor_clear(&s);
+	cursor_clear(&g);
+	cursor_clear(&a);
+	return err;
+}
+
+static int load_auditors(PGconn *conn, struct assay_plan_state *st, char *errstr,
+                         size_t errstr_size)
+{
+	struct cursor p = {0}, c = {0}, r = {0};
+	int err;
+
+	err = query(conn,
+	            "SELECT person_id, tenant_id, revision, name, command_id FROM "
+	            "assay_plan_auditors ORDER BY person_id COLLATE \"C\"",
+	            &p, errstr, errstr_size);
+	if (!err)
+		err = query(
+		        conn,
+		        "SELECT person_id, standard, role, technical_area, valid_from - DATE "
+		        "'1970-01-01', valid_until - DATE '1970-01-01' FROM assay_plan_competences "
+		        "ORDER BY person_id COLLATE \"C\", seq",
+		        &c, errstr, errstr_size);
+	if (!err)
+		err = query(
+		        conn,
+		        "SELECT person_id, client_id, kind, started_on - DATE '1970-01-01', "
+		        "ended_on - DATE '1970-01-01' FROM assay_plan_client_relations ORDER BY "
+		        "person_id COLLATE \"C\", seq",
+		        &r, errstr, errstr_size);
+	for (int i = 0; !err && i < p.rows; i++) {
+		struct assay_plan_person *e = assay_plan_entity_new(sizeof(*e));
+		const char *id = val(&p, i, 0);
+		int first, end;
+
+		if (e == NULL) {
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+			break;
+		}
+		e->person_id = DUP(e, id);
+		e->tenant_id = DUP(e, val(&p, i, 1));
+		e->revision = ival(&p, i, 2);
+		e->name = DUP(e, val(&p, i, 3));
+		e->command_id = DUP(e, val(&p, i, 4));
+		end = cursor_take(&c, id, &first);
+		e->competences = ALLOC(e, end - first, struct assay_plan_competence);
+		for (int k = first; e->competences && k < end; k++) {
+			struct assay_plan_competence *x = &e->competences[e->ncompetences++];
+
+			x->standard =
+			        eval(&c, k, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+			x->role = eval(&c, k, 2, assay_plan_role_names, ASSAY_PLAN_NROLES);
+			x->technical_area = DUP(e, val(&c, k, 3));
+			x->valid_from = ival(&c, k, 4);
+			x->valid_until = ival(&c, k, 5);
+		}
+		end = cursor_take(&r, id, &first);
+		e->relations = ALLOC(e, end - first, struct assay_plan_relation);
+		for (int k = first; e->relations && k < end; k++) {
+			struct assay_plan_relation *x = &e->relations[e->nrelations++];
+
+			x->client_id = DUP(e, val(&r, k, 1));
+			x->kind = eval(&r, k, 2, assay_plan_relation_kind_names,
+			               ASSAY_PLAN_NRELATION_KINDS);
+			x->started_on = ival(&r, k, 3);
+			x->ended_on = ival(&r, k, 4);
+		}
+		err = put(st, ASSAY_PLAN_MAP_PERSON, id, e, errstr, errstr_size);
+	}
+	cursor_clear(&p);
+	cursor_clear(&c);
+	cursor_clear(&r);
+	return err;
+}
+
+static int load_cycles(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+{
+	struct cursor p = {0}, au = {0}, dm = {0}, ix = {0};
+	int err;
+
+	err = query(conn,
+	            "SELECT cycle_id, client_id, standard, seq, stage1_completed_on - DATE "
+	            "'1970-01-01' FROM assay_plan_cycles ORDER BY cycle_id COLLATE \"C\"",
+	            &p, errstr, errstr_size);
+	if (!err)
+		err = query(conn,
+		            "SELECT cycle_id, audit_id FROM assay_plan_audit_standards ORDER BY "
+		            "cycle_id COLLATE \"C\", audit_id COLLATE \"C\"",
+		            &au, errstr, errstr_size);
+	if (!err)
+		err = query(conn,
+		            "SELECT cycle_id, person_id, audit_id, command_id FROM "
+		            "assay_plan_decision_makers ORDER BY cycle_id COLLATE \"C\", person_id",
+		            &dm, errstr, errstr_size);
+	if (!err)
+		err = query(
+		        conn,
+		        "SELECT DISTINCT ON (client_id, standard) client_id, standard, cycle_id, "
+		        "seq FROM assay_plan_cycles ORDER BY client_id, standard, seq DESC",
+		        &ix, errstr, errstr_size);
+	for (int i = 0; !err && i < p.rows; i++) {
+		struct assay_plan_cycle *e = assay_plan_entity_new(sizeof(*e));
+		const char *id = val(&p, i, 0);
+		int first, end;
+
+		if (e == NULL) {
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+			break;
+		}
+		e->cycle_id = DUP(e, id);
+		e->client_id = DUP(e, val(&p, i, 1));
+		e->standard = eval(&p, i, 2, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+		e->seq = ival(&p, i, 3);
+		e->stage1_completed_on = ival(&p, i, 4);
+		end = cursor_take(&au, id, &first);
+		e->audit_ids = ALLOC(e, end - first, const char *);
+		for (int k = first; e->audit_ids && k < end; k++)
+			e->audit_ids[e->naudits++] = DUP(e, val(&au, k, 1));
+		end = cursor_take(&dm, id, &first);
+		e->dms = ALLOC(e, end - first, struct assay_plan_decision_maker);
+		for (int k = first; e->dms && k < end; k++) {
+			struct assay_plan_decision_maker *x = &e->dms[e->ndms++];
+
+			x->person_id = DUP(e, val(&dm, k, 1));
+			x->audit_id = DUP(e, val(&dm, k, 2));
+			x->command_id = DUP(e, val(&dm, k, 3));
+		}
+		err = put(st, ASSAY_PLAN_MAP_CYCLE, id, e, errstr, errstr_size);
+	}
+	for (int i = 0; !err && i < ix.rows; i++) {
+		struct assay_plan_cycle_index *e = assay_plan_entity_new(sizeof(*e));
+		char key[ASSAY_PLAN_KEY_MAX];
+
+		if (e == NULL ||
+		    assay_plan_key(key, sizeof(key), val(&ix, i, 0), val(&ix, i, 1), NULL) != 0) {
+			if (e)
+				assay_plan_arena_destroy(e->obj.arena);
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                 "load plan state: out of memory or id too long");
+			break;
+		}
+		e->current = DUP(e, val(&ix, i, 2));
+		e->count = ival(&ix, i, 3);
+		err = put(st, ASSAY_PLAN_MAP_CYCLE_INDEX, key, e, errstr, errstr_size);
+	}
+	cursor_clear(&p);
+	cursor_clear(&au);
+	cursor_clear(&dm);
+	cursor_clear(&ix);
+	return err;
+}
+
+static int load_audits(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+{
+	struct cursor p = {0}, s = {0}, t = {0};
+	int err;
+
+	err = query(conn,
+	            "SELECT audit_id, tenant_id, client_id, audit_type, planned_start - DATE "
+	            "'1970-01-01', planned_end - DATE '1970-01-01', documentation, "
+	            "policy_and_objectives, internal_audit, management_review, risk_process, "
+	            "corrective_action, responsibilities, command_id FROM assay_plan_audits ORDER "
+	            "BY audit_id COLLATE \"C\"",
+	            &p, errstr, errstr_size);
+	if (!err)
+		err = query(conn,
+		            "SELECT audit_id, standard, cycle_id, scope_statement FROM "
+		            "assay_plan_audit_standards ORDER BY audit_id COLLATE \"C\", seq",
+		            &s, errstr, errstr_size);
+	if (!err)
+		err = query(
+		        conn,
+		        "SELECT audit_id, person_id, role, standards FROM assay_plan_team ORDER BY "
+		        "audit_id COLLATE \"C\", person_id COLLATE \"C\"",
+		        &t, errstr, errstr_size);
+	for (int i = 0; !err && i < p.rows; i++) {
+		struct assay_plan_audit *e = assay_plan_entity_new(sizeof(*e));
+		struct assay_plan_roster *ro = NULL;
+		const char *id = val(&p, i, 0);
+		int first, end;
+
+		if (e == NULL) {
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+			break;
+		}
+		e->audit_id = DUP(e, id);
+		e->tenant_id = DUP(e, val(&p, i, 1));
+		e->client_id = DUP(e, val(&p, i, 2));
+		e->audit_type =
+		        eval(&p, i, 3, assay_plan_audit_type_names, ASSAY_PLAN_NAUDIT_TYPES);
+		e->planned_start = ival(&p, i, 4);
+		e->planned_end = ival(&p, i, 5);
+		for (int k = 0; k < ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
+			e->integration[k] = bval(&p, i, 6 + k);
+		e->command_id = DUP(e, val(&p, i, 13));
+		end = cursor_take(&s, id, &first);
+		e->scopes = ALLOC(e, end - first, struct assay_plan_scope);
+		for (int k = first; e->scopes && k < end; k++) {
+			struct assay_plan_scope *x = &e->scopes[e->nscopes++];
+
+			x->standard =
+			        eval(&s, k, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+			x->cycle_id = DUP(e, val(&s, k, 2));
+			x->scope_statement = DUP(e, val(&s, k, 3));
+		}
+		err = put(st, ASSAY_PLAN_MAP_AUDIT, id, e, errstr, errstr_size);
+		end = cursor_take(&t, id, &first);
+		if (err || end == first)
+			continue;
+		ro = assay_plan_entity_new(sizeof(*ro));
+		if (ro) {
+			ro->audit_id = DUP(ro, id);
+			ro->members = ALLOC(ro, end - first, struct assay_plan_member);
+			for (int k = first; ro->members && k < end; k++) {
+				struct assay_plan_member *m = &ro->members[ro->nmembers++];
+
+				m->person_id = DUP(ro, val(&t, k, 1));
+				m->role = eval(&t, k, 2, assay_plan_role_names, ASSAY_PLAN_NROLES);
+				m->standards = bits_parse(val(&t, k, 3), assay_plan_standard_names,
+				                          ASSAY_PLAN_NSTANDARDS);
+			}
+		}
+		err = put(st, ASSAY_PLAN_MAP_ROSTER, id, ro, errstr, errstr_size);
+	}
+	cursor_clear(&p);
+	cursor_clear(&s);
+	cursor_clear(&t);
+	return err;
+}
+
+static int load_rest(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+{
+	struct cursor c = {0}, s = {0}, k = {0};
+	char key[ASSAY_PLAN_KEY_MAX];
+	int err;
+
+	err = query(conn,
+	            "SELECT audit_id, standard, stage, last_day - DATE '1970-01-01', command_id "
+	            "FROM assay_plan_stage_completions",
+	            &c, errstr, errstr_size);
+	if (!err)
+		err = query(conn,
+		            "SELECT DISTINCT ON (audit_id, standard) audit_id, standard, revision, "
+		            "soa_version, applicable_count, excluded_count, command_id FROM "
+		            "assay_plan_soas ORDER BY audit_id, standard, revision DESC",
+		            &s, errstr, errstr_size);
+	if (!err)
+		err = query(conn, "SELECT command_id FROM assay_plan_commands", &k, errstr,
+		            errstr_size);
+	for (int i = 0; !err && i < c.rows; i++) {
+		struct assay_plan_completion *e = assay_plan_entity_new(sizeof(*e));
+
+		if (e == NULL ||
+		    assay_plan_key(key, sizeof(key), val(&c, i, 0), val(&c, i, 1), NULL) != 0) {
+			if (e)
+				assay_plan_arena_destroy(e->obj.arena);
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                 "load plan state: out of memory or id too long");
+			break;
+		}
+		e->audit_id = DUP(e, val(&c, i, 0));
+		e->standard = eval(&c, i, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+		e->stage = eval(&c, i, 2, assay_plan_audit_type_names, ASSAY_PLAN_NAUDIT_TYPES);
+		e->last_day = ival(&c, i, 3);
+		e->command_id = DUP(e, val(&c, i, 4));
+		err = put(st, ASSAY_PLAN_MAP_COMPLETION, key, e, errstr, errstr_size);
+	}
+	for (int i = 0; !err && i < s.rows; i++) {
+		struct assay_plan_soa *e = assay_plan_entity_new(sizeof(*e));
+
+		if (e == NULL ||
+		    assay_plan_key(key, sizeof(key), val(&s, i, 0), val(&s, i, 1), NULL) != 0) {
+			if (e)
+				assay_plan_arena_destroy(e->obj.arena);
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                 "load plan state: out of memory or id too long");
+			break;
+		}
+		e->audit_id = DUP(e, val(&s, i, 0));
+		e->standard = eval(&s, i, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+		e->revision = ival(&s, i, 2);
+		e->soa_version = DUP(e, val(&s, i, 3));
+		e->applicable_count = ival(&s, i, 4);
+		e->excluded_count = ival(&s, i, 5);
+		e->command_id = DUP(e, val(&s, i, 6));
+		err = put(st, ASSAY_PLAN_MAP_SOA, key, e, errstr, errstr_size);
+	}
+	for (int i = 0; !err && i < k.rows; i++)
+		if (assay_plan_state_put(st, ASSAY_PLAN_MAP_COMMAND, val(&k, i, 0),
+		                         ASSAY_PLAN_SEEN))
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                 "load plan state: out of memory");
+	cursor_clear(&c);
+	cursor_clear(&s);
+	cursor_clear(&k);
+	return err;
+}
+
+int assay_plan_db_load(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+{
+	int err = load_clients(conn, st, errstr, errstr_size);
+
+	if (!err)
+		err = load_auditors(conn, st, errstr, errstr_size);
+	if (!err)
+		err = load_cycles(conn, st, errstr, errstr_size);
+	if (!err)
+		err = load_audits(conn, st, errstr, errstr_size);
+	if (!err)
+		err = load_rest(conn, st, errstr, errstr_size);
+	return err;
+}

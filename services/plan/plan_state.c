@@ -1,0 +1,364 @@
+/*
+ * The journaled entity maps behind assay-plan's rules (plan_state.h): string-keyed open
+ * addressing tables whose nodes never move or disappear (an absent value is a NULL value), so
+ * the batch journal can point at nodes; and the arena every entity is allocated in.
+ */
+#include "plan_state.h"
+#include "assay_err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- arena ---- */
+
+#define ARENA_BLOCK 1024
+#define ARENA_ALIGN 16
+
+struct arena_block {
+	struct arena_block *next;
+	size_t used, cap;
+	_Alignas(ARENA_ALIGN) unsigned char data[];
+};
+
+struct assay_plan_arena {
+	struct arena_block *head;
+	bool failed;
+};
+
+struct assay_plan_arena *assay_plan_arena_new(void)
+{
+	return calloc(1, sizeof(struct assay_plan_arena));
+}
+
+void assay_plan_arena_destroy(struct assay_plan_arena *a)
+{
+	struct arena_block *b, *next;
+
+	if (a == NULL)
+		return;
+	for (b = a->head; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	free(a);
+}
+
+void *assay_plan_arena_alloc(struct assay_plan_arena *a, size_t size)
+{
+	struct arena_block *b = a->head;
+	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	void *p;
+
+	if (need == 0)
+		need = ARENA_ALIGN;
+	if (b == NULL || b->cap - b->used < need) {
+		size_t cap = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+
+		b = malloc(sizeof(*b) + cap);
+		if (b == NULL) {
+			a->failed = true;
+			return NULL;
+		}
+		b->used = 0;
+		b->cap = cap;
+		/* a big allocation gets its own block behind the current one, so the
+		 * current block keeps serving small ones */
+		if (a->head != NULL && cap > ARENA_BLOCK) {
+			b->next = a->head->next;
+			a->head->next = b;
+		} else {
+			b->next = a->head;
+			a->head = b;
+		}
+	}
+	p = b->data + b->used;
+	b->used += need;
+	memset(p, 0, need);
+	return p;
+}
+
+char *assay_plan_arena_strdup(struct assay_plan_arena *a, const char *s)
+{
+	size_t n;
+	char *p;
+
+	if (s == NULL)
+		return NULL;
+	n = strlen(s);
+	p = assay_plan_arena_alloc(a, n + 1);
+	if (p)
+		memcpy(p, s, n + 1);
+	return p;
+}
+
+bool assay_plan_arena_failed(const struct assay_plan_arena *a)
+{
+	return a->failed;
+}
+
+/* ---- maps ---- */
+
+const struct assay_plan_obj assay_plan_seen = {NULL};
+
+struct node {
+	char *key;
+	void *value;
+	uint64_t gen; /* batch generation that last recorded this node as changed */
+};
+
+struct map {
+	struct node **slots;
+	size_t cap; /* power of two */
+	size_t nodes;
+	size_t present;
+};
+
+struct journal_entry {
+	enum assay_plan_map m;
+	struct node *node;
+	void *old;
+};
+
+struct change {
+	enum assay_plan_map m;
+	struct node *node;
+	bool was_absent;
+};
+
+struct assay_plan_state {
+	struct map maps[ASSAY_PLAN_NMAPS];
+	bool open;
+	uint64_t gen;
+	struct journal_entry *journal;
+	size_t njournal, journal_cap;
+	struct change *changes;
+	size_t nchanges, changes_cap;
+};
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void value_free(void *v)
+{
+	if (v != NULL && v != ASSAY_PLAN_SEEN)
+		assay_plan_arena_destroy(((struct assay_plan_obj *)v)->arena);
+}
+
+static struct node *map_find(const struct map *m, const char *key)
+{
+	size_t i;
+
+	if (m->cap == 0)
+		return NULL;
+	for (i = hash(key) & (m->cap - 1); m->slots[i]; i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->slots[i]->key, key) == 0)
+			return m->slots[i];
+	return NULL;
+}
+
+static int map_grow(struct map *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 64;
+	struct node **slots = calloc(cap, sizeof(*slots));
+
+	if (slots == NULL)
+		return ASSAY_ERR_FATAL;
+	for (size_t k = 0; k < m->cap; k++) {
+		struct node *n = m->slots[k];
+		size_t i;
+
+		if (n == NULL)
+			continue;
+		for (i = hash(n->key) & (cap - 1); slots[i]; i = (i + 1) & (cap - 1))
+			;
+		slots[i] = n;
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->cap = cap;
+	return 0;
+}
+
+static struct node *map_insert(struct map *m, const char *key)
+{
+	struct node *n;
+	size_t i;
+
+	if ((m->nodes + 1) * 10 > m->cap * 7 && map_grow(m) != 0)
+		return NULL;
+	n = calloc(1, sizeof(*n));
+	if (n == NULL)
+		return NULL;
+	n->key = strdup(key);
+	if (n->key == NULL) {
+		free(n);
+		return NULL;
+	}
+	for (i = hash(key) & (m->cap - 1); m->slots[i]; i = (i + 1) & (m->cap - 1))
+		;
+	m->slots[i] = n;
+	m->nodes++;
+	return n;
+}
+
+struct assay_plan_state *assay_plan_state_new(void)
+{
+	return calloc(1, sizeof(struct assay_plan_state));
+}
+
+void assay_plan_state_destroy(struct assay_plan_state *st)
+{
+	if (st == NULL)
+		return;
+	assay_plan_state_rollback(st);
+	for (size_t k = 0; k < ASSAY_PLAN_NMAPS; k++) {
+		struct map *m = &st->maps[k];
+
+		for (size_t i = 0; i < m->cap; i++) {
+			if (m->slots[i] == NULL)
+				continue;
+			value_free(m->slots[i]->value);
+			free(m->slots[i]->key);
+			free(m->slots[i]);
+		}
+		free(m->slots);
+	}
+	free(st->journal);
+	free(st->changes);
+	free(st);
+}
+
+void *assay_plan_state_get(const struct assay_plan_state *st, enum assay_plan_map m,
+                           const char *key)
+{
+	struct node *n = map_find(&st->maps[m], key);
+
+	return n ? n->value : NULL;
+}
+
+size_t assay_plan_state_count(const struct assay_plan_state *st, enum assay_plan_map m)
+{
+	return st->maps[m].present;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 32;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	q = realloc(*p, n * size);
+	if (q == NULL)
+		return ASSAY_ERR_FATAL;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+int assay_plan_state_put(struct assay_plan_state *st, enum assay_plan_map m, const char *key,
+                         void *value)
+{
+	struct map *map = &st->maps[m];
+	struct node *n = map_find(map, key);
+
+	if (st->open && (grow((void **)&st->journal, &st->journal_cap, st->njournal + 1,
+	                      sizeof(*st->journal)) != 0 ||
+	                 grow((void **)&st->changes, &st->changes_cap, st->nchanges + 1,
+	                      sizeof(*st->changes)) != 0))
+		return ASSAY_ERR_FATAL;
+	if (n == NULL && (n = map_insert(map, key)) == NULL)
+		return ASSAY_ERR_FATAL;
+	if (n->value == NULL && value != NULL)
+		map->present++;
+	else if (n->value != NULL && value == NULL)
+		map->present--;
+	if (st->open) {
+		st->journal[st->njournal++] = (struct journal_entry){m, n, n->value};
+		if (n->gen != st->gen) {
+			n->gen = st->gen;
+			st->changes[st->nchanges++] = (struct change){m, n, n->value == NULL};
+		}
+	} else {
+		value_free(n->value);
+	}
+	n->value = value;
+	return 0;
+}
+
+void assay_plan_state_begin(struct assay_plan_state *st)
+{
+	if (st->open)
+		assay_plan_state_rollback(st);
+	st->open = true;
+	st->gen++;
+	st->njournal = 0;
+	st->nchanges = 0;
+}
+
+void assay_plan_state_commit(struct assay_plan_state *st)
+{
+	if (!st->open)
+		return;
+	for (size_t i = 0; i < st->njournal; i++)
+		value_free(st->journal[i].old);
+	st->njournal = 0;
+	st->nchanges = 0;
+	st->open = false;
+}
+
+void assay_plan_state_rollback(struct assay_plan_state *st)
+{
+	if (!st->open)
+		return;
+	for (size_t i = st->njournal; i-- > 0;) {
+		struct journal_entry *j = &st->journal[i];
+		struct map *map = &st->maps[j->m];
+
+		if (j->node->value == NULL && j->old != NULL)
+			map->present++;
+		else if (j->node->value != NULL && j->old == NULL)
+			map->present--;
+		value_free(j->node->value);
+		j->node->value = j->old;
+	}
+	st->njournal = 0;
+	st->nchanges = 0;
+	st->open = false;
+	st->gen++; /* nodes marked by the undone batch count as unchanged again */
+}
+
+size_t assay_plan_state_nchanges(const struct assay_plan_state *st)
+{
+	return st->open ? st->nchanges : 0;
+}
+
+void assay_plan_state_change(const struct assay_plan_state *st, size_t i,
+                             struct assay_plan_change *out)
+{
+	const struct change *c = &st->changes[i];
+
+	out->map = c->m;
+	out->key = c->node->key;
+	out->value = c->node->value;
+	out->was_absent = c->was_absent;
+}
+
+int assay_plan_key(char *buf, size_t size, const char *a, const char *b, const char *c)
+{
+	int n = c ? snprintf(buf, size, "%s\x1f%s\x1f%s", a, b, c)
+	          : snprintf(buf, size, "%s\x1f%s", a, b);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
