@@ -22,21 +22,23 @@ struct assay_msg *assay_batch_msg(struct assay_batch *batch, size_t i)
 	return &batch->msgs[i];
 }
 
-void assay_loop_event_id(const struct assay_loop *loop, const char *topic, int32_t partition,
-                         int64_t offset, int seq, char out[ASSAY_UUID_LEN])
+void assay_loop_event_id(const struct assay_loop *loop, struct assay_uuid_maker *maker,
+                         const char *topic, int32_t partition, int64_t offset, int seq,
+                         char out[ASSAY_UUID_LEN])
 {
 	char name[512];
 	int n = snprintf(name, sizeof(name), "%s/%s/%" PRId32 "/%" PRId64 "/%d", loop->cfg.service,
 	                 topic, partition, offset, seq);
 
-	assay_uuid_from_name(name, (size_t)n < sizeof(name) ? (size_t)n : sizeof(name) - 1, out);
+	assay_uuid_make(maker, name, (size_t)n < sizeof(name) ? (size_t)n : sizeof(name) - 1, out);
 }
 
 void assay_batch_next_event_id(const struct assay_batch *batch, size_t i, char out[ASSAY_UUID_LEN])
 {
 	const struct assay_msg *m = &batch->msgs[i];
 
-	assay_loop_event_id(batch->loop, m->topic, m->partition, m->offset, m->nevents, out);
+	assay_loop_event_id(batch->loop, batch->loop->ids, m->topic, m->partition, m->offset,
+	                    m->nevents, out);
 }
 
 void assay_out_event_release(struct out_event *e)

@@ -670,7 +670,8 @@ int assay_config_write_markdown(FILE *out, const struct assay_setting *const *ta
 	        "the runtime and should not be overridden.",
 	        "",
 	        "Each service has a consumer and a transactional producer. A property prefixed",
-	        "`consumer.` or `producer.` (`kafka.consumer.session.timeout.ms = 6000`) goes to that",
+	        "`consumer.` or `producer.` (`kafka.consumer.session.timeout.ms = 6000`) goes to "
+	        "that",
 	        "client only, without the prefix; any other property goes to both.",
 	};
 	size_t i;

@@ -47,6 +47,7 @@ struct assay_setting {
  * owned by the struct assay_config that loaded them and live until it is destroyed. */
 struct assay_core_config {
 	char *instance_id; /* never empty after load: "" resolves to the hostname */
+	char *group_id;    /* "" = the service name */
 	char *brokers;
 	char *pg_url;
 	char *schema_registry;

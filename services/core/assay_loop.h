@@ -80,7 +80,8 @@ struct assay_handler {
 };
 
 struct assay_loop_config {
-	const char *service;     /* consumer group, produced_by, transactional.id prefix */
+	const char *service;     /* produced_by, event ids */
+	const char *group;       /* consumer group and transactional.id prefix; NULL: service */
 	const char *instance_id; /* stable per instance: transactional.id suffix */
 	const char *brokers;
 	const char *pg_url;

@@ -85,6 +85,8 @@ struct assay_loop {
 
 	struct assay_copybuf copy;
 	int backoff_ms;
+	struct assay_uuid_maker *ids;       /* event ids on the loop thread */
+	struct assay_uuid_maker *relay_ids; /* event ids where the relay publishes */
 
 	/* Events applied but not yet published. While mem_valid, mem holds every outbox row
 	 * between relay_pos and db_next of every assigned partition, so the relay publishes from
@@ -128,8 +130,12 @@ struct part *assay_loop_part_find(struct assay_loop *loop, const char *topic, in
 int assay_loop_db_ensure(struct assay_loop *loop, char *errstr, size_t errstr_size);
 
 /* assay_batch.c */
-void assay_loop_event_id(const struct assay_loop *loop, const char *topic, int32_t partition,
-                         int64_t offset, int seq, char out[ASSAY_UUID_LEN]);
+/* The name-based id of the seq'th event caused by (topic, partition, offset). maker: the
+ * calling thread's (loop->ids on the loop thread, loop->relay_ids where events are
+ * published). */
+void assay_loop_event_id(const struct assay_loop *loop, struct assay_uuid_maker *maker,
+                         const char *topic, int32_t partition, int64_t offset, int seq,
+                         char out[ASSAY_UUID_LEN]);
 void assay_out_event_release(struct out_event *e);
 /* The batch view of loop->rkms[first, first + n). Returns 0 or ASSAY_ERR_FATAL. */
 int assay_batch_build(struct assay_loop *loop, struct assay_batch *batch, size_t first, size_t n,

@@ -120,7 +120,8 @@ static int produce(struct assay_loop *loop, const char *topic, const void *key, 
 	if (assay_headers_find(h, "event_id") == NULL) {
 		char id[ASSAY_UUID_LEN];
 
-		assay_loop_event_id(loop, source_topic, source_partition, source_offset, seq, id);
+		assay_loop_event_id(loop, loop->relay_ids, source_topic, source_partition,
+		                    source_offset, seq, id);
 		rd_kafka_header_add(hdrs, "event_id", -1, id, -1);
 	}
 	if (assay_headers_find(h, "produced_by") == NULL)

@@ -12,6 +12,9 @@
 const struct assay_setting assay_core_settings[] = {
         {"instance.id", "ASSAY_INSTANCE_ID", ASSAY_SETTING_STRING, "", 0, 0, CORE(instance_id),
          "name of this instance in logs, metrics and transactional ids; empty means the hostname"},
+        {"group.id", "ASSAY_GROUP_ID", ASSAY_SETTING_STRING, "", 0, 0, CORE(group_id),
+         "consumer group of the service's instances (also keys its stored offsets); empty "
+         "means the service name"},
         {"brokers", "ASSAY_KAFKA_BROKERS", ASSAY_SETTING_STRING, "127.0.0.1:19092", 0, 0,
          CORE(brokers), "Kafka bootstrap servers, comma-separated host:port"},
         {"pg.url", "ASSAY_PG_URL", ASSAY_SETTING_STRING, "postgresql://assay@127.0.0.1:15432/assay",

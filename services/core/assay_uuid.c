@@ -5,18 +5,30 @@
 #include "assay_uuid.h"
 #include "assay_err.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <sys/random.h>
+
+struct assay_uuid_maker {
+	EVP_MD *sha256;
+	EVP_MD_CTX *ctx;
+};
 
 static void format_uuid(unsigned char b[16], unsigned version, char out[ASSAY_UUID_LEN])
 {
+	static const char hex[] = "0123456789abcdef";
+	char *p = out;
+
 	b[6] = (unsigned char)((b[6] & 0x0f) | (version << 4));
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 9562 variant */
-	snprintf(out, ASSAY_UUID_LEN,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-	         b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-	         b[15]);
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 0x0f];
+	}
+	*p = '\0';
 }
 
 int assay_uuid_random(char out[ASSAY_UUID_LEN])
@@ -34,5 +46,43 @@ void assay_uuid_from_name(const void *name, size_t len, char out[ASSAY_UUID_LEN]
 	unsigned char digest[SHA256_DIGEST_LENGTH];
 
 	SHA256(name, len, digest);
+	format_uuid(digest, 8, out);
+}
+
+struct assay_uuid_maker *assay_uuid_maker_new(void)
+{
+	struct assay_uuid_maker *maker = calloc(1, sizeof(*maker));
+
+	if (maker == NULL)
+		return NULL;
+	maker->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	maker->ctx = EVP_MD_CTX_new();
+	if (maker->sha256 == NULL || maker->ctx == NULL) {
+		assay_uuid_maker_destroy(maker);
+		return NULL;
+	}
+	return maker;
+}
+
+void assay_uuid_maker_destroy(struct assay_uuid_maker *maker)
+{
+	if (maker == NULL)
+		return;
+	EVP_MD_CTX_free(maker->ctx);
+	EVP_MD_free(maker->sha256);
+	free(maker);
+}
+
+void assay_uuid_make(struct assay_uuid_maker *maker, const void *name, size_t len,
+                     char out[ASSAY_UUID_LEN])
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+
+	if (EVP_DigestInit_ex(maker->ctx, maker->sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(maker->ctx, name, len) != 1 ||
+	    EVP_DigestFinal_ex(maker->ctx, digest, NULL) != 1) {
+		assay_uuid_from_name(name, len, out); /* the slow path gives the same id */
+		return;
+	}
 	format_uuid(digest, 8, out);
 }

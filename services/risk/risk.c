@@ -1314,7 +1314,7 @@ void risk_service_def(struct risk *r, struct risk_config *cfg, struct assay_serv
 {
 	memset(def, 0, sizeof(*def));
 	def->name = "assay-risk";
-	def->description = "coverage and residual risk per control, standard and audit (issue 7)";
+	def->description = "coverage and residual risk per control, standard and audit";
 	def->consumes = (const char *const *)cfg->consumes;
 	def->nconsumes = 2;
 	def->produces = (const char *const *)cfg->produces;

@@ -7,6 +7,10 @@
 #include "assay_config.h"
 #include "assay_err.h"
 #include "assay_service.h"
+#include "intake.h"
+#include "mapper.h"
+#include "plan.h"
+#include "risk.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,8 +20,8 @@
 #define DOC_PATH ASSAY_SOURCE_DIR "/docs/configuration.md"
 
 static const struct assay_setting *const tables[] = {
-        assay_core_settings,
-        assay_service_settings,
+        assay_core_settings, assay_service_settings, assay_plan_settings,
+        intake_settings,     assay_mapper_settings,  risk_settings,
 };
 
 /* Reads a whole stream into a malloc'd buffer. */

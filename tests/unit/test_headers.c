@@ -121,6 +121,18 @@ static void test_uuids(void **state)
 	assay_uuid_from_name("svc/topic/0/42/1", 16, c);
 	assert_string_equal(a, b);
 	assert_string_not_equal(a, c);
+	/* the maker of hot paths gives the same ids */
+	{
+		struct assay_uuid_maker *maker = assay_uuid_maker_new();
+		char d[ASSAY_UUID_LEN];
+
+		assert_non_null(maker);
+		assay_uuid_make(maker, "svc/topic/0/42/0", 16, d);
+		assert_string_equal(a, d);
+		assay_uuid_make(maker, "svc/topic/0/42/1", 16, d);
+		assert_string_equal(c, d);
+		assay_uuid_maker_destroy(maker);
+	}
 	assert_int_equal(strlen(a), 36);
 	assert_int_equal(a[14], '8'); /* version 8 */
 	assert_true(strchr("89ab", a[19]) != NULL);

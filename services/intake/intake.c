@@ -1,0 +1,1505 @@
+/*
+ * The assay-intake handler: decodes each batch (evidence and audit events, in the order the
+ * batch holds them), applies audit events to the projection's overlay, checks each evidence
+ * item's form and rules against the projection as it stands at that point of the batch, then,
+ * in the batch transaction, settles de-duplication (in memory, plus one batched query for the
+ * fingerprints seen before), emits EvidenceAccepted / EvidenceRejected in message order and
+ * writes the accepted rows with one COPY and the changed audits with one pipeline.
+ *
+ * The handler decodes by itself (handler.decode is false) so that a submission the codec
+ * refuses for invalid UTF-8 becomes an EvidenceRejected INVALID_UTF8 rather than a dead letter;
+ * decoded values are kept in the batch's messages (decoded_ok), which the loop releases with
+ * the batch. Events are emitted from write(), before the loop writes the outbox, because the
+ * outcome of a resubmitted id needs the query.
+ */
+#include "intake.h"
+#include "intake_audits.h"
+#include "intake_dedup.h"
+
+#include "assay_catalog.h"
+#include "assay_err.h"
+#include "assay_pg.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SCHEMA_SUBMITTED "org.assay.v1.EvidenceSubmitted"
+#define SCHEMA_ACCEPTED  "org.assay.v1.EvidenceAccepted"
+#define SCHEMA_REJECTED  "org.assay.v1.EvidenceRejected"
+#define SCHEMA_OPENED    "org.assay.v1.AuditOpened"
+#define SCHEMA_SOA       "org.assay.v1.SoaSubmitted"
+#define SCHEMA_COMPLETED "org.assay.v1.StageCompleted"
+
+const struct assay_setting intake_settings[] = {
+        {"topic.evidence.submitted", "ASSAY_TOPIC_EVIDENCE_SUBMITTED", ASSAY_SETTING_STRING,
+         "assay.evidence.submitted", 0, 0, offsetof(struct intake_config, consumes[0]),
+         "topic of submitted evidence (EvidenceSubmitted)"},
+        {"topic.audit.events", "ASSAY_TOPIC_AUDIT_EVENTS", ASSAY_SETTING_STRING,
+         "assay.audit.events", 0, 0, offsetof(struct intake_config, consumes[1]),
+         "topic of audit events (AuditOpened, SoaSubmitted, StageCompleted)"},
+        {"topic.evidence.accepted", "ASSAY_TOPIC_EVIDENCE_ACCEPTED", ASSAY_SETTING_STRING,
+         "assay.evidence.accepted", 0, 0, offsetof(struct intake_config, produces[0]),
+         "topic of accepted evidence (EvidenceAccepted)"},
+        {"topic.evidence.rejected", "ASSAY_TOPIC_EVIDENCE_REJECTED", ASSAY_SETTING_STRING,
+         "assay.evidence.rejected", 0, 0, offsetof(struct intake_config, produces[1]),
+         "topic of rejected evidence (EvidenceRejected)"},
+        {"intake.future.tolerance.ms", "ASSAY_INTAKE_FUTURE_TOLERANCE_MS", ASSAY_SETTING_INT,
+         "300000", 0, 86400000, offsetof(struct intake_config, future_tolerance_ms),
+         "how far collected_at may lie in the future (clock skew), in milliseconds"},
+        {"intake.freshness.days", "ASSAY_INTAKE_FRESHNESS_DAYS", ASSAY_SETTING_INT, "365", 1, 36500,
+         offsetof(struct intake_config, freshness_days),
+         "evidence collected longer ago than this is STALE"},
+        {"intake.max.size.bytes", "ASSAY_INTAKE_MAX_SIZE_BYTES", ASSAY_SETTING_INT, "10737418240",
+         0, LLONG_MAX, offsetof(struct intake_config, max_size_bytes),
+         "largest artefact size_bytes accepted"},
+        {"intake.max.attributes", "ASSAY_INTAKE_MAX_ATTRIBUTES", ASSAY_SETTING_INT, "64", 0, 4096,
+         offsetof(struct intake_config, max_attributes), "most entries in the attributes map"},
+        {"intake.max.string.bytes", "ASSAY_INTAKE_MAX_STRING_BYTES", ASSAY_SETTING_INT, "1024", 16,
+         65536, offsetof(struct intake_config, max_string_bytes),
+         "longest string (ids, uri, claimed control, attribute key or value), in bytes"},
+        {"intake.max.controls", "ASSAY_INTAKE_MAX_CONTROLS", ASSAY_SETTING_INT, "64", 1, 1024,
+         offsetof(struct intake_config, max_controls), "most claimed controls per evidence"},
+        {NULL, NULL, 0, NULL, 0, 0, 0, "assay-intake settings"},
+};
+
+enum item_kind { ITEM_EVIDENCE, ITEM_UTF8 };
+
+/* EvidenceAccepted is built for every accepted message: its fields are set by index, looked
+ * up once at init (by name they cost a hash lookup and a copy each). */
+enum {
+	A_EVENT_ID,
+	A_TENANT_ID,
+	A_OCCURRED_AT,
+	A_AUDIT_ID,
+	A_CLIENT_ID,
+	A_EVIDENCE_ID,
+	A_SUBMITTED_EVENT_ID,
+	A_SOURCE_SYSTEM,
+	A_KIND,
+	A_COLLECTED_AT,
+	A_SHA256,
+	A_SIZE_BYTES,
+	A_URI,
+	A_CLAIMED_CONTROLS,
+	A_SOURCE,
+	A_NFIELDS
+};
+static const char *const accepted_fields[A_NFIELDS] = {
+        "event_id",
+        "tenant_id",
+        "occurred_at",
+        "audit_id",
+        "client_id",
+        "evidence_id",
+        "submitted_event_id",
+        "source_system",
+        "kind",
+        "collected_at",
+        "sha256",
+        "size_bytes",
+        "uri",
+        "claimed_controls",
+        "source",
+};
+
+/* One evidence message of the batch and what handle() found about it. */
+struct item {
+	size_t msg;
+	enum item_kind kind;
+	enum intake_reason form; /* step 1 */
+	enum intake_reason rule; /* step 2 (only meaningful when form is INTAKE_OK) */
+	bool usable;             /* ids may be echoed in a rejection */
+	bool candidate;          /* fingerprint in the set: settle with the query */
+	uint64_t fp;
+	struct intake_evidence ev; /* views; arrays bound by item_bind */
+	size_t c_off, a_off;       /* into the control and attribute arenas */
+	char message[256];
+};
+
+/* A growable text buffer. */
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+struct intake {
+	const struct intake_config *cfg;
+	struct intake_limits lim;
+	struct assay_log *log;
+	struct assay_codec *codec;
+	struct assay_catalog *catalog;
+	struct intake_catalog cat;
+	struct intake_dedup *dedup;
+	struct intake_audits *audits;
+	const struct assay_schema *s_accepted, *s_rejected;
+	avro_value_t v_accepted, v_rejected;
+	bool values_ready;
+	int acc_idx[A_NFIELDS];
+	avro_schema_t kind_enum, standard_enum;
+
+	/* metrics */
+	struct assay_counter *m_accepted, *m_replayed, *m_rejected[INTAKE_REASON_COUNT];
+	struct assay_counter *m_queries;
+	struct assay_gauge *m_dedup_entries, *m_dedup_bytes, *m_audits;
+	struct assay_histogram *m_handle_s, *m_write_s;
+
+	/* per batch */
+	int64_t now_ms;
+	int retry; /* a transient decode failure: write() returns it */
+	char retry_msg[256];
+	struct item *items;
+	size_t nitems, items_cap;
+	struct intake_str *cstr;
+	struct intake_control *resolved;
+	bool *bad;
+	size_t nc, c_cap;
+	struct intake_attr *attrs;
+	size_t na, a_cap;
+	struct { /* fingerprint -> item accepted in this batch */
+		uint64_t fp;
+		size_t item;
+	} * bmap;
+	size_t bmap_cap;
+	uint64_t *new_fps;
+	size_t nnew, new_cap;
+	uint64_t n_accepted, n_replayed, n_rejected[INTAKE_REASON_COUNT], n_queries;
+	struct assay_copybuf rows;
+	struct sbuf scratch, arr_t, arr_i;
+	struct assay_pipeline pipe;
+};
+
+/* ---- small helpers ---- */
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sbuf_reset(struct sbuf *b)
+{
+	b->len = 0;
+	b->failed = false;
+}
+
+static void sbuf_add(struct sbuf *b, const char *s, size_t len)
+{
+	if (b->failed)
+		return;
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *p;
+
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->failed = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+/* An element of a PostgreSQL array literal: quoted, with " and \ escaped. */
+static void sbuf_array_elem(struct sbuf *b, const char *s, size_t len)
+{
+	sbuf_add(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			sbuf_add(b, "\\", 1);
+		sbuf_add(b, s + i, 1);
+	}
+	sbuf_add(b, "\"", 1);
+}
+
+/* A JSON string literal. */
+static void sbuf_json_str(struct sbuf *b, const char *s, size_t len)
+{
+	size_t start = 0;
+
+	sbuf_add(b, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[8];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sbuf_add(b, s + start, i - start);
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			sbuf_add(b, esc, 2);
+		} else {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			sbuf_add(b, esc, 6);
+		}
+		start = i + 1;
+	}
+	sbuf_add(b, s + start, len - start);
+	sbuf_add(b, "\"", 1);
+}
+
+/* "2024-05-01 12:00:00.250+00" for a COPY timestamptz. */
+static void format_ts(int64_t ms, char *out, size_t size)
+{
+	int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+	int frac = (int)(ms - sec * 1000);
+	time_t t = (time_t)sec;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, size, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+static bool str_eq(const struct intake_str *a, const struct intake_str *b)
+{
+	return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+static bool str_eqz(const struct intake_str *a, const char *z, size_t zlen)
+{
+	return a->len == zlen && memcmp(a->p, z, zlen) == 0;
+}
+
+/* ---- catalog adapter ---- */
+
+static int cat_parse(void *ctx, const char *ref, const char **standard, char *id, size_t id_size,
+                     char *errstr, size_t errstr_size)
+{
+	return assay_control_ref_parse(ctx, ref, standard, id, id_size, errstr, errstr_size);
+}
+
+static int cat_find(void *ctx, const char *standard, const char *id)
+{
+	const struct assay_control *c = assay_catalog_find(ctx, standard, id);
+
+	return c == NULL ? -1 : c->annex_a ? 1 : 0;
+}
+
+/* ---- per-batch arenas ---- */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t n = *cap ? *cap : 256;
+	void *q;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	q = realloc(*p, n * elem);
+	if (q == NULL)
+		return ASSAY_ERR_FATAL;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+static int controls_reserve(struct intake *in, size_t need)
+{
+	size_t cap = in->c_cap;
+
+	if (need <= cap)
+		return 0;
+	if (grow((void **)&in->cstr, &cap, need, sizeof(*in->cstr)))
+		return ASSAY_ERR_FATAL;
+	cap = in->c_cap;
+	if (grow((void **)&in->resolved, &cap, need, sizeof(*in->resolved)))
+		return ASSAY_ERR_FATAL;
+	cap = in->c_cap;
+	if (grow((void **)&in->bad, &cap, need, sizeof(*in->bad)))
+		return ASSAY_ERR_FATAL;
+	in->c_cap = cap;
+	return 0;
+}
+
+static void item_bind(struct intake *in, struct item *it)
+{
+	it->ev.controls = in->cstr ? in->cstr + it->c_off : NULL;
+	it->ev.attrs = in->attrs ? in->attrs + it->a_off : NULL;
+}
+
+/* ---- decoding ---- */
+
+static int get_str(avro_value_t *rec, const char *field, struct intake_str *out)
+{
+	return assay_value_string(rec, field, &out->p, &out->len);
+}
+
+/* Fills it from an EvidenceSubmitted value. ASSAY_ERR_REJECT when a field is missing or of
+ * another type (a dead letter), ASSAY_ERR_FATAL when out of memory. */
+static int evidence_from_value(struct intake *in, struct item *it, avro_value_t *v, char *why,
+                               size_t why_size)
+{
+	struct intake_evidence *ev = &it->ev;
+	avro_value_t arr, map, elem;
+	size_t n = 0;
+	const char *kind = NULL;
+	const struct {
+		const char *name;
+		struct intake_str *dest;
+	} strings[] = {
+	        {"event_id", &ev->event_id},       {"tenant_id", &ev->tenant_id},
+	        {"audit_id", &ev->audit_id},       {"client_id", &ev->client_id},
+	        {"evidence_id", &ev->evidence_id}, {"source_system", &ev->source_system},
+	        {"sha256", &ev->sha256},           {"uri", &ev->uri},
+	};
+
+	memset(ev, 0, sizeof(*ev));
+	for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++)
+		if (get_str(v, strings[k].name, strings[k].dest) != 0)
+			return assay_errf(ASSAY_ERR_REJECT, why, why_size,
+			                  "evidence field %s missing or not a string",
+			                  strings[k].name);
+	if (assay_value_enum_or(v, "kind", "OTHER", &kind) != 0)
+		return assay_errf(ASSAY_ERR_REJECT, why, why_size, "evidence field kind invalid");
+	ev->kind.p = kind;
+	ev->kind.len = strlen(kind);
+	if (assay_value_long(v, "collected_at", &ev->collected_at_ms) != 0 ||
+	    assay_value_long(v, "size_bytes", &ev->size_bytes) != 0)
+		return assay_errf(ASSAY_ERR_REJECT, why, why_size,
+		                  "evidence field collected_at or size_bytes missing");
+	if (assay_value_array(v, "claimed_controls", &arr, &n) != 0)
+		return assay_errf(ASSAY_ERR_REJECT, why, why_size,
+		                  "evidence field claimed_controls missing");
+	it->c_off = in->nc;
+	if (controls_reserve(in, in->nc + n))
+		return ASSAY_ERR_FATAL;
+	for (size_t i = 0; i < n; i++) {
+		struct intake_str *s = &in->cstr[in->nc + i];
+
+		if (assay_value_array_get(&arr, i, &elem) != 0 ||
+		    assay_value_as_string(&elem, &s->p, &s->len) != 0)
+			return assay_errf(ASSAY_ERR_REJECT, why, why_size,
+			                  "claimed control %zu is not a string", i);
+	}
+	in->nc += n;
+	ev->ncontrols = n;
+	if (assay_value_map_opt(v, "attributes", &map, &n) != 0)
+		return assay_errf(ASSAY_ERR_REJECT, why, why_size,
+		                  "evidence field attributes invalid");
+	it->a_off = in->na;
+	if (grow((void **)&in->attrs, &in->a_cap, in->na + n, sizeof(*in->attrs)))
+		return ASSAY_ERR_FATAL;
+	for (size_t i = 0; i < n; i++) {
+		struct intake_attr *a = &in->attrs[in->na + i];
+
+		if (assay_value_map_get(&map, i, &a->key.p, &elem) != 0 ||
+		    assay_value_as_string(&elem, &a->value.p, &a->value.len) != 0)
+			return assay_errf(ASSAY_ERR_REJECT, why, why_size,
+			                  "attribute %zu is not a string", i);
+		a->key.len = strlen(a->key.p);
+	}
+	in->na += n;
+	ev->nattrs = n;
+	item_bind(in, it);
+	return 0;
+}
+
+/* The codec's refusals that mean "a string is not usable UTF-8" (assay_avro_check). */
+static bool is_utf8_refusal(const char *why)
+{
+	return strstr(why, "invalid utf-8") != NULL || strstr(why, "nul byte") != NULL;
+}
+
+/* ---- audit events ---- */
+
+static int apply_audit_event(struct intake *in, avro_value_t *v, const char *type)
+{
+	const char *audit_id = NULL, *tenant = NULL, *client = NULL, *standard = NULL;
+	const char *ids_stack[128], **ids = ids_stack;
+	bool app_stack[128], *app = app_stack;
+	avro_value_t arr, elem;
+	size_t n = 0;
+	int32_t revision = 0;
+	int err = 0;
+
+	if (assay_value_string(v, "audit_id", &audit_id, NULL) != 0)
+		return ASSAY_ERR_REJECT;
+	if (strcmp(type, SCHEMA_OPENED) == 0) {
+		const char *standards[INTAKE_MAX_STANDARDS];
+
+		if (assay_value_string(v, "tenant_id", &tenant, NULL) != 0 ||
+		    assay_value_string(v, "client_id", &client, NULL) != 0 ||
+		    assay_value_array(v, "standards", &arr, &n) != 0 || n > INTAKE_MAX_STANDARDS)
+			return ASSAY_ERR_REJECT;
+		for (size_t i = 0; i < n; i++)
+			if (assay_value_array_get(&arr, i, &elem) != 0 ||
+			    assay_value_enum(&elem, "standard", &standards[i]) != 0)
+				return ASSAY_ERR_REJECT;
+		return intake_audits_open(in->audits, audit_id, tenant, client, standards, n);
+	}
+	if (strcmp(type, SCHEMA_COMPLETED) == 0) {
+		const char *standards[8];
+
+		if (assay_value_array(v, "standards", &arr, &n) != 0 || n > 8)
+			return ASSAY_ERR_REJECT;
+		for (size_t i = 0; i < n; i++) {
+			avro_value_t branch;
+			int idx;
+
+			if (assay_value_array_get(&arr, i, &elem) != 0)
+				return ASSAY_ERR_REJECT;
+			branch = elem;
+			if (avro_value_get_type(&branch) != AVRO_ENUM ||
+			    avro_value_get_enum(&branch, &idx) != 0 ||
+			    (standards[i] = avro_schema_enum_get(avro_value_get_schema(&branch),
+			                                         idx)) == NULL)
+				return ASSAY_ERR_REJECT;
+		}
+		err = intake_audits_complete(in->audits, audit_id, standards, n);
+		return err < 0 ? err : 0;
+	}
+	/* SoaSubmitted */
+	if (assay_value_enum(v, "standard", &standard) != 0 ||
+	    assay_value_int(v, "revision", &revision) != 0 ||
+	    assay_value_array(v, "rows", &arr, &n) != 0)
+		return ASSAY_ERR_REJECT;
+	if (n > 128) {
+		ids = calloc(n, sizeof(*ids));
+		app = calloc(n, sizeof(*app));
+		if (ids == NULL || app == NULL) {
+			err = ASSAY_ERR_FATAL;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (assay_value_array_get(&arr, i, &elem) != 0 ||
+		    assay_value_string(&elem, "control_id", &ids[i], NULL) != 0 ||
+		    assay_value_bool(&elem, "applicable", &app[i]) != 0) {
+			err = ASSAY_ERR_REJECT;
+			goto out;
+		}
+	err = intake_audits_soa(in->audits, audit_id, standard, revision, ids, app, n);
+	err = err < 0 ? err : 0;
+out:
+	if (ids != ids_stack)
+		free(ids);
+	if (app != app_stack)
+		free(app);
+	return err;
+}
+
+/* ---- handle ---- */
+
+static void batch_clear(struct intake *in)
+{
+	in->nitems = 0;
+	in->nc = 0;
+	in->na = 0;
+	in->nnew = 0;
+	in->retry = 0;
+	in->n_accepted = in->n_replayed = in->n_queries = 0;
+	memset(in->n_rejected, 0, sizeof(in->n_rejected));
+	intake_audits_rollback(in->audits);
+}
+
+static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t i,
+                           struct assay_msg *m)
+{
+	struct item *it;
+	char why[512];
+	int err;
+
+	if (grow((void **)&in->items, &in->items_cap, in->nitems + 1, sizeof(*in->items)))
+		return ASSAY_ERR_FATAL;
+	it = &in->items[in->nitems];
+	memset(it, 0, sizeof(*it));
+	it->msg = i;
+	it->form = INTAKE_OK;
+	it->rule = INTAKE_OK;
+	if (!m->decoded_ok) {
+		err = assay_codec_decode(in->codec, m->value, m->value_len, &m->decoded, why,
+		                         sizeof(why));
+		if (err == ASSAY_ERR_REJECT && is_utf8_refusal(why)) {
+			it->kind = ITEM_UTF8;
+			it->form = INTAKE_INVALID_UTF8;
+			snprintf(it->message, sizeof(it->message), "not valid utf-8: %.200s", why);
+			in->nitems++;
+			return 0;
+		}
+		if (err == ASSAY_ERR_REJECT)
+			return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+		if (err) {
+			in->retry = err == ASSAY_ERR_RETRY ? ASSAY_ERR_RETRY : ASSAY_ERR_FATAL;
+			snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s",
+			         why);
+			return 0;
+		}
+		m->decoded_ok = true;
+	}
+	if (strcmp(m->decoded.schema->full_name, SCHEMA_SUBMITTED) != 0) {
+		snprintf(why, sizeof(why), "unexpected event type %s on the evidence topic",
+		         m->decoded.schema->full_name);
+		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+	}
+	err = evidence_from_value(in, it, &m->decoded.value, why, sizeof(why));
+	if (err == ASSAY_ERR_REJECT)
+		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+	if (err)
+		return err;
+	it->kind = ITEM_EVIDENCE;
+	it->form =
+	        intake_check_form(&it->ev, &in->lim, &it->usable, it->message, sizeof(it->message));
+	if (it->form == INTAKE_OK) {
+		const struct intake_audit *au;
+
+		it->fp = intake_dedup_fingerprint(it->ev.tenant_id.p, it->ev.tenant_id.len,
+		                                  it->ev.evidence_id.p, it->ev.evidence_id.len);
+		it->candidate = intake_dedup_contains(in->dedup, it->fp);
+		au = intake_audits_find(in->audits, it->ev.audit_id.p, it->ev.audit_id.len);
+		it->rule = intake_check_rules(&it->ev, au, &in->cat, &in->lim, in->now_ms,
+		                              in->resolved + it->c_off, in->bad + it->c_off,
+		                              it->message, sizeof(it->message));
+	}
+	in->nitems++;
+	return 0;
+}
+
+static int handle_audit(struct intake *in, struct assay_batch *batch, size_t i, struct assay_msg *m)
+{
+	char why[512];
+	int err;
+
+	if (!m->decoded_ok) {
+		err = assay_codec_decode(in->codec, m->value, m->value_len, &m->decoded, why,
+		                         sizeof(why));
+		if (err == ASSAY_ERR_REJECT)
+			return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+		if (err) {
+			in->retry = err == ASSAY_ERR_RETRY ? ASSAY_ERR_RETRY : ASSAY_ERR_FATAL;
+			snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s",
+			         why);
+			return 0;
+		}
+		m->decoded_ok = true;
+	}
+	{
+		const char *type = m->decoded.schema->full_name;
+
+		if (strcmp(type, SCHEMA_OPENED) != 0 && strcmp(type, SCHEMA_SOA) != 0 &&
+		    strcmp(type, SCHEMA_COMPLETED) != 0)
+			return 0; /* not intake's business */
+		err = apply_audit_event(in, &m->decoded.value, type);
+		if (err == ASSAY_ERR_REJECT) {
+			snprintf(why, sizeof(why), "%s: malformed or unsupported for intake", type);
+			return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+		}
+	}
+	return err;
+}
+
+static int intake_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
+{
+	struct intake *in = ctx;
+	double t0 = mono_s();
+	int err = 0;
+
+	batch_clear(in);
+	in->now_ms = wall_ms();
+	for (size_t i = 0; i < assay_batch_count(batch) && !err && !in->retry; i++) {
+		struct assay_msg *m = assay_batch_msg(batch, i);
+
+		if (m->dead)
+			continue;
+		if (strcmp(m->topic, in->cfg->consumes[1]) == 0)
+			err = handle_audit(in, batch, i, m);
+		else
+			err = handle_evidence(in, batch, i, m);
+	}
+	assay_histogram_observe(in->m_handle_s, mono_s() - t0);
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "intake handle failed");
+	return 0;
+}
+
+/* ---- write: de-duplication, events, rows ---- */
+
+struct stored {
+	uint64_t fp;
+	int row;
+};
+
+static int stored_cmp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct stored *)a)->fp, y = ((const struct stored *)b)->fp;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The stored sha256 of it's (tenant, evidence id) among the query's rows, or NULL. */
+static const char *stored_find(const PGresult *res, const struct stored *st, size_t n,
+                               const struct item *it)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (st[mid].fp < it->fp)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < n && st[lo].fp == it->fp; lo++) {
+		const char *t = PQgetvalue(res, st[lo].row, 0), *e = PQgetvalue(res, st[lo].row, 1);
+
+		if (str_eqz(&it->ev.tenant_id, t, strlen(t)) &&
+		    str_eqz(&it->ev.evidence_id, e, strlen(e)))
+			return PQgetvalue(res, st[lo].row, 2);
+	}
+	return NULL;
+}
+
+/* One query for every candidate: their stored hashes. *res NULL when there are none. */
+static int query_candidates(struct intake *in, PGconn *conn, PGresult **res, struct stored **st,
+                            size_t *nst, char *errstr, size_t errstr_size)
+{
+	const char *params[2];
+	size_t n = 0;
+	int err;
+
+	*res = NULL;
+	*st = NULL;
+	*nst = 0;
+	sbuf_reset(&in->arr_t);
+	sbuf_reset(&in->arr_i);
+	sbuf_add(&in->arr_t, "{", 1);
+	sbuf_add(&in->arr_i, "{", 1);
+	for (size_t k = 0; k < in->nitems; k++) {
+		const struct item *it = &in->items[k];
+
+		if (it->kind != ITEM_EVIDENCE || it->form != INTAKE_OK || !it->candidate)
+			continue;
+		sbuf_array_elem(&in->arr_t, it->ev.tenant_id.p, it->ev.tenant_id.len);
+		sbuf_array_elem(&in->arr_i, it->ev.evidence_id.p, it->ev.evidence_id.len);
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	sbuf_add(&in->arr_t, "}", 1);
+	sbuf_add(&in->arr_i, "}", 1);
+	if (in->arr_t.failed || in->arr_i.failed)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	params[0] = in->arr_t.p;
+	params[1] = in->arr_i.p;
+	in->n_queries++;
+	err = assay_pg_query(conn,
+	                     "SELECT e.tenant_id, e.evidence_id, e.sha256 FROM intake_evidence e "
+	                     "JOIN unnest($1::text[], $2::text[]) AS k(t, i) "
+	                     "ON e.tenant_id = k.t AND e.evidence_id = k.i",
+	                     2, params, res, errstr, errstr_size);
+	if (err)
+		return err;
+	*nst = (size_t)PQntuples(*res);
+	*st = calloc(*nst ? *nst : 1, sizeof(**st));
+	if (*st == NULL) {
+		PQclear(*res);
+		*res = NULL;
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	}
+	for (size_t r = 0; r < *nst; r++) {
+		const char *t = PQgetvalue(*res, (int)r, 0), *e = PQgetvalue(*res, (int)r, 1);
+
+		(*st)[r].fp = intake_dedup_fingerprint(t, strlen(t), e, strlen(e));
+		(*st)[r].row = (int)r;
+	}
+	qsort(*st, *nst, sizeof(**st), stored_cmp);
+	return 0;
+}
+
+/* The item accepted earlier in this batch under it's key, or NULL. */
+static const struct item *bmap_find(const struct intake *in, const struct item *it)
+{
+	size_t mask = in->bmap_cap - 1;
+
+	for (size_t k = (size_t)it->fp & mask; in->bmap[k].fp; k = (k + 1) & mask) {
+		const struct item *o = &in->items[in->bmap[k].item];
+
+		if (in->bmap[k].fp == it->fp && str_eq(&o->ev.tenant_id, &it->ev.tenant_id) &&
+		    str_eq(&o->ev.evidence_id, &it->ev.evidence_id))
+			return o;
+	}
+	return NULL;
+}
+
+static void bmap_add(struct intake *in, const struct item *it)
+{
+	size_t mask = in->bmap_cap - 1, k;
+
+	for (k = (size_t)it->fp & mask; in->bmap[k].fp; k = (k + 1) & mask)
+		;
+	in->bmap[k].fp = it->fp;
+	in->bmap[k].item = (size_t)(it - in->items);
+}
+
+static int bmap_reset(struct intake *in)
+{
+	size_t need = 64;
+
+	while (need < in->nitems * 2)
+		need *= 2;
+	if (need > in->bmap_cap) {
+		void *p = realloc(in->bmap, need * sizeof(*in->bmap));
+
+		if (p == NULL)
+			return ASSAY_ERR_FATAL;
+		in->bmap = p;
+		in->bmap_cap = need;
+	}
+	memset(in->bmap, 0, in->bmap_cap * sizeof(*in->bmap));
+	return 0;
+}
+
+static int set_source(avro_value_t *v, const struct assay_msg *m)
+{
+	avro_value_t src;
+
+	if (assay_value_field(v, "source", AVRO_RECORD, &src) != 0 ||
+	    assay_value_set_string(&src, "topic", m->topic) != 0 ||
+	    assay_value_set_int(&src, "partition", m->partition) != 0 ||
+	    assay_value_set_long(&src, "offset", m->offset) != 0)
+		return ASSAY_ERR_FATAL;
+	return 0;
+}
+
+/* Field idx of v (a record of the accepted schema) into *f. */
+static int acc_field(const struct intake *in, avro_value_t *v, int idx, avro_value_t *f)
+{
+	return avro_value_get_by_index(v, (size_t)in->acc_idx[idx], f, NULL) != 0;
+}
+
+/* A string field from a view into a decoded value: those are NUL-terminated, so avro-c can
+ * copy them directly (it copies len + 1 bytes). */
+static int acc_str(const struct intake *in, avro_value_t *v, int idx, const struct intake_str *s)
+{
+	avro_value_t f;
+
+	return acc_field(in, v, idx, &f) || avro_value_set_string_len(&f, s->p, s->len + 1) != 0;
+}
+
+static int acc_long(const struct intake *in, avro_value_t *v, int idx, int64_t n)
+{
+	avro_value_t f;
+
+	return acc_field(in, v, idx, &f) || avro_value_set_long(&f, n) != 0;
+}
+
+static int emit_accepted(struct intake *in, struct assay_batch *batch, const struct item *it,
+                         char *errstr, size_t errstr_size)
+{
+	const struct assay_msg *m = assay_batch_msg(batch, it->msg);
+	const struct intake_evidence *ev = &it->ev;
+	avro_value_t *v = &in->v_accepted, f, elem, x;
+	char event_id[ASSAY_UUID_LEN];
+	int kind, err = 0;
+
+	avro_value_reset(v);
+	assay_batch_next_event_id(batch, it->msg, event_id);
+	err |= acc_field(in, v, A_EVENT_ID, &f) || avro_value_set_string(&f, event_id) != 0;
+	err |= acc_str(in, v, A_TENANT_ID, &ev->tenant_id);
+	err |= acc_long(in, v, A_OCCURRED_AT, in->now_ms);
+	err |= acc_str(in, v, A_AUDIT_ID, &ev->audit_id);
+	err |= acc_str(in, v, A_CLIENT_ID, &ev->client_id);
+	err |= acc_str(in, v, A_EVIDENCE_ID, &ev->evidence_id);
+	err |= acc_str(in, v, A_SUBMITTED_EVENT_ID, &ev->event_id);
+	err |= acc_str(in, v, A_SOURCE_SYSTEM, &ev->source_system);
+	kind = avro_schema_enum_get_by_name(in->kind_enum, ev->kind.p);
+	if (kind < 0) /* a symbol newer than ours */
+		kind = avro_schema_enum_get_by_name(in->kind_enum, "OTHER");
+	err |= acc_field(in, v, A_KIND, &f) || avro_value_set_enum(&f, kind) != 0;
+	err |= acc_long(in, v, A_COLLECTED_AT, ev->collected_at_ms);
+	err |= acc_str(in, v, A_SHA256, &ev->sha256);
+	err |= acc_long(in, v, A_SIZE_BYTES, ev->size_bytes);
+	err |= acc_str(in, v, A_URI, &ev->uri);
+	err |= acc_field(in, v, A_CLAIMED_CONTROLS, &f);
+	for (size_t k = 0; !err && k < ev->ncontrols; k++) {
+		const struct intake_control *c = &in->resolved[it->c_off + k];
+		int std = avro_schema_enum_get_by_name(in->standard_enum, c->standard);
+
+		err |= std < 0 || avro_value_append(&f, &elem, NULL) != 0 ||
+		       avro_value_get_by_index(&elem, 0, &x, NULL) != 0 ||
+		       avro_value_set_enum(&x, std) != 0 ||
+		       avro_value_get_by_index(&elem, 1, &x, NULL) != 0 ||
+		       avro_value_set_string(&x, c->id) != 0;
+	}
+	err |= acc_field(in, v, A_SOURCE, &f) || avro_value_get_by_index(&f, 0, &x, NULL) != 0 ||
+	       avro_value_set_string(&x, m->topic) != 0 ||
+	       avro_value_get_by_index(&f, 1, &x, NULL) != 0 ||
+	       avro_value_set_int(&x, m->partition) != 0 ||
+	       avro_value_get_by_index(&f, 2, &x, NULL) != 0 ||
+	       avro_value_set_long(&x, m->offset) != 0;
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "building EvidenceAccepted failed");
+	return assay_batch_emit_avro(batch, it->msg, in->cfg->produces[0], ev->audit_id.p,
+	                             ev->audit_id.len, in->s_accepted, v, errstr, errstr_size);
+}
+
+static int set_opt(avro_value_t *v, const char *field, const struct intake_str *s, bool usable,
+                   struct sbuf *tmp)
+{
+	if (!usable || s == NULL)
+		return assay_value_set_null_or_string(v, field, NULL);
+	sbuf_reset(tmp);
+	sbuf_add(tmp, s->p, s->len);
+	if (tmp->failed)
+		return ASSAY_ERR_FATAL;
+	return assay_value_set_null_or_string(v, field, tmp->p);
+}
+
+static int emit_rejected(struct intake *in, struct assay_batch *batch, const struct item *it,
+                         enum intake_reason reason, const char *message, const char *stored_sha256,
+                         char *errstr, size_t errstr_size)
+{
+	const struct assay_msg *m = assay_batch_msg(batch, it->msg);
+	const struct intake_evidence *ev = it->kind == ITEM_EVIDENCE ? &it->ev : NULL;
+	bool usable = ev != NULL && it->usable;
+	avro_value_t *v = &in->v_rejected, arr, elem, x;
+	char event_id[ASSAY_UUID_LEN];
+	int err = 0;
+
+	avro_value_reset(v);
+	assay_batch_next_event_id(batch, it->msg, event_id);
+	err |= assay_value_set_string(v, "event_id", event_id);
+	err |= set_opt(v, "tenant_id", ev ? &ev->tenant_id : NULL, usable, &in->scratch);
+	err |= assay_value_set_long(v, "occurred_at", in->now_ms);
+	err |= set_opt(v, "audit_id", ev ? &ev->audit_id : NULL, usable, &in->scratch);
+	err |= set_opt(v, "client_id", ev ? &ev->client_id : NULL, usable, &in->scratch);
+	err |= set_opt(v, "evidence_id", ev ? &ev->evidence_id : NULL, usable, &in->scratch);
+	err |= set_opt(v, "submitted_event_id", ev ? &ev->event_id : NULL, usable, &in->scratch);
+	err |= assay_value_set_enum(v, "reason", intake_reason_name(reason));
+	err |= assay_value_set_string(v, "message", message);
+	err |= assay_value_field(v, "controls", AVRO_ARRAY, &arr);
+	if (!err && ev &&
+	    (reason == INTAKE_UNKNOWN_CONTROL || reason == INTAKE_OUT_OF_SCOPE ||
+	     reason == INTAKE_NO_SOA || reason == INTAKE_EXCLUDED_IN_SOA)) {
+		for (size_t k = 0; !err && k < ev->ncontrols; k++) {
+			if (!in->bad[it->c_off + k])
+				continue;
+			sbuf_reset(&in->scratch);
+			sbuf_add(&in->scratch, ev->controls[k].p, ev->controls[k].len);
+			err |= in->scratch.failed || avro_value_append(&arr, &elem, NULL) != 0 ||
+			       avro_value_set_string(&elem, in->scratch.p) != 0;
+		}
+	}
+	err |= assay_value_set_null_or_string(v, "stored_sha256", stored_sha256);
+	if (m->key != NULL)
+		err |= assay_value_set_bytes(v, "original_key", m->key, m->key_len);
+	else
+		err |= assay_value_field(v, "original_key", AVRO_NULL, &x) != 0 ||
+		       avro_value_set_null(&x) != 0;
+	err |= assay_value_set_bytes(v, "original_value", m->value ? m->value : "", m->value_len);
+	err |= set_source(v, m);
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "building EvidenceRejected failed");
+	in->n_rejected[reason]++;
+	return assay_batch_emit_avro(batch, it->msg, in->cfg->produces[1], m->key, m->key_len,
+	                             in->s_rejected, v, errstr, errstr_size);
+}
+
+/* The evidence row of an accepted item, for COPY intake_evidence. */
+static void add_row(struct intake *in, const struct assay_batch *batch, const struct item *it)
+{
+	const struct assay_msg *m = assay_batch_msg((struct assay_batch *)batch, it->msg);
+	const struct intake_evidence *ev = &it->ev;
+	struct assay_copybuf *b = &in->rows;
+	char ts[48];
+
+	assay_copybuf_text(b, ev->tenant_id.p, ev->tenant_id.len);
+	assay_copybuf_text(b, ev->evidence_id.p, ev->evidence_id.len);
+	assay_copybuf_text(b, ev->sha256.p, ev->sha256.len);
+	assay_copybuf_text(b, ev->audit_id.p, ev->audit_id.len);
+	assay_copybuf_text(b, ev->client_id.p, ev->client_id.len);
+	assay_copybuf_text(b, ev->event_id.p, ev->event_id.len);
+	assay_copybuf_text(b, ev->source_system.p, ev->source_system.len);
+	assay_copybuf_text(b, ev->kind.p, ev->kind.len);
+	format_ts(ev->collected_at_ms, ts, sizeof(ts));
+	assay_copybuf_str(b, ts);
+	assay_copybuf_int64(b, ev->size_bytes);
+	assay_copybuf_text(b, ev->uri.p, ev->uri.len);
+	sbuf_reset(&in->scratch);
+	sbuf_add(&in->scratch, "{", 1);
+	for (size_t k = 0; k < ev->ncontrols; k++) {
+		const struct intake_control *c = &in->resolved[it->c_off + k];
+		char ref[INTAKE_STANDARD_LEN + INTAKE_ID_LEN + 2];
+		int n = snprintf(ref, sizeof(ref), "%s:%s", c->standard, c->id);
+
+		sbuf_array_elem(&in->scratch, ref, (size_t)n < sizeof(ref) ? (size_t)n : 0);
+	}
+	sbuf_add(&in->scratch, "}", 1);
+	assay_copybuf_text(b, in->scratch.p, in->scratch.len);
+	sbuf_reset(&in->scratch);
+	sbuf_add(&in->scratch, "{", 1);
+	for (size_t k = 0; k < ev->nattrs; k++) {
+		if (k)
+			sbuf_add(&in->scratch, ",", 1);
+		sbuf_json_str(&in->scratch, ev->attrs[k].key.p, ev->attrs[k].key.len);
+		sbuf_add(&in->scratch, ":", 1);
+		sbuf_json_str(&in->scratch, ev->attrs[k].value.p, ev->attrs[k].value.len);
+	}
+	sbuf_add(&in->scratch, "}", 1);
+	if (in->scratch.failed)
+		in->rows.failed = 1; /* reported as out of memory by the COPY */
+	assay_copybuf_text(b, in->scratch.p, in->scratch.len);
+	assay_copybuf_str(b, m->topic);
+	assay_copybuf_int64(b, m->partition);
+	assay_copybuf_int64(b, m->offset);
+	assay_copybuf_end_row(b);
+}
+
+/* One upsert per changed audit and per SoA, in one pipeline round trip. */
+static int write_audits(struct intake *in, PGconn *conn, char *errstr, size_t errstr_size)
+{
+	size_t n = intake_audits_changed_count(in->audits);
+	struct sbuf std = {0}, done = {0}, ids = {0}, app = {0};
+	int err;
+
+	if (n == 0)
+		return 0;
+	err = assay_pipeline_begin(&in->pipe, conn, errstr, errstr_size);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		const struct intake_audit *au = intake_audits_changed(in->audits, i);
+		const char *params[6];
+
+		sbuf_reset(&std);
+		sbuf_reset(&done);
+		sbuf_add(&std, "{", 1);
+		sbuf_add(&done, "{", 1);
+		for (size_t s = 0; s < au->nstandards; s++) {
+			sbuf_array_elem(&std, au->standards[s], strlen(au->standards[s]));
+			if (au->completed[s])
+				sbuf_array_elem(&done, au->standards[s], strlen(au->standards[s]));
+		}
+		sbuf_add(&std, "}", 1);
+		sbuf_add(&done, "}", 1);
+		params[0] = au->audit_id;
+		params[1] = au->tenant_id;
+		params[2] = au->client_id;
+		params[3] = std.p;
+		params[4] = done.p;
+		params[5] = au->closed ? "true" : "false";
+		if (std.failed || done.failed)
+			break;
+		assay_pipeline_add(&in->pipe,
+		                   "INSERT INTO intake_audits (audit_id, tenant_id, client_id, "
+		                   "standards, completed, closed) VALUES ($1, $2, $3, $4, $5, $6) "
+		                   "ON CONFLICT (audit_id) DO UPDATE SET tenant_id = $2, "
+		                   "client_id = $3, standards = $4, completed = $5, closed = $6, "
+		                   "updated_at = now()",
+		                   6, params, errstr, errstr_size);
+		for (size_t s = 0; s < au->nstandards; s++) {
+			const struct intake_soa *soa = au->soa[s];
+			char rev[16];
+			const char *p[5];
+
+			if (soa == NULL)
+				continue;
+			sbuf_reset(&ids);
+			sbuf_reset(&app);
+			sbuf_add(&ids, "{", 1);
+			sbuf_add(&app, "{", 1);
+			for (size_t k = 0; k < soa->n; k++) {
+				sbuf_array_elem(&ids, soa->ids[k], strlen(soa->ids[k]));
+				sbuf_add(&app, k ? "," : "", k ? 1 : 0);
+				sbuf_add(&app, soa->applicable[k] ? "t" : "f", 1);
+			}
+			sbuf_add(&ids, "}", 1);
+			sbuf_add(&app, "}", 1);
+			if (ids.failed || app.failed)
+				break;
+			snprintf(rev, sizeof(rev), "%d", (int)soa->revision);
+			p[0] = au->audit_id;
+			p[1] = au->standards[s];
+			p[2] = rev;
+			p[3] = ids.p;
+			p[4] = app.p;
+			assay_pipeline_add(&in->pipe,
+			                   "INSERT INTO intake_soa (audit_id, standard, revision, "
+			                   "control_ids, applicable) VALUES ($1, $2, $3, $4, $5) "
+			                   "ON CONFLICT (audit_id, standard) DO UPDATE SET "
+			                   "revision = $3, control_ids = $4, applicable = $5, "
+			                   "updated_at = now() WHERE intake_soa.revision <= $3",
+			                   5, p, errstr, errstr_size);
+		}
+	}
+	err = assay_pipeline_end(&in->pipe, errstr, errstr_size);
+	if (!err && (std.failed || done.failed || ids.failed || app.failed))
+		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	free(std.p);
+	free(done.p);
+	free(ids.p);
+	free(app.p);
+	return err;
+}
+
+static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
+                        size_t errstr_size)
+{
+	struct intake *in = ctx;
+	PGresult *res = NULL;
+	struct stored *st = NULL;
+	size_t nst = 0;
+	double t0 = mono_s();
+	int err;
+
+	if (in->retry)
+		return assay_errf(in->retry, errstr, errstr_size, "%s", in->retry_msg);
+	in->n_accepted = in->n_replayed = in->n_queries = 0;
+	memset(in->n_rejected, 0, sizeof(in->n_rejected));
+	in->nnew = 0;
+	assay_copybuf_reset(&in->rows);
+	err = bmap_reset(in);
+	if (!err)
+		err = query_candidates(in, conn, &res, &st, &nst, errstr, errstr_size);
+	for (size_t k = 0; !err && k < in->nitems; k++) {
+		struct item *it = &in->items[k];
+		const struct item *prior;
+		const char *stored = NULL;
+
+		if (it->kind == ITEM_EVIDENCE)
+			item_bind(in, it);
+		if (it->form != INTAKE_OK) {
+			err = emit_rejected(in, batch, it, it->form, it->message, NULL, errstr,
+			                    errstr_size);
+			continue;
+		}
+		prior = bmap_find(in, it);
+		if (prior)
+			stored = prior->ev.sha256.p; /* 64 bytes, not terminated: copied below */
+		else if (it->candidate)
+			stored = stored_find(res, st, nst, it);
+		if (stored) {
+			char sha[65], msg[160];
+
+			memcpy(sha, stored, 64);
+			sha[64] = '\0';
+			if (str_eqz(&it->ev.sha256, sha, 64)) {
+				in->n_replayed++; /* a replay: accepted once, nothing to do */
+				continue;
+			}
+			snprintf(msg, sizeof(msg),
+			         "evidence id already stored with sha256 %s; the stored original "
+			         "stays",
+			         sha);
+			err = emit_rejected(in, batch, it, INTAKE_HASH_CONFLICT, msg, sha, errstr,
+			                    errstr_size);
+			continue;
+		}
+		if (it->rule != INTAKE_OK) {
+			err = emit_rejected(in, batch, it, it->rule, it->message, NULL, errstr,
+			                    errstr_size);
+			continue;
+		}
+		bmap_add(in, it);
+		add_row(in, batch, it);
+		err = emit_accepted(in, batch, it, errstr, errstr_size);
+		if (!err &&
+		    grow((void **)&in->new_fps, &in->new_cap, in->nnew + 1, sizeof(*in->new_fps)))
+			err = ASSAY_ERR_FATAL;
+		if (!err)
+			in->new_fps[in->nnew++] = it->fp;
+		in->n_accepted++;
+	}
+	PQclear(res);
+	free(st);
+	if (!err)
+		err = write_audits(in, conn, errstr, errstr_size);
+	if (!err && assay_copybuf_rows(&in->rows) > 0)
+		err = assay_pg_copy(
+		        conn,
+		        "COPY intake_evidence (tenant_id, evidence_id, sha256, audit_id, "
+		        "client_id, submitted_event_id, source_system, kind, "
+		        "collected_at, size_bytes, uri, controls, attributes, src_topic, "
+		        "src_partition, src_offset) FROM STDIN",
+		        &in->rows, errstr, errstr_size);
+	assay_histogram_observe(in->m_write_s, mono_s() - t0);
+	return err;
+}
+
+static void intake_committed(void *ctx, struct assay_batch *batch)
+{
+	struct intake *in = ctx;
+
+	(void)batch;
+	for (size_t k = 0; k < in->nnew; k++)
+		if (intake_dedup_add(in->dedup, in->new_fps[k]) != 0)
+			assay_log_error(in->log, "de-duplication set cannot grow: the database "
+			                         "index guards replays until a restart");
+	in->nnew = 0;
+	intake_audits_commit(in->audits);
+	assay_counter_add(in->m_accepted, in->n_accepted);
+	assay_counter_add(in->m_replayed, in->n_replayed);
+	assay_counter_add(in->m_queries, in->n_queries);
+	for (int r = 0; r < INTAKE_REASON_COUNT; r++)
+		if (in->n_rejected[r])
+			assay_counter_add(in->m_rejected[r], in->n_rejected[r]);
+	assay_gauge_set(in->m_dedup_entries, (double)intake_dedup_count(in->dedup));
+	assay_gauge_set(in->m_dedup_bytes, (double)intake_dedup_bytes(in->dedup));
+	assay_gauge_set(in->m_audits, (double)intake_audits_count(in->audits));
+}
+
+static void intake_rolled_back(void *ctx, struct assay_batch *batch)
+{
+	struct intake *in = ctx;
+
+	(void)batch;
+	in->nnew = 0;
+	intake_audits_rollback(in->audits);
+}
+
+/* ---- start-up state ---- */
+
+/* Splits a space-separated list in place into at most max words. */
+static size_t split_words(char *s, const char **out, size_t max)
+{
+	size_t n = 0;
+
+	for (char *tok = strtok(s, " "); tok && n < max; tok = strtok(NULL, " "))
+		out[n++] = tok;
+	return n;
+}
+
+static int load_audits(struct intake *in, PGconn *conn, char *errstr, size_t errstr_size)
+{
+	PGresult *res = NULL;
+	int err;
+
+	err = assay_pg_query(
+	        conn,
+	        "SELECT audit_id, tenant_id, client_id, array_to_string(standards, ' '), "
+	        "array_to_string(completed, ' ') FROM intake_audits",
+	        0, NULL, &res, errstr, errstr_size);
+	if (err)
+		return err;
+	for (int r = 0; !err && r < PQntuples(res); r++) {
+		char std[256], done[256];
+		const char *stds[INTAKE_MAX_STANDARDS], *dones[INTAKE_MAX_STANDARDS];
+		size_t ns, nd;
+
+		snprintf(std, sizeof(std), "%s", PQgetvalue(res, r, 3));
+		snprintf(done, sizeof(done), "%s", PQgetvalue(res, r, 4));
+		ns = split_words(std, stds, INTAKE_MAX_STANDARDS);
+		nd = split_words(done, dones, INTAKE_MAX_STANDARDS);
+		err = intake_audits_open(in->audits, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+		                         PQgetvalue(res, r, 2), stds, ns);
+		if (!err && nd)
+			err = intake_audits_complete(in->audits, PQgetvalue(res, r, 0), dones, nd);
+		err = err < 0 ? err : 0;
+	}
+	PQclear(res);
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "loading audits failed");
+	intake_audits_commit(in->audits);
+
+	/* SoAs: one row per control, grouped by audit and standard */
+	err = assay_pg_query(
+	        conn,
+	        "SELECT s.audit_id, s.standard, s.revision, u.c, u.a FROM intake_soa s, "
+	        "unnest(s.control_ids, s.applicable) AS u(c, a) "
+	        "ORDER BY s.audit_id, s.standard",
+	        0, NULL, &res, errstr, errstr_size);
+	if (err)
+		return err;
+	{
+		int nrows = PQntuples(res), start = 0;
+		const char **ids = calloc((size_t)nrows + 1, sizeof(*ids));
+		bool *app = calloc((size_t)nrows + 1, sizeof(*app));
+
+		if (ids == NULL || app == NULL)
+			err = ASSAY_ERR_FATAL;
+		for (int r = 0; !err && r <= nrows; r++) {
+			if (r < nrows) {
+				ids[r] = PQgetvalue(res, r, 3);
+				app[r] = PQgetvalue(res, r, 4)[0] == 't';
+			}
+			if (r == nrows ||
+			    (r > start &&
+			     (strcmp(PQgetvalue(res, r, 0), PQgetvalue(res, start, 0)) ||
+			      strcmp(PQgetvalue(res, r, 1), PQgetvalue(res, start, 1))))) {
+				if (r > start)
+					err = intake_audits_soa(
+					        in->audits, PQgetvalue(res, start, 0),
+					        PQgetvalue(res, start, 1),
+					        (int32_t)strtol(PQgetvalue(res, start, 2), NULL,
+					                        10),
+					        ids + start, app + start, (size_t)(r - start));
+				err = err < 0 ? err : 0;
+				start = r;
+			}
+		}
+		free(ids);
+		free(app);
+	}
+	PQclear(res);
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "loading soas failed");
+	intake_audits_commit(in->audits);
+	return 0;
+}
+
+/* Streams the ids of every stored row and adds their fingerprints to the set, one row at a
+ * time (never the whole table in memory). */
+static int load_dedup(struct intake *in, PGconn *conn, char *errstr, size_t errstr_size)
+{
+	PGresult *res;
+	int64_t rows = 0;
+	int err = 0, n;
+	char *line = NULL;
+
+	res = PQexec(conn, "SELECT count(*) FROM intake_evidence");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = assay_pg_result_error(res, conn, "counting evidence failed", errstr,
+		                            errstr_size);
+		PQclear(res);
+		return err;
+	}
+	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	intake_dedup_destroy(in->dedup);
+	in->dedup = intake_dedup_new((size_t)rows);
+	if (in->dedup == NULL)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	res = PQexec(conn, "COPY (SELECT tenant_id, evidence_id FROM intake_evidence) TO STDOUT");
+	if (PQresultStatus(res) != PGRES_COPY_OUT) {
+		err = assay_pg_result_error(res, conn, "loading fingerprints failed", errstr,
+		                            errstr_size);
+		PQclear(res);
+		return err;
+	}
+	PQclear(res);
+	while ((n = PQgetCopyData(conn, &line, 0)) > 0) {
+		uint64_t fp;
+
+		if (!err && (intake_dedup_copy_line(line, (size_t)n, &fp) != 0 ||
+		             intake_dedup_add(in->dedup, fp) != 0))
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                 "loading fingerprints failed: bad row or out of memory");
+		PQfreemem(line);
+	}
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (!err && PQresultStatus(res) != PGRES_COMMAND_OK)
+			err = assay_pg_result_error(res, conn, "loading fingerprints failed",
+			                            errstr, errstr_size);
+		PQclear(res);
+	}
+	return err;
+}
+
+static int intake_init(void *ctx, const struct assay_service_env *env, char *errstr,
+                       size_t errstr_size)
+{
+	struct intake *in = ctx;
+	const struct intake_config *cfg = in->cfg;
+	struct assay_metrics *m = env->metrics;
+	int err;
+
+	in->log = env->log;
+	in->codec = env->codec;
+	in->lim.future_tolerance_ms = cfg->future_tolerance_ms;
+	in->lim.freshness_ms = cfg->freshness_days * 86400000LL;
+	in->lim.max_size_bytes = cfg->max_size_bytes;
+	in->lim.max_attributes = (size_t)cfg->max_attributes;
+	in->lim.max_string_bytes = (size_t)cfg->max_string_bytes;
+	in->lim.max_controls = (size_t)cfg->max_controls;
+
+	if (!in->values_ready) {
+		err = assay_codec_schema_by_name(in->codec, SCHEMA_ACCEPTED, &in->s_accepted,
+		                                 errstr, errstr_size);
+		if (!err)
+			err = assay_codec_schema_by_name(in->codec, SCHEMA_REJECTED,
+			                                 &in->s_rejected, errstr, errstr_size);
+		if (err)
+			return err;
+		if (assay_codec_value_new(in->s_accepted, &in->v_accepted) != 0)
+			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+		if (assay_codec_value_new(in->s_rejected, &in->v_rejected) != 0) {
+			avro_value_decref(&in->v_accepted);
+			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+		}
+		in->values_ready = true;
+		for (int k = 0; k < A_NFIELDS; k++) {
+			in->acc_idx[k] = avro_schema_record_field_get_index(in->s_accepted->schema,
+			                                                    accepted_fields[k]);
+			if (in->acc_idx[k] < 0)
+				return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+				                  "EvidenceAccepted has no field %s",
+				                  accepted_fields[k]);
+		}
+		in->kind_enum = avro_schema_record_field_get(in->s_accepted->schema, "kind");
+		{
+			avro_schema_t items = avro_schema_array_items(avro_schema_record_field_get(
+			        in->s_accepted->schema, "claimed_controls"));
+
+			in->standard_enum = avro_schema_record_field_get(items, "standard");
+		}
+	}
+
+	assay_catalog_destroy(in->catalog);
+	in->catalog = NULL;
+	err = assay_catalog_load(env->conn, &in->catalog, errstr, errstr_size);
+	if (err)
+		return err;
+	in->cat.parse = cat_parse;
+	in->cat.find = cat_find;
+	in->cat.ctx = in->catalog;
+
+	intake_audits_destroy(in->audits);
+	in->audits = intake_audits_new();
+	if (in->audits == NULL)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	err = load_audits(in, env->conn, errstr, errstr_size);
+	if (!err)
+		err = load_dedup(in, env->conn, errstr, errstr_size);
+	if (err)
+		return err;
+
+	in->m_accepted = assay_metrics_counter(m, "assay_intake_accepted_total",
+	                                       "evidence accepted and stored", NULL);
+	in->m_replayed = assay_metrics_counter(
+	        m, "assay_intake_replayed_total",
+	        "resubmissions of stored evidence with the same hash (no-ops)", NULL);
+	in->m_queries = assay_metrics_counter(
+	        m, "assay_intake_dedup_queries_total",
+	        "batched queries for evidence ids whose fingerprint was seen before", NULL);
+	for (int r = 0; r < INTAKE_REASON_COUNT; r++) {
+		char labels[64];
+
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", intake_reason_name(r));
+		in->m_rejected[r] = assay_metrics_counter(m, "assay_intake_rejected_total",
+		                                          "evidence rejected, by reason", labels);
+	}
+	in->m_dedup_entries = assay_metrics_gauge(m, "assay_intake_dedup_entries",
+	                                          "fingerprints in the de-duplication set", NULL);
+	in->m_dedup_bytes = assay_metrics_gauge(m, "assay_intake_dedup_bytes",
+	                                        "memory of the de-duplication set", NULL);
+	in->m_audits =
+	        assay_metrics_gauge(m, "assay_intake_audits", "audits in the projection", NULL);
+	{
+		static const double seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+		                                 0.01,   0.025,   0.05,   0.1,   0.25,   1};
+
+		in->m_handle_s =
+		        assay_metrics_histogram(m, "assay_intake_handle_seconds",
+		                                "decode and rules per batch (intake handle)",
+		                                seconds, sizeof(seconds) / sizeof(seconds[0]));
+		in->m_write_s = assay_metrics_histogram(
+		        m, "assay_intake_write_seconds",
+		        "de-duplication, events and COPY per batch (intake write)", seconds,
+		        sizeof(seconds) / sizeof(seconds[0]));
+	}
+	assay_gauge_set(in->m_dedup_entries, (double)intake_dedup_count(in->dedup));
+	assay_gauge_set(in->m_dedup_bytes, (double)intake_dedup_bytes(in->dedup));
+	assay_gauge_set(in->m_audits, (double)intake_audits_count(in->audits));
+	assay_log_info(in->log, "intake state loaded",
+	               ASSAY_LF_INT("audits", intake_audits_count(in->audits)),
+	               ASSAY_LF_INT("evidence", intake_dedup_count(in->dedup)),
+	               ASSAY_LF_INT("dedup_bytes", intake_dedup_bytes(in->dedup)));
+	return 0;
+}
+
+/* ---- lifetime ---- */
+
+struct intake *intake_new(const struct intake_config *cfg)
+{
+	struct intake *in = calloc(1, sizeof(*in));
+
+	if (in == NULL)
+		return NULL;
+	in->cfg = cfg;
+	in->audits = intake_audits_new();
+	in->dedup = intake_dedup_new(0);
+	if (in->audits == NULL || in->dedup == NULL) {
+		intake_destroy(in);
+		return NULL;
+	}
+	assay_copybuf_init(&in->rows);
+	assay_pipeline_init(&in->pipe);
+	/* the arenas always exist, so arena + offset is never arithmetic on NULL */
+	if (controls_reserve(in, 256) ||
+	    grow((void **)&in->attrs, &in->a_cap, 256, sizeof(*in->attrs))) {
+		intake_destroy(in);
+		return NULL;
+	}
+	return in;
+}
+
+void intake_destroy(struct intake *in)
+{
+	if (in == NULL)
+		return;
+	if (in->values_ready) {
+		avro_value_decref(&in->v_accepted);
+		avro_value_decref(&in->v_rejected);
+	}
+	assay_catalog_destroy(in->catalog);
+	intake_dedup_destroy(in->dedup);
+	intake_audits_destroy(in->audits);
+	free(in->items);
+	free(in->cstr);
+	free(in->resolved);
+	free(in->bad);
+	free(in->attrs);
+	free(in->bmap);
+	free(in->new_fps);
+	free(in->scratch.p);
+	free(in->arr_t.p);
+	free(in->arr_i.p);
+	assay_copybuf_release(&in->rows);
+	assay_pipeline_release(&in->pipe);
+	free(in);
+}
+
+const struct intake_limits *intake_limits(const struct intake *in)
+{
+	return &in->lim;
+}
+
+void intake_service_def(struct intake *in, struct intake_config *cfg, struct assay_service_def *def)
+{
+	memset(def, 0, sizeof(*def));
+	def->name = "assay-intake";
+	def->description = "validates, de-duplicates and stores evidence; accepts or rejects it "
+	                   "with reasons";
+	/* the arrays are filled by the configuration load, before they are read */
+	def->consumes = (const char *const *)cfg->consumes;
+	def->nconsumes = 2;
+	def->produces = (const char *const *)cfg->produces;
+	def->nproduces = 2;
+	def->metrics_port = 9102;
+	def->settings = intake_settings;
+	def->settings_target = cfg;
+	def->handler.stage = "intake";
+	def->handler.decode = false;
+	def->handler.handle = intake_handle;
+	def->handler.write = intake_write;
+	def->handler.committed = intake_committed;
+	def->handler.rolled_back = intake_rolled_back;
+	def->handler.ctx = in;
+	def->init = intake_init;
+}

@@ -1,0 +1,57 @@
+/*
+ * assay-intake: validates, de-duplicates and stores evidence at stream speed (issue 5).
+ *
+ * Consumes assay.evidence.submitted (EvidenceSubmitted) and assay.audit.events (AuditOpened,
+ * SoaSubmitted, StageCompleted; other types are skipped); publishes EvidenceAccepted on
+ * assay.evidence.accepted and EvidenceRejected on assay.evidence.rejected; stores accepted
+ * evidence append-only in intake_evidence and its audit projection in intake_audits /
+ * intake_soa (sql/005_intake.sql). docs/intake.md describes rules, ordering and memory.
+ *
+ *	static struct intake_config cfg;
+ *	struct intake *in = intake_new(&cfg);
+ *	struct assay_service_def def;
+ *	intake_service_def(in, &cfg, &def);
+ *	rc = assay_service_main(argc, argv, &def);
+ *	intake_destroy(in);
+ *
+ * Threads: the handler runs on the loop's thread; nothing here is shared with other threads.
+ */
+#ifndef INTAKE_H
+#define INTAKE_H
+
+#include "assay_service.h"
+#include "intake_rules.h"
+
+/* The service's settings (intake_settings fills it; strings owned by the configuration). */
+struct intake_config {
+	char *consumes[2]; /* topic.evidence.submitted, topic.audit.events */
+	char *produces[2]; /* topic.evidence.accepted, topic.evidence.rejected */
+	long long future_tolerance_ms;
+	long long freshness_days;
+	long long max_size_bytes;
+	long long max_attributes;
+	long long max_string_bytes;
+	long long max_controls;
+};
+
+/* The settings table of assay-intake (ends with an entry whose name is NULL). */
+extern const struct assay_setting intake_settings[];
+
+struct intake;
+
+/* A handler context reading its settings from cfg (borrowed: filled by the configuration
+ * load before init runs, and must outlive the handler). NULL when out of memory. */
+struct intake *intake_new(const struct intake_config *cfg);
+
+/* Frees the context and everything init loaded. NULL is a no-op. */
+void intake_destroy(struct intake *in);
+
+/* Fills def: name "assay-intake", topics from cfg, metrics port 9102, settings, handler,
+ * init hook (loads catalog, audit projection and de-duplication set). */
+void intake_service_def(struct intake *in, struct intake_config *cfg,
+                        struct assay_service_def *def);
+
+/* The limits in effect (valid after init). */
+const struct intake_limits *intake_limits(const struct intake *in);
+
+#endif

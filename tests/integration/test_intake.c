@@ -1,0 +1,717 @@
+/*
+ * assay-intake end to end: the real executable on a fresh database and unique topics. Audit
+ * events first (three audits, one SoA missing, one audit closed), then a mixed stream of good,
+ * replayed, conflicting, unknown-control, out-of-scope, excluded, no-SoA, future-dated, stale,
+ * oversized, bad-hash, wrong-tenant, wrong-client, closed-audit, unknown-audit, too-many-
+ * attributes, too-long, empty-field, no-controls, invalid-UTF-8 and undecodable events ends with
+ * exactly the expected accepted events, rejected events (reason, ids, controls, stored hash,
+ * original bytes), dead letters and rows; evidence for an audit not yet known is accepted when
+ * resubmitted after the audit opened. Then the service is restarted (its de-duplication set is
+ * rebuilt from the database) and the whole evidence stream is produced again: no new row, no
+ * new accepted event, the same rejections once more.
+ */
+#include "assay_test.h"
+#include "assay_test_evidence.h"
+#include "assay_test_kafka.h"
+#include "assay_test_pg.h"
+
+#include "assay_embed.h"
+#include "assay_migrate.h"
+#include "assay_pg.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TENANT "cb-1"
+
+struct rec {
+	char *key;
+	size_t key_len;
+	void *value;
+	size_t len;
+	char dlq_topic[256]; /* header assay.dlq.topic, or "" */
+};
+
+/* Reads topic from the start (read_committed) until expect records came and nothing more for
+ * quiet_ms, or timeout_ms passed. */
+static struct rec *read_topic(const char *topic, size_t expect, int quiet_ms, int timeout_ms,
+                              size_t *count)
+{
+	char group[128];
+	const char *conf[] = {"group.id",
+	                      group,
+	                      "auto.offset.reset",
+	                      "earliest",
+	                      "isolation.level",
+	                      "read_committed",
+	                      "enable.auto.commit",
+	                      "false",
+	                      NULL};
+	struct rec *recs = NULL;
+	size_t n = 0, cap = 0;
+	int64_t start = assay_test_now_ms(), last = start;
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_t *rk;
+
+	assay_test_unique(group, sizeof(group), "intake-reader");
+	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
+	topics = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+	assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
+	rd_kafka_topic_partition_list_destroy(topics);
+	for (;;) {
+		int64_t now = assay_test_now_ms();
+		rd_kafka_message_t *m;
+
+		if (now - start > timeout_ms || (n >= expect && now - last > quiet_ms))
+			break;
+		m = rd_kafka_consumer_poll(rk, 100);
+		if (m == NULL)
+			continue;
+		if (m->err == 0) {
+			struct rec *r;
+			rd_kafka_headers_t *hdrs;
+			const void *hv;
+			size_t hl;
+
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				recs = realloc(recs, cap * sizeof(*recs));
+				assert_non_null(recs);
+			}
+			r = &recs[n++];
+			memset(r, 0, sizeof(*r));
+			r->key = calloc(1, m->key_len + 1);
+			r->value = malloc(m->len ? m->len : 1);
+			assert_non_null(r->key);
+			assert_non_null(r->value);
+			if (m->key_len)
+				memcpy(r->key, m->key, m->key_len);
+			r->key_len = m->key_len;
+			if (m->len)
+				memcpy(r->value, m->payload, m->len);
+			r->len = m->len;
+			if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+			    rd_kafka_header_get_last(hdrs, "assay.dlq.topic", &hv, &hl) == 0)
+				snprintf(r->dlq_topic, sizeof(r->dlq_topic), "%.*s", (int)hl,
+				         (const char *)hv);
+			last = assay_test_now_ms();
+		}
+		rd_kafka_message_destroy(m);
+	}
+	rd_kafka_consumer_close(rk);
+	rd_kafka_destroy(rk);
+	*count = n;
+	return recs;
+}
+
+static void recs_free(struct rec *recs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(recs[i].key);
+		free(recs[i].value);
+	}
+	free(recs);
+}
+
+/* The environment of one service run. */
+struct env {
+	char url[512], submitted[128], audits[128], accepted[128], rejected[128], dlq[128];
+	char instance[128];
+	char v[10][700];
+};
+
+/* The service process of the running test, killed by the teardown when an assertion ends
+ * the test early. */
+static pid_t running = -1;
+
+static pid_t spawn_intake(struct env *e)
+{
+	extern char **environ;
+	char *envp[300];
+	size_t n = 0;
+	pid_t pid;
+
+	snprintf(e->v[0], sizeof(e->v[0]), "ASSAY_PG_URL=%s", e->url);
+	snprintf(e->v[1], sizeof(e->v[1]), "ASSAY_TOPIC_EVIDENCE_SUBMITTED=%s", e->submitted);
+	snprintf(e->v[2], sizeof(e->v[2]), "ASSAY_TOPIC_AUDIT_EVENTS=%s", e->audits);
+	snprintf(e->v[3], sizeof(e->v[3]), "ASSAY_TOPIC_EVIDENCE_ACCEPTED=%s", e->accepted);
+	snprintf(e->v[4], sizeof(e->v[4]), "ASSAY_TOPIC_EVIDENCE_REJECTED=%s", e->rejected);
+	snprintf(e->v[5], sizeof(e->v[5]), "ASSAY_INSTANCE_ID=%s", e->instance);
+	snprintf(e->v[6], sizeof(e->v[6]), "ASSAY_DEADLETTER_TOPIC=%s", e->dlq);
+	for (int i = 0; i < 7; i++)
+		envp[n++] = e->v[i];
+	envp[n++] = "ASSAY_METRICS_PORT=0";
+	envp[n++] = "ASSAY_TOPICS_PARTITIONS=2";
+	envp[n++] = "ASSAY_BATCH_MAX_MS=20";
+	envp[n++] = "ASSAY_LOG_LEVEL=warn";
+	envp[n++] = "ASSAY_INTAKE_MAX_SIZE_BYTES=1000000";
+	envp[n++] = "ASSAY_INTAKE_MAX_ATTRIBUTES=4";
+	envp[n++] = "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	            "consumer.heartbeat.interval.ms=500";
+	for (char **p = environ; *p && n < 298; p++)
+		if (strncmp(*p, "ASSAY_", 6) != 0 || strncmp(*p, "ASSAY_KAFKA_BROKERS=", 20) == 0)
+			envp[n++] = *p;
+	envp[n] = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = {"assay-intake", NULL};
+
+		execve(ASSAY_BINARY_DIR "/bin/assay-intake", argv, envp);
+		_exit(127);
+	}
+	running = pid;
+	return pid;
+}
+
+static void stop_intake(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	running = -1;
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (running > 0) {
+		kill(running, SIGKILL);
+		waitpid(running, NULL, 0);
+		running = -1;
+	}
+	return 0;
+}
+
+static long query_long(const char *url, const char *sql)
+{
+	char errstr[512];
+	PGconn *conn;
+	PGresult *res;
+	long v;
+
+	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
+	    assay_pg_query(conn, sql, 0, NULL, &res, errstr, sizeof(errstr)))
+		fail_msg("%s", errstr);
+	v = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+	PQclear(res);
+	PQfinish(conn);
+	return v;
+}
+
+static void query_text(const char *url, const char *sql, char *out, size_t size)
+{
+	char errstr[512];
+	PGconn *conn;
+	PGresult *res;
+
+	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
+	    assay_pg_query(conn, sql, 0, NULL, &res, errstr, sizeof(errstr)))
+		fail_msg("%s", errstr);
+	snprintf(out, size, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	PQfinish(conn);
+}
+
+/* Waits until sql returns want (bounded). */
+static void wait_for(const char *url, const char *sql, long want)
+{
+	int64_t deadline = assay_test_now_ms() + 60000;
+	long got;
+
+	while ((got = query_long(url, sql)) != want && assay_test_now_ms() < deadline)
+		usleep(100 * 1000);
+	if (got != want)
+		fail_msg("%s: %ld, expected %ld", sql, got, want);
+}
+
+/* Every evidence message sent, for the replay. */
+struct sent {
+	char key[64];
+	void *value;
+	size_t len;
+};
+
+struct stream {
+	struct assay_test_evidence *g;
+	const char *topic;
+	struct sent msgs[64];
+	size_t n;
+};
+
+static void send_raw(struct stream *s, const char *key, void *value, size_t len)
+{
+	assert_true(s->n < 64);
+	snprintf(s->msgs[s->n].key, sizeof(s->msgs[s->n].key), "%s", key);
+	s->msgs[s->n].value = value; /* taken over */
+	s->msgs[s->n].len = len;
+	s->n++;
+	assay_test_evidence_send(s->g, s->topic, key, value, len);
+}
+
+static void send_spec(struct stream *s, const struct assay_test_evidence_spec *spec)
+{
+	void *buf;
+	size_t len;
+
+	assay_test_evidence_encode(assay_test_evidence_codec(s->g), spec, &buf, &len);
+	send_raw(s, spec->audit_id, buf, len);
+}
+
+static void send_audit_event(struct assay_test_evidence *g, const char *topic, const char *key,
+                             void *buf, size_t len)
+{
+	assay_test_evidence_send(g, topic, key, buf, len);
+	free(buf);
+}
+
+/* A decoded EvidenceRejected / EvidenceAccepted of interest. */
+struct outcome {
+	char evidence_id[64];
+	char reason[32];
+	char stored[80];
+	char controls[256];
+	bool ids_null;
+	bool value_matches; /* original_value equals a message we sent */
+};
+
+static void decode_outcomes(struct assay_codec *codec, struct rec *recs, size_t n, struct stream *s,
+                            struct outcome *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct assay_decoded d;
+		char errstr[512];
+		const char *str = NULL;
+		const void *bytes;
+		size_t len = 0, nctl = 0;
+		avro_value_t arr, elem;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		if (assay_codec_decode(codec, recs[i].value, recs[i].len, &d, errstr,
+		                       sizeof(errstr)))
+			fail_msg("decode output: %s", errstr);
+		assert_int_equal(assay_value_opt_string(&d.value, "evidence_id", &str, NULL), 0);
+		out[i].ids_null = str == NULL;
+		snprintf(out[i].evidence_id, sizeof(out[i].evidence_id), "%s", str ? str : "");
+		if (strcmp(d.schema->full_name, "org.assay.v1.EvidenceRejected") == 0) {
+			assert_int_equal(assay_value_enum(&d.value, "reason", &str), 0);
+			snprintf(out[i].reason, sizeof(out[i].reason), "%s", str);
+			assert_int_equal(
+			        assay_value_opt_string(&d.value, "stored_sha256", &str, NULL), 0);
+			snprintf(out[i].stored, sizeof(out[i].stored), "%s", str ? str : "");
+			assert_int_equal(assay_value_array(&d.value, "controls", &arr, &nctl), 0);
+			for (size_t k = 0; k < nctl; k++) {
+				assert_int_equal(assay_value_array_get(&arr, k, &elem), 0);
+				assert_int_equal(assay_value_as_string(&elem, &str, NULL), 0);
+				snprintf(out[i].controls + strlen(out[i].controls),
+				         sizeof(out[i].controls) - strlen(out[i].controls), "%s%s",
+				         k ? "," : "", str);
+			}
+			assert_int_equal(
+			        assay_value_bytes(&d.value, "original_value", &bytes, &len), 0);
+			for (size_t k = 0; k < s->n; k++)
+				if (s->msgs[k].len == len &&
+				    memcmp(s->msgs[k].value, bytes, len) == 0)
+					out[i].value_matches = true;
+		} else {
+			/* accepted: resolved controls "STANDARD:ID" */
+			assert_int_equal(
+			        assay_value_array(&d.value, "claimed_controls", &arr, &nctl), 0);
+			for (size_t k = 0; k < nctl; k++) {
+				const char *std, *id;
+
+				assert_int_equal(assay_value_array_get(&arr, k, &elem), 0);
+				assert_int_equal(assay_value_enum(&elem, "standard", &std), 0);
+				assert_int_equal(assay_value_string(&elem, "control_id", &id, NULL),
+				                 0);
+				snprintf(out[i].controls + strlen(out[i].controls),
+				         sizeof(out[i].controls) - strlen(out[i].controls),
+				         "%s%s:%s", k ? "," : "", std, id);
+			}
+		}
+		assay_decoded_release(&d);
+	}
+}
+
+/* How many outcomes have this reason (and, when evidence_id is not NULL, this id). */
+static int count_reason(const struct outcome *o, size_t n, const char *reason,
+                        const char *evidence_id)
+{
+	int c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(o[i].reason, reason) == 0 &&
+		    (evidence_id == NULL || strcmp(o[i].evidence_id, evidence_id) == 0))
+			c++;
+	return c;
+}
+
+static const struct outcome *find_reason(const struct outcome *o, size_t n, const char *reason)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(o[i].reason, reason) == 0)
+			return &o[i];
+	return NULL;
+}
+
+static size_t count_dlq(const char *dlq, const char *topic)
+{
+	size_t n = 0, c = 0;
+	struct rec *r = read_topic(dlq, 0, 3000, 20000, &n);
+
+	for (size_t i = 0; i < n; i++)
+		c += strcmp(r[i].dlq_topic, topic) == 0;
+	recs_free(r, n);
+	return c;
+}
+
+static const char *const reasons_phase1[] = {
+        "HASH_CONFLICT",   "UNKNOWN_CONTROL", "OUT_OF_SCOPE",
+        "EXCLUDED_IN_SOA", "NO_SOA",          "FUTURE_DATED",
+        "STALE",           "TOO_LARGE",       "BAD_HASH",
+        "WRONG_TENANT",    "INVALID_UTF8",    "AUDIT_CLOSED",
+        "UNKNOWN_AUDIT",   "WRONG_CLIENT",    "TOO_MANY_ATTRIBUTES",
+        "STRING_TOO_LONG", "EMPTY_FIELD",     "NO_CONTROLS",
+        "UNKNOWN_AUDIT",
+};
+#define NREJECTED 19
+#define NACCEPTED 5
+
+static void test_intake_mixed_stream_and_replay(void **state)
+{
+	static const char *const both[] = {"ISO27001_2022", "ISO42001_2023"};
+	static const char *const only27[] = {"ISO27001_2022"};
+	struct env e;
+	struct assay_test_evidence_config gc = {0};
+	struct assay_test_evidence *g;
+	struct stream s = {0};
+	struct assay_test_evidence_spec sp;
+	char sha[65], sha_other[65], errstr[512], long_id[2001], text[1024];
+	const char *ids27[] = {"A.5.1", "A.5.15", "A.8.15", "A.8.16"};
+	const bool app27[] = {false, true, true, true};
+	void *buf;
+	size_t len, nacc, nrej;
+	struct rec *acc, *rej;
+	struct outcome *oacc, *orej;
+	pid_t pid;
+	PGconn *conn;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	assay_test_pg_fresh_db(e.url, sizeof(e.url), "test_intake");
+	if (assay_pg_connect(e.url, &conn, errstr, sizeof(errstr)) ||
+	    assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr)))
+		fail_msg("%s", errstr);
+	PQfinish(conn);
+	assay_test_unique(e.submitted, sizeof(e.submitted), "intake-submitted");
+	assay_test_unique(e.audits, sizeof(e.audits), "intake-audits");
+	assay_test_unique(e.accepted, sizeof(e.accepted), "intake-accepted");
+	assay_test_unique(e.rejected, sizeof(e.rejected), "intake-rejected");
+	assay_test_unique(e.dlq, sizeof(e.dlq), "intake-dlq");
+	assay_test_unique(e.instance, sizeof(e.instance), "intake-test");
+	gc.pg_url = e.url;
+	gc.audit_topic = e.audits;
+	gc.evidence_topic = e.submitted;
+	g = assay_test_evidence_new(&gc);
+	s.g = g;
+	s.topic = e.submitted;
+
+	/* the service creates its topics; audits first, applied before any evidence */
+	pid = spawn_intake(&e);
+	/* assigned (offset rows exist) once its topics exist */
+	wait_for(e.url, "SELECT count(*) FROM assay_offsets", 4);
+	assay_test_audit_opened_encode(assay_test_evidence_codec(g), TENANT, "audit-1", "client-1",
+	                               both, 2, &buf, &len);
+	send_audit_event(g, e.audits, "audit-1", buf, len);
+	assay_test_soa_encode(assay_test_evidence_codec(g), TENANT, "audit-1", "client-1",
+	                      "ISO27001_2022", 1, ids27, app27, 4, &buf, &len);
+	send_audit_event(g, e.audits, "audit-1", buf, len);
+	/* audit-2: 27001 only, then completed (closed) */
+	assay_test_audit_opened_encode(assay_test_evidence_codec(g), TENANT, "audit-2", "client-2",
+	                               only27, 1, &buf, &len);
+	send_audit_event(g, e.audits, "audit-2", buf, len);
+	assay_test_stage_completed_encode(assay_test_evidence_codec(g), TENANT, "audit-2",
+	                                  "client-2", only27, 1, &buf, &len);
+	send_audit_event(g, e.audits, "audit-2", buf, len);
+	/* audit-3: 27001 only, open, with an SoA */
+	assay_test_audit_opened_encode(assay_test_evidence_codec(g), TENANT, "audit-3", "client-3",
+	                               only27, 1, &buf, &len);
+	send_audit_event(g, e.audits, "audit-3", buf, len);
+	assay_test_soa_encode(assay_test_evidence_codec(g), TENANT, "audit-3", "client-3",
+	                      "ISO27001_2022", 1, ids27, app27, 4, &buf, &len);
+	send_audit_event(g, e.audits, "audit-3", buf, len);
+	wait_for(e.url, "SELECT count(*) FROM intake_audits", 3);
+	wait_for(e.url, "SELECT count(*) FROM intake_audits WHERE closed", 1);
+	wait_for(e.url, "SELECT count(*) FROM intake_soa", 2);
+
+	/* the mixed stream */
+	{
+		const char *c_good1[] = {"ISO27001:A.8.15", "ISO42001:6.1.4"};
+		const char *c_good2[] = {"ISO27001:A.8.16"};
+		const char *c_good4[] = {"ISO27001_2022:A.5.15"};
+		const char *c_unknown[] = {"ISO27001:A.8.15", "ISO27001:A.99.1"};
+		const char *c_42clause[] = {"ISO42001:6.1.4"};
+		const char *c_excluded[] = {"ISO27001:A.5.1"};
+		const char *c_nosoa[] = {"ISO42001:A.6.2.8"};
+		const char *c_clause[] = {"ISO27001:9.1"};
+		const char *keys5[] = {"a", "b", "c", "d", "e"},
+		           *vals5[] = {"1", "2", "3", "4", "5"};
+		const char *keys1[] = {"host"}, *vals1[] = {"db \"1\"\tx"};
+		char sha1[65];
+
+#define SPEC(audit, client, id)                                                           \
+	do {                                                                              \
+		assay_test_evidence_spec_init(&sp, TENANT, (audit), (client), (id), sha); \
+		sp.controls = c_good2;                                                    \
+		sp.ncontrols = 1;                                                         \
+	} while (0)
+
+		SPEC("audit-1", "client-1", "ev-good1");
+		sp.controls = c_good1;
+		sp.ncontrols = 2;
+		sp.attr_keys = keys1;
+		sp.attr_values = vals1;
+		sp.nattrs = 1;
+		memcpy(sha1, sha, sizeof(sha1));
+		send_spec(&s, &sp);
+		send_spec(&s, &sp); /* replay: another event id, same evidence and hash */
+		assay_test_sha256_hex("something else", sha_other);
+		sp.sha256 = sha_other;
+		send_spec(&s, &sp); /* HASH_CONFLICT */
+		SPEC("audit-1", "client-1", "ev-good2");
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-unknown-control");
+		sp.controls = c_unknown;
+		sp.ncontrols = 2;
+		send_spec(&s, &sp);
+		SPEC("audit-3", "client-3", "ev-out-of-scope");
+		sp.controls = c_42clause;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-excluded");
+		sp.controls = c_excluded;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-no-soa");
+		sp.controls = c_nosoa;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-future");
+		sp.collected_at_ms = (int64_t)time(NULL) * 1000 + 3600 * 1000;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-stale");
+		sp.collected_at_ms = (int64_t)time(NULL) * 1000 - 400LL * 86400000;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-oversized");
+		sp.size_bytes = 2000000;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-bad-hash");
+		sha[3] = 'F';
+		send_spec(&s, &sp);
+		assay_test_evidence_spec_init(&sp, "cb-2", "audit-1", "client-1", "ev-wrong-tenant",
+		                              sha);
+		sp.controls = c_good2;
+		sp.ncontrols = 1;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-utf8");
+		sp.uri = "s3://evidence/UTF8XX";
+		assay_test_evidence_encode(assay_test_evidence_codec(g), &sp, &buf, &len);
+		{
+			char *p = NULL;
+
+			for (size_t k = 0; k + 6 <= len && p == NULL; k++)
+				if (memcmp((char *)buf + k, "UTF8XX", 6) == 0)
+					p = (char *)buf + k;
+			assert_non_null(p);
+			memcpy(p, "\xff\xfe\xfd\xfc\xc3\x28", 6);
+		}
+		send_raw(&s, "audit-1", buf, len);
+		SPEC("audit-2", "client-2", "ev-closed");
+		send_spec(&s, &sp);
+		SPEC("audit-9", "client-1", "ev-unknown-audit");
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-2", "ev-wrong-client");
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-many-attributes");
+		sp.attr_keys = keys5;
+		sp.attr_values = vals5;
+		sp.nattrs = 5;
+		send_spec(&s, &sp);
+		memset(long_id, 'x', sizeof(long_id) - 1);
+		long_id[sizeof(long_id) - 1] = '\0';
+		SPEC("audit-1", "client-1", long_id);
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-empty-field");
+		sp.source_system = "";
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-no-controls");
+		sp.ncontrols = 0;
+		send_spec(&s, &sp);
+		buf = strdup("this is not an avro frame");
+		send_raw(&s, "audit-1", buf, strlen(buf)); /* dead letter */
+		SPEC("audit-3", "client-3", "ev-good3");
+		sp.controls = c_good2;
+		sp.attr_keys = keys1;
+		sp.attr_values = vals1;
+		sp.nattrs = 1;
+		send_spec(&s, &sp);
+		SPEC("audit-1", "client-1", "ev-good4");
+		sp.controls = c_good4;
+		send_spec(&s, &sp);
+		/* evidence for an audit intake does not know yet: UNKNOWN_AUDIT, then the audit
+		 * opens and the producer resubmits the same event: accepted */
+		SPEC("audit-4", "client-4", "ev-early");
+		sp.controls = c_clause; /* a clause: no SoA needed */
+		send_spec(&s, &sp);
+	}
+	/* every evidence message applied: offsets cover all of them */
+	{
+		char sql[512];
+
+		snprintf(sql, sizeof(sql),
+		         "SELECT sum(next_offset) FROM assay_offsets WHERE topic = '%s'",
+		         e.submitted);
+		wait_for(e.url, sql, (long)s.n);
+	}
+	assay_test_audit_opened_encode(assay_test_evidence_codec(g), TENANT, "audit-4", "client-4",
+	                               only27, 1, &buf, &len);
+	send_audit_event(g, e.audits, "audit-4", buf, len);
+	wait_for(e.url, "SELECT count(*) FROM intake_audits", 4);
+	assay_test_evidence_send(g, e.submitted, "audit-4", s.msgs[s.n - 1].value,
+	                         s.msgs[s.n - 1].len);
+	wait_for(e.url, "SELECT count(*) FROM intake_evidence", NACCEPTED);
+
+	/* outcomes */
+	acc = read_topic(e.accepted, NACCEPTED, 2000, 60000, &nacc);
+	rej = read_topic(e.rejected, NREJECTED, 2000, 60000, &nrej);
+	assert_int_equal(nacc, NACCEPTED);
+	assert_int_equal(nrej, NREJECTED);
+	oacc = calloc(nacc, sizeof(*oacc));
+	orej = calloc(nrej, sizeof(*orej));
+	decode_outcomes(assay_test_evidence_codec(g), acc, nacc, &s, oacc);
+	decode_outcomes(assay_test_evidence_codec(g), rej, nrej, &s, orej);
+	for (size_t i = 0; i < sizeof(reasons_phase1) / sizeof(reasons_phase1[0]); i++) {
+		int want = strcmp(reasons_phase1[i], "UNKNOWN_AUDIT") == 0 ? 2 : 1;
+
+		if (count_reason(orej, nrej, reasons_phase1[i], NULL) != want)
+			fail_msg("reason %s: %d, expected %d", reasons_phase1[i],
+			         count_reason(orej, nrej, reasons_phase1[i], NULL), want);
+	}
+	for (size_t i = 0; i < nrej; i++)
+		assert_true(orej[i].value_matches); /* the original bytes, unchanged */
+	assert_string_equal(find_reason(orej, nrej, "HASH_CONFLICT")->evidence_id, "ev-good1");
+	{
+		char sha_good1[65];
+
+		assay_test_sha256_hex("ev-good1", sha_good1);
+		assert_string_equal(find_reason(orej, nrej, "HASH_CONFLICT")->stored, sha_good1);
+	}
+	assert_string_equal(find_reason(orej, nrej, "UNKNOWN_CONTROL")->controls,
+	                    "ISO27001:A.99.1");
+	assert_string_equal(find_reason(orej, nrej, "OUT_OF_SCOPE")->controls, "ISO42001:6.1.4");
+	assert_string_equal(find_reason(orej, nrej, "EXCLUDED_IN_SOA")->controls, "ISO27001:A.5.1");
+	assert_string_equal(find_reason(orej, nrej, "NO_SOA")->controls, "ISO42001:A.6.2.8");
+	assert_true(find_reason(orej, nrej, "INVALID_UTF8")->ids_null);
+	assert_true(find_reason(orej, nrej, "STRING_TOO_LONG")->ids_null);
+	assert_false(find_reason(orej, nrej, "WRONG_TENANT")->ids_null);
+	assert_int_equal(count_reason(orej, nrej, "UNKNOWN_AUDIT", "ev-early"), 1);
+	{
+		static const char *const want[] = {"ev-good1", "ev-good2", "ev-good3", "ev-good4",
+		                                   "ev-early"};
+
+		for (size_t k = 0; k < 5; k++) {
+			bool found = false;
+
+			for (size_t i = 0; i < nacc; i++)
+				found = found || strcmp(oacc[i].evidence_id, want[k]) == 0;
+			if (!found)
+				fail_msg("no EvidenceAccepted for %s", want[k]);
+		}
+		for (size_t i = 0; i < nacc; i++)
+			if (strcmp(oacc[i].evidence_id, "ev-good1") == 0)
+				assert_string_equal(oacc[i].controls,
+				                    "ISO27001_2022:A.8.15,ISO42001_2023:6.1.4");
+	}
+	assert_int_equal(count_dlq(e.dlq, e.submitted), 1);
+
+	/* rows: the original of ev-good1 stays, with its source position */
+	query_text(e.url,
+	           "SELECT sha256 || ' ' || array_to_string(controls, ',') || ' ' || "
+	           "(attributes->>'host') || ' ' || src_partition::text || ' ' || "
+	           "src_offset::text FROM intake_evidence WHERE evidence_id = 'ev-good1'",
+	           text, sizeof(text));
+	{
+		char sha_good1[65], want[512];
+
+		assay_test_sha256_hex("ev-good1", sha_good1);
+		snprintf(want, sizeof(want),
+		         "%s ISO27001_2022:A.8.15,ISO42001_2023:6.1.4 db \"1\"\tx", sha_good1);
+		assert_memory_equal(text, want, strlen(want));
+	}
+	assert_int_equal(query_long(e.url, "SELECT count(DISTINCT (src_topic, src_partition, "
+	                                   "src_offset)) FROM intake_evidence"),
+	                 NACCEPTED);
+	/* append-only */
+	if (assay_pg_connect(e.url, &conn, errstr, sizeof(errstr)))
+		fail_msg("%s", errstr);
+	assert_int_not_equal(
+	        assay_pg_exec(conn, "UPDATE intake_evidence SET uri = 'x'", errstr, sizeof(errstr)),
+	        0);
+	assert_int_not_equal(
+	        assay_pg_exec(conn, "DELETE FROM intake_evidence", errstr, sizeof(errstr)), 0);
+	PQfinish(conn);
+	recs_free(acc, nacc);
+	recs_free(rej, nrej);
+	free(oacc);
+	free(orej);
+
+	/* restart (the set is rebuilt from the table), then the whole stream again */
+	stop_intake(pid);
+	pid = spawn_intake(&e);
+	for (size_t i = 0; i < s.n; i++)
+		assay_test_evidence_send(g, e.submitted, s.msgs[i].key, s.msgs[i].value,
+		                         s.msgs[i].len);
+	{
+		char sql[512];
+
+		snprintf(sql, sizeof(sql),
+		         "SELECT sum(next_offset) FROM assay_offsets WHERE topic = '%s'",
+		         e.submitted);
+		wait_for(e.url, sql, (long)(2 * s.n + 1));
+	}
+	stop_intake(pid);
+	assert_int_equal(query_long(e.url, "SELECT count(*) FROM intake_evidence"), NACCEPTED);
+	acc = read_topic(e.accepted, NACCEPTED, 3000, 30000, &nacc);
+	assert_int_equal(nacc, NACCEPTED);
+	/* every rejection again except ev-early, which is now a replay of accepted evidence */
+	rej = read_topic(e.rejected, 2 * NREJECTED - 1, 3000, 60000, &nrej);
+	assert_int_equal(nrej, 2 * NREJECTED - 1);
+	orej = calloc(nrej, sizeof(*orej));
+	decode_outcomes(assay_test_evidence_codec(g), rej, nrej, &s, orej);
+	assert_int_equal(count_reason(orej, nrej, "HASH_CONFLICT", "ev-good1"), 2);
+	assert_int_equal(count_reason(orej, nrej, "UNKNOWN_AUDIT", "ev-early"), 1);
+	assert_int_equal(count_dlq(e.dlq, e.submitted), 2);
+	recs_free(acc, nacc);
+	recs_free(rej, nrej);
+	free(orej);
+
+	for (size_t i = 0; i < s.n; i++)
+		free(s.msgs[i].value);
+	assay_test_evidence_destroy(g);
+	assay_test_pg_drop_db(e.url);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_intake_mixed_stream_and_replay, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
