@@ -106,11 +106,13 @@ static int txn_error(struct assay_loop *loop, rd_kafka_error_t *error, const cha
 }
 
 /* Publishes one event inside the open transaction, adding event_id (from its position)
- * unless the handler set one, and produced_by. */
+ * unless the handler set one, and produced_by. With *value_owned (a malloc'd value) the
+ * value is handed to librdkafka instead of copied: on success *value_owned is set to NULL. */
 static int produce(struct assay_loop *loop, const char *topic, const void *key, size_t key_len,
-                   const void *value, size_t value_len, const struct assay_headers *h,
-                   const char *source_topic, int32_t source_partition, int64_t source_offset,
-                   int seq, char *errstr, size_t errstr_size)
+                   const void *value, size_t value_len, void **value_owned,
+                   const struct assay_headers *h, const char *source_topic,
+                   int32_t source_partition, int64_t source_offset, int seq, char *errstr,
+                   size_t errstr_size)
 {
 	rd_kafka_headers_t *hdrs = assay_headers_to_kafka(h);
 	rd_kafka_resp_err_t kerr;
@@ -127,11 +129,12 @@ static int produce(struct assay_loop *loop, const char *topic, const void *key, 
 	if (assay_headers_find(h, "produced_by") == NULL)
 		rd_kafka_header_add(hdrs, "produced_by", -1, loop->cfg.service, -1);
 	for (;;) {
-		kerr = rd_kafka_producev(loop->producer, RD_KAFKA_V_TOPIC(topic),
-		                         RD_KAFKA_V_KEY(key, key_len),
-		                         RD_KAFKA_V_VALUE((void *)value, value_len),
-		                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+		kerr = rd_kafka_producev(
+		        loop->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+		        RD_KAFKA_V_VALUE((void *)value, value_len),
+		        RD_KAFKA_V_MSGFLAGS(value_owned && *value_owned ? RD_KAFKA_MSG_F_FREE
+		                                                        : RD_KAFKA_MSG_F_COPY),
+		        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
 		if (kerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(loop->producer, 50);
@@ -143,6 +146,8 @@ static int produce(struct assay_loop *loop, const char *topic, const void *key, 
 		                  errstr, errstr_size, "produce to %s failed: %s", topic,
 		                  rd_kafka_err2str(kerr));
 	}
+	if (value_owned)
+		*value_owned = NULL; /* librdkafka frees it after delivery */
 	return 0;
 }
 
@@ -217,12 +222,12 @@ static int relay_from_outbox(struct assay_loop *loop, const struct part *p, int6
 		                         errstr, errstr_size))
 			err = ASSAY_ERR_FATAL; /* we wrote these bytes: an invariant is broken */
 		if (!err)
-			err = produce(loop, topic,
-			              PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3),
-			              (size_t)PQgetlength(res, r, 3),
-			              PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4),
-			              (size_t)PQgetlength(res, r, 4), &h, p->topic, p->partition,
-			              offset, be32(PQgetvalue(res, r, 1)), errstr, errstr_size);
+			err = produce(
+			        loop, topic, PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3),
+			        (size_t)PQgetlength(res, r, 3),
+			        PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4),
+			        (size_t)PQgetlength(res, r, 4), NULL, &h, p->topic, p->partition,
+			        offset, be32(PQgetvalue(res, r, 1)), errstr, errstr_size);
 		assay_headers_release(&h);
 		(*produced)++;
 	}
@@ -248,10 +253,12 @@ static int relay_run_job(struct assay_loop *loop, struct relay_job *job, char *e
 		rd_kafka_error_destroy(error);
 		return err;
 	}
+	/* the values go to librdkafka without a copy; a failed job is published again from
+	 * the outbox, not from memory (assay_relay_collect) */
 	for (size_t k = 0; k < job->nevents && !err; k++) {
-		const struct out_event *e = &job->events[k];
+		struct out_event *e = &job->events[k];
 
-		err = produce(loop, e->topic, e->key, e->key_len, e->value, e->value_len,
+		err = produce(loop, e->topic, e->key, e->key_len, e->value, e->value_len, &e->value,
 		              &e->headers, e->source_topic, e->source_partition, e->source_offset,
 		              e->seq, errstr, errstr_size);
 	}
@@ -309,30 +316,10 @@ void assay_relay_job_free(struct relay_job *job)
 	free(job);
 }
 
-/* Puts a failed job's events back in front of the queue, so they go out first next time. */
-static int mem_requeue(struct assay_loop *loop, struct relay_job *job)
-{
-	struct out_event *mem;
-
-	mem = malloc((job->nevents + loop->nmem + 1) * sizeof(*mem));
-	if (mem == NULL)
-		return ASSAY_ERR_FATAL;
-	if (job->nevents)
-		memcpy(mem, job->events, job->nevents * sizeof(*mem));
-	if (loop->nmem)
-		memcpy(mem + job->nevents, loop->mem, loop->nmem * sizeof(*mem));
-	free(loop->mem);
-	loop->mem = mem;
-	loop->nmem += job->nevents;
-	loop->mem_cap = loop->nmem + 1;
-	job->nevents = 0; /* the events moved */
-	return 0;
-}
-
 /*
  * Takes the result of the job in flight, if any: when wait, waits for it to finish. On
- * success the relayed positions move; on failure its events are queued again. Returns the
- * job's result (0 when there was none).
+ * success the relayed positions move; on failure the queue is dropped and the next relay
+ * reads the outbox. Returns the job's result (0 when there was none).
  */
 int assay_relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t errstr_size)
 {
@@ -368,8 +355,11 @@ int assay_relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t
 			                                1000.0);
 	} else {
 		assay_errf(err, errstr, errstr_size, "%s", job->errstr);
-		if (err != ASSAY_ERR_FATAL && mem_requeue(loop, job))
-			err = ASSAY_ERR_FATAL;
+		/* its values went to librdkafka: the outbox publishes them again */
+		for (size_t k = 0; k < loop->nmem; k++)
+			assay_out_event_release(&loop->mem[k]);
+		loop->nmem = 0;
+		loop->mem_valid = false;
 	}
 	assay_relay_job_free(job);
 	return err;

@@ -365,6 +365,28 @@ static void test_database_restart(void **state)
 	fixture_release(&f);
 }
 
+static void test_broker_restart(void **state)
+{
+	struct fixture f;
+	struct runner r;
+
+	(void)state;
+	fixture_init(&f, "kafkarestart");
+	runner_start(&r, f.service, "a", f.url, f.in, f.out, f.dlq);
+	assay_test_produce(f.in, 0, 5000, NULL, NULL);
+	assert_true(wait_rows(f.url, 1, 60000) >= 1);
+	/* the broker goes away while batches are applied and relayed: relay transactions
+	 * fail, the outbox keeps what they did not publish */
+	stack("kafka-stop");
+	sleep(2);
+	stack("kafka-start");
+	assay_test_produce(f.in, 5000, 5000, NULL, NULL);
+	assert_int_equal(wait_rows(f.url, 10000, 120000), 10000);
+	runner_stop(&r);
+	assert_exactly_once(&f, 10000, NULL);
+	fixture_release(&f);
+}
+
 static long rows_of(const char *url, const char *instance)
 {
 	char errstr[512], sql[256];
@@ -429,6 +451,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_poison_is_deadlettered),
 	        cmocka_unit_test(test_two_instances_share_and_hand_over),
 	        cmocka_unit_test(test_database_restart),
+	        cmocka_unit_test(test_broker_restart),
 	        cmocka_unit_test(test_sigkill_at_random_moments),
 	};
 
