@@ -369,50 +369,47 @@ static void error_cb(rd_kafka_t *rk, int kerr, const char *reason, void *opaque)
 static int write_outbox(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
                         size_t errstr_size)
 {
-	struct assay_copybuf *b = &loop->copy;
+	struct assay_copybin *b = &loop->outbox;
 
 	if (batch->nevents == 0)
 		return 0;
-	assay_copybuf_reset(b);
+	assay_copybin_reset(b);
 	for (size_t k = 0; k < batch->nevents; k++) {
 		const struct out_event *e = &batch->events[k];
 		const struct assay_msg *m = &batch->msgs[e->msg];
+		const struct part *p = assay_loop_part_find(loop, m->topic, m->partition);
 		unsigned char *hbuf;
 		size_t hlen;
 
-		if (assay_headers_encode(&e->headers, &hbuf, &hlen))
-			return ASSAY_ERR_FATAL;
-		const struct part *p = assay_loop_part_find(loop, m->topic, m->partition);
-
-		if (p == NULL) {
-			free(hbuf);
+		if (p == NULL)
 			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                  "message from unassigned partition %s/%d", m->topic,
 			                  (int)m->partition);
-		}
-		assay_copybuf_int64(b, p->stream);
-		assay_copybuf_int64(b, m->offset);
-		assay_copybuf_int64(b, e->seq);
-		assay_copybuf_str(b, e->topic);
+		if (assay_headers_encode(&e->headers, &hbuf, &hlen))
+			return ASSAY_ERR_FATAL;
+		assay_copybin_row(b, 7);
+		assay_copybin_int32(b, p->stream);
+		assay_copybin_int64(b, m->offset);
+		assay_copybin_int32(b, e->seq);
+		assay_copybin_bytes(b, e->topic, strlen(e->topic));
 		if (e->key)
-			assay_copybuf_bytea(b, e->key, e->key_len);
+			assay_copybin_bytes(b, e->key, e->key_len);
 		else
-			assay_copybuf_null(b);
+			assay_copybin_null(b);
 		if (e->value)
-			assay_copybuf_bytea(b, e->value, e->value_len);
+			assay_copybin_bytes(b, e->value, e->value_len);
 		else
-			assay_copybuf_null(b);
+			assay_copybin_null(b);
 		if (hbuf)
-			assay_copybuf_bytea(b, hbuf, hlen);
+			assay_copybin_bytes(b, hbuf, hlen);
 		else
-			assay_copybuf_null(b);
-		assay_copybuf_end_row(b);
+			assay_copybin_null(b);
 		free(hbuf);
 	}
-	return assay_pg_copy(loop->conn,
-	                     "COPY assay_outbox (stream, source_offset, seq, topic, key, value, "
-	                     "headers) FROM STDIN",
-	                     b, errstr, errstr_size);
+	return assay_pg_copy_binary(loop->conn,
+	                            "COPY assay_outbox (stream, source_offset, seq, topic, key, "
+	                            "value, headers) FROM STDIN (FORMAT binary)",
+	                            b, errstr, errstr_size);
 }
 
 /*
@@ -847,7 +844,7 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 	if (loop->cfg.retry_backoff_max_ms < loop->cfg.retry_backoff_ms)
 		loop->cfg.retry_backoff_max_ms = loop->cfg.retry_backoff_ms;
 	backoff_reset(loop);
-	assay_copybuf_init(&loop->copy);
+	assay_copybin_init(&loop->outbox);
 	loop->rkms = calloc((size_t)loop->cfg.batch_max_messages, sizeof(*loop->rkms));
 	if (loop->rkms == NULL) {
 		assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
@@ -1013,7 +1010,7 @@ void assay_loop_destroy(struct assay_loop *loop)
 	if (loop->conn)
 		PQfinish(loop->conn);
 	free(loop->mem);
-	assay_copybuf_release(&loop->copy);
+	assay_copybin_release(&loop->outbox);
 	assay_uuid_maker_destroy(loop->ids);
 	assay_uuid_maker_destroy(loop->relay_ids);
 	free(loop->rkms);

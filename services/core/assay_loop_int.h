@@ -83,7 +83,7 @@ struct assay_loop {
 	rd_kafka_message_t **rkms; /* the batch in hand */
 	size_t nrkms;
 
-	struct assay_copybuf copy;
+	struct assay_copybin outbox; /* the batch's outbox rows, COPY binary */
 	int backoff_ms;
 	struct assay_uuid_maker *ids;       /* event ids on the loop thread */
 	struct assay_uuid_maker *relay_ids; /* event ids where the relay publishes */

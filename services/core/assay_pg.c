@@ -517,20 +517,17 @@ size_t assay_copybuf_rows(const struct assay_copybuf *b)
 
 /* ---- COPY FROM STDIN ---- */
 
-int assay_pg_copy(PGconn *conn, const char *copy_sql, const struct assay_copybuf *b, char *errstr,
-                  size_t errstr_size)
+/* Runs copy_sql and sends data (then trailer, which may be NULL) as its input; checks that
+ * the server stored rows rows. Shared by the text and the binary buffers. */
+static int copy_send(PGconn *conn, const char *copy_sql, const char *data, size_t len,
+                     const char *trailer, size_t trailer_len, size_t rows, char *errstr,
+                     size_t errstr_size)
 {
 	PGresult *res;
 	size_t off;
 	int rc = 0, sent_all = 1, guard;
 	int64_t stored = -1;
 
-	if (b->failed)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "copy failed: out of memory while building the rows");
-	if (b->columns != 0)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "copy failed: the last row is unfinished (no end_row)");
 	if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "copy failed: not allowed in pipeline mode");
@@ -546,14 +543,16 @@ int assay_pg_copy(PGconn *conn, const char *copy_sql, const struct assay_copybuf
 	}
 	PQclear(res);
 
-	for (off = 0; off < b->len; off += COPY_CHUNK) {
-		size_t n = b->len - off < COPY_CHUNK ? b->len - off : COPY_CHUNK;
+	for (off = 0; off < len; off += COPY_CHUNK) {
+		size_t n = len - off < COPY_CHUNK ? len - off : COPY_CHUNK;
 
-		if (PQputCopyData(conn, b->data + off, (int)n) != 1) {
+		if (PQputCopyData(conn, data + off, (int)n) != 1) {
 			sent_all = 0;
 			break;
 		}
 	}
+	if (sent_all && trailer != NULL && PQputCopyData(conn, trailer, (int)trailer_len) != 1)
+		sent_all = 0;
 	if (PQputCopyEnd(conn, sent_all ? NULL : "client failed to send the copy data") != 1) {
 		/* the connection is gone: report libpq's reason */
 		rc = assay_pg_result_error(NULL, conn, "copy failed", errstr, errstr_size);
@@ -579,11 +578,148 @@ int assay_pg_copy(PGconn *conn, const char *copy_sql, const struct assay_copybuf
 	}
 	if (rc == 0 && !sent_all)
 		rc = assay_pg_result_error(NULL, conn, "copy failed", errstr, errstr_size);
-	if (rc == 0 && stored != (int64_t)b->rows)
+	if (rc == 0 && stored != (int64_t)rows)
 		rc = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                "copy failed: server stored %" PRId64 " rows, the buffer holds %zu",
-		                stored, b->rows);
+		                stored, rows);
 	return rc;
+}
+
+int assay_pg_copy(PGconn *conn, const char *copy_sql, const struct assay_copybuf *b, char *errstr,
+                  size_t errstr_size)
+{
+	if (b->failed)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "copy failed: out of memory while building the rows");
+	if (b->columns != 0)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "copy failed: the last row is unfinished (no end_row)");
+	return copy_send(conn, copy_sql, b->data, b->len, NULL, 0, b->rows, errstr, errstr_size);
+}
+
+/* ---- COPY binary-format buffer ---- */
+
+/* "PGCOPY\n\377\r\n\0", flags 0, header extension length 0 */
+static const char copybin_header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n',
+                                        0,   0,   0,   0,   0,   0,   0,    0,      0};
+
+void assay_copybin_init(struct assay_copybin *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void assay_copybin_release(struct assay_copybin *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+void assay_copybin_reset(struct assay_copybin *b)
+{
+	b->len = 0;
+	b->rows = 0;
+	b->failed = 0;
+}
+
+/* Room for extra more bytes (and the header, first); 0, or -1 with failed set. */
+static int copybin_reserve(struct assay_copybin *b, size_t extra)
+{
+	size_t need, cap;
+	char *data;
+
+	if (b->failed)
+		return -1;
+	if (extra > SIZE_MAX - b->len - sizeof(copybin_header))
+		goto fail;
+	need = b->len + extra + sizeof(copybin_header);
+	if (need > b->cap) {
+		cap = b->cap != 0 ? b->cap : 4096;
+		while (cap < need)
+			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+		data = realloc(b->data, cap);
+		if (data == NULL)
+			goto fail;
+		b->data = data;
+		b->cap = cap;
+	}
+	if (b->len == 0) {
+		memcpy(b->data, copybin_header, sizeof(copybin_header));
+		b->len = sizeof(copybin_header);
+	}
+	return 0;
+fail:
+	b->failed = 1;
+	return -1;
+}
+
+static void put_be(char *w, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		w[i] = (char)(v >> (8 * (n - 1 - i)));
+}
+
+void assay_copybin_row(struct assay_copybin *b, int fields)
+{
+	if (copybin_reserve(b, 2) != 0)
+		return;
+	put_be(b->data + b->len, (uint64_t)fields, 2);
+	b->len += 2;
+	b->rows++;
+}
+
+/* A field of len bytes: its 4-byte length and the bytes. */
+static void copybin_field(struct assay_copybin *b, const void *p, size_t len)
+{
+	if (len > INT32_MAX || copybin_reserve(b, 4 + len) != 0) {
+		b->failed = 1;
+		return;
+	}
+	put_be(b->data + b->len, (uint64_t)len, 4);
+	if (len)
+		memcpy(b->data + b->len + 4, p, len);
+	b->len += 4 + len;
+}
+
+void assay_copybin_int32(struct assay_copybin *b, int32_t v)
+{
+	char w[4];
+
+	put_be(w, (uint32_t)v, 4);
+	copybin_field(b, w, 4);
+}
+
+void assay_copybin_int64(struct assay_copybin *b, int64_t v)
+{
+	char w[8];
+
+	put_be(w, (uint64_t)v, 8);
+	copybin_field(b, w, 8);
+}
+
+void assay_copybin_bytes(struct assay_copybin *b, const void *p, size_t len)
+{
+	copybin_field(b, p, len);
+}
+
+void assay_copybin_null(struct assay_copybin *b)
+{
+	if (copybin_reserve(b, 4) != 0)
+		return;
+	put_be(b->data + b->len, 0xffffffffu, 4); /* length -1 */
+	b->len += 4;
+}
+
+int assay_pg_copy_binary(PGconn *conn, const char *copy_sql, const struct assay_copybin *b,
+                         char *errstr, size_t errstr_size)
+{
+	static const char trailer[2] = {(char)0xff, (char)0xff};
+
+	if (b->failed)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "copy failed: out of memory while building the rows");
+	return copy_send(conn, copy_sql, b->len ? b->data : copybin_header,
+	                 b->len ? b->len : sizeof(copybin_header), trailer, sizeof(trailer),
+	                 b->rows, errstr, errstr_size);
 }
 
 /* ---- pipeline mode ---- */
