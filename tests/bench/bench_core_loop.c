@@ -12,7 +12,6 @@
 #include "assay_test_loop.h"
 #include "assay_test_pg.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,20 +20,6 @@
 #define WARMUP 20000
 
 static volatile sig_atomic_t stop;
-
-struct run {
-	struct assay_loop *loop;
-	int rc;
-	char errstr[512];
-};
-
-static void *run_loop(void *arg)
-{
-	struct run *r = arg;
-
-	r->rc = assay_loop_run(r->loop, r->errstr, sizeof(r->errstr));
-	return NULL;
-}
 
 /*
  * Plain COPY of the rows the loop writes for n messages, 1,000 messages per transaction:
@@ -111,8 +96,7 @@ static void bench(void **state)
 	struct assay_handler handler;
 	struct assay_metrics *m = assay_metrics_new("bench");
 	struct assay_counter *produced;
-	struct run r = {0};
-	pthread_t thread;
+	struct assay_test_loop_thread r;
 	int64_t t0, t1;
 	double loop_rate, copy_rate;
 
@@ -132,20 +116,13 @@ static void bench(void **state)
 	assay_test_loop_config(&cfg, service, "bench", url, topics, dlq, &stop);
 	cfg.metrics = m;
 	produced = assay_metrics_counter(m, "assay_produced_total", "", NULL);
-	r.loop = assay_loop_new(&cfg, &handler, r.errstr, sizeof(r.errstr));
-	if (r.loop == NULL)
-		fail_msg("%s", r.errstr);
-	assert_int_equal(pthread_create(&thread, NULL, run_loop, &r), 0);
-	while (assay_counter_value(produced) < WARMUP && r.rc == 0)
-		usleep(1000);
+	assay_test_loop_thread_start(&r, &cfg, &handler);
+	assay_test_loop_thread_wait(&r, produced, WARMUP);
 	t0 = assay_test_now_ms();
-	while (assay_counter_value(produced) < (uint64_t)(WARMUP + n) && r.rc == 0)
-		usleep(1000);
+	assay_test_loop_thread_wait(&r, produced, (uint64_t)(WARMUP + n));
 	t1 = assay_test_now_ms();
 	stop = 1;
-	pthread_join(thread, NULL);
-	assert_int_equal(r.rc, 0);
-	assay_loop_destroy(r.loop);
+	assert_int_equal(assay_test_loop_thread_join(&r), 0);
 	assay_test_copy_handler_release(&h);
 	{
 		char *text;

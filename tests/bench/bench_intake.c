@@ -23,21 +23,15 @@
 #include "assay_test_evidence.h"
 #include "assay_test_kafka.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 
-#include "assay_embed.h"
 #include "assay_kafka.h"
-#include "assay_migrate.h"
 #include "assay_pg.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,77 +41,16 @@
 #define PARTITIONS 4
 #define LAT_RATE   10000.0
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-/* The value of metric line "name " on /metrics, or -1. */
-static double metric(int port, const char *name)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port),
-	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	static char buf[1 << 18];
-	char req[128], pat[160];
-	size_t got = 0;
-	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	const char *p;
-
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		close(fd);
-		return -1;
-	}
-	snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-	if (write(fd, req, strlen(req)) < 0) {
-		close(fd);
-		return -1;
-	}
-	while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = '\0';
-	close(fd);
-	snprintf(pat, sizeof(pat), "\n%s ", name);
-	p = strstr(buf, pat);
-	return p ? strtod(p + strlen(pat), NULL) : -1;
-}
-
 /* The whole /metrics text into stderr (where the time went). */
 static void dump_metrics(int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port),
-	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	char buf[65536];
-	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t size = 1 << 20;
+	char *body = malloc(size);
 
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    write(fd, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 34) < 0) {
-		close(fd);
-		return;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, (size_t)n, stderr);
-	close(fd);
+	assert_non_null(body);
+	if (assay_test_http_get(port, "/metrics", body, size) == 200)
+		fputs(body, stderr);
+	free(body);
 }
 
 struct svc {
@@ -128,9 +61,14 @@ struct svc {
 
 static void svc_start(struct svc *s)
 {
-	extern char **environ;
-	char v[8][700], *envp[300];
-	size_t n = 0;
+	/* settings of the bench run itself that go through to the service */
+	static const char *const inherit[] = {"ASSAY_KAFKA_PROPERTIES=", "ASSAY_BATCH_",
+	                                      "ASSAY_RELAY_", NULL};
+	const char *wrap = getenv("BENCH_INTAKE_WRAP"); /* e.g. a valgrind command */
+	char v[7][700], cmd[1024];
+	const char *vars[] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], "ASSAY_LOG_LEVEL=warn",
+	                      NULL};
+	const char *sh[] = {"sh", "-c", cmd, NULL};
 
 	snprintf(v[0], sizeof(v[0]), "ASSAY_PG_URL=%s", s->url);
 	snprintf(v[1], sizeof(v[1]), "ASSAY_TOPIC_EVIDENCE_SUBMITTED=%s", s->submitted);
@@ -139,68 +77,27 @@ static void svc_start(struct svc *s)
 	snprintf(v[4], sizeof(v[4]), "ASSAY_TOPIC_EVIDENCE_REJECTED=%s", s->rejected);
 	snprintf(v[5], sizeof(v[5]), "ASSAY_INSTANCE_ID=%s", s->instance);
 	snprintf(v[6], sizeof(v[6]), "ASSAY_METRICS_PORT=%d", s->port);
-	for (int i = 0; i < 7; i++)
-		envp[n++] = v[i];
-	envp[n++] = "ASSAY_LOG_LEVEL=warn";
-	for (char **p = environ; *p && n < 298; p++)
-		if (strncmp(*p, "ASSAY_", 6) != 0 || strncmp(*p, "ASSAY_KAFKA_BROKERS=", 20) == 0 ||
-		    strncmp(*p, "ASSAY_KAFKA_PROPERTIES=", 23) == 0 ||
-		    strncmp(*p, "ASSAY_BATCH_", 12) == 0 || strncmp(*p, "ASSAY_RELAY_", 12) == 0)
-			envp[n++] = *p;
-	envp[n] = NULL;
-	s->pid = fork();
-	assert_true(s->pid >= 0);
-	if (s->pid == 0) {
-		const char *wrap = getenv("BENCH_INTAKE_WRAP"); /* e.g. a valgrind command */
-		char *argv[] = {"assay-intake", NULL};
-
-		if (wrap && *wrap) {
-			char cmd[1024];
-			char *sh[] = {"sh", "-c", cmd, NULL};
-
-			snprintf(cmd, sizeof(cmd), "exec %s %s", wrap,
-			         ASSAY_BINARY_DIR "/bin/assay-intake");
-			execve("/bin/sh", sh, envp);
-		}
-		execve(ASSAY_BINARY_DIR "/bin/assay-intake", argv, envp);
-		_exit(127);
+	if (wrap && *wrap) {
+		snprintf(cmd, sizeof(cmd), "exec %s %s", wrap,
+		         ASSAY_BINARY_DIR "/bin/assay-intake");
+		s->pid = assay_test_service_start("/bin/sh", sh, vars, inherit, -1);
+	} else {
+		s->pid = assay_test_service_start("assay-intake", NULL, vars, inherit, -1);
 	}
 }
 
 static void svc_stop(struct svc *s)
 {
-	int status;
-
-	assert_int_equal(kill(s->pid, SIGTERM), 0);
-	assert_int_equal(waitpid(s->pid, &status, 0), s->pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(assay_test_service_stop(s->pid), 0);
 	s->pid = -1;
-}
-
-static double vm_hwm_mb(pid_t pid)
-{
-	char path[64], line[256];
-	FILE *f;
-	double kb = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kb = strtod(line + 6, NULL);
-	fclose(f);
-	return kb / 1024.0;
 }
 
 static void wait_metric(struct svc *s, const char *name, double want, int timeout_s)
 {
-	int64_t deadline = wall_ms() + (int64_t)timeout_s * 1000;
+	int64_t deadline = assay_test_wall_ms() + (int64_t)timeout_s * 1000;
 	double v;
 
-	while ((v = metric(s->port, name)) < want && wall_ms() < deadline)
+	while ((v = assay_test_metric(s->port, name)) < want && assay_test_wall_ms() < deadline)
 		usleep(50 * 1000);
 	if (v < want)
 		fail_msg("%s: %.0f, expected %.0f", name, v, want);
@@ -250,7 +147,8 @@ static void *reader_main(void *arg)
 			snprintf(num, sizeof(num), "%.*s", (int)(len - 4), (const char *)v + 4);
 			seq = strtol(num, NULL, 10);
 			if (seq >= r->first && seq < r->first + r->count) {
-				r->lat[r->nlat++] = (double)(wall_ms() - r->sent[seq - r->first]);
+				r->lat[r->nlat++] =
+				        (double)(assay_test_wall_ms() - r->sent[seq - r->first]);
 				if (r->sample == NULL && (r->sample = malloc(m->len)) != NULL) {
 					memcpy(r->sample, m->payload, m->len);
 					r->sample_len = m->len;
@@ -376,8 +274,6 @@ static void bench(long n)
 	struct assay_test_evidence_config gc = {0};
 	struct assay_test_evidence *g;
 	struct reader r = {0};
-	char errstr[512];
-	PGconn *conn;
 	pthread_t thread;
 	int64_t t0, t1, tp0, tp1;
 	long invalid, lat_n = n / 10, copy_rows = 0;
@@ -389,16 +285,13 @@ static void bench(long n)
 	if (lat_n > 50000)
 		lat_n = 50000;
 	assay_test_pg_fresh_db(s.url, sizeof(s.url), "bench_intake");
-	if (assay_pg_connect(s.url, &conn, errstr, sizeof(errstr)) ||
-	    assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr)))
-		fail_msg("%s", errstr);
-	PQfinish(conn);
+	assay_test_pg_migrate(s.url);
 	assay_test_kafka_topic(s.submitted, sizeof(s.submitted), "bench-evidence", PARTITIONS);
 	assay_test_kafka_topic(s.audits, sizeof(s.audits), "bench-audits", PARTITIONS);
 	assay_test_kafka_topic(s.accepted, sizeof(s.accepted), "bench-accepted", PARTITIONS);
 	assay_test_kafka_topic(s.rejected, sizeof(s.rejected), "bench-rejected", PARTITIONS);
 	assay_test_unique(s.instance, sizeof(s.instance), "bench");
-	s.port = free_port();
+	s.port = assay_test_free_port();
 	gc.pg_url = s.url;
 	gc.audit_topic = s.audits;
 	gc.evidence_topic = s.submitted;
@@ -425,7 +318,8 @@ static void bench(long n)
 	t1 = assay_test_now_ms();
 	rate = (double)n * 1000.0 / (double)(t1 - t0 ? t1 - t0 : 1);
 	fprintf(stderr, "throughput: %ld events in %.2f s: %.0f events/s; accepted %.0f\n", n,
-	        (double)(t1 - t0) / 1000.0, rate, metric(s.port, "assay_intake_accepted_total"));
+	        (double)(t1 - t0) / 1000.0, rate,
+	        assay_test_metric(s.port, "assay_intake_accepted_total"));
 	dump_metrics(s.port);
 
 	/* latency at a steady rate */
@@ -462,9 +356,9 @@ static void bench(long n)
 		usleep(500 * 1000); /* the reader's assignment */
 		assay_test_evidence_produce(lg, r.first, lat_n, sent);
 		{
-			int64_t deadline = wall_ms() + 60000;
+			int64_t deadline = assay_test_wall_ms() + 60000;
 
-			while (r.nlat < r.want && wall_ms() < deadline)
+			while (r.nlat < r.want && assay_test_wall_ms() < deadline)
 				usleep(50 * 1000);
 		}
 		r.stop = 1;
@@ -477,7 +371,7 @@ static void bench(long n)
 		p50 = r.lat[r.nlat / 2];
 		p99 = r.lat[(r.nlat * 99) / 100];
 	}
-	rss = vm_hwm_mb(s.pid);
+	rss = (double)assay_test_peak_rss_kb(s.pid) / 1024.0;
 	svc_stop(&s);
 	assay_test_evidence_destroy(g);
 

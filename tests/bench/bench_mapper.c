@@ -10,6 +10,7 @@
  * Last line: BENCH mapper events_per_s=... links_per_event=... events=...
  */
 #include "assay_test.h"
+#include "assay_test_codec.h"
 #include "assay_test_kafka.h"
 #include "assay_test_loop.h"
 #include "assay_test_pg.h"
@@ -18,7 +19,6 @@
 #include "assay_migrate.h"
 #include "mapper.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,50 +29,6 @@
 
 static volatile sig_atomic_t stop;
 
-struct run {
-	struct assay_loop *loop;
-	int rc;
-	char errstr[512];
-};
-
-static void *run_loop(void *arg)
-{
-	struct run *r = arg;
-
-	r->rc = assay_loop_run(r->loop, r->errstr, sizeof(r->errstr));
-	return NULL;
-}
-
-static void null_unset_unions(avro_value_t *v)
-{
-	avro_value_t child;
-	size_t n;
-	int disc;
-
-	switch (avro_value_get_type(v)) {
-	case AVRO_RECORD:
-	case AVRO_ARRAY:
-		avro_value_get_size(v, &n);
-		for (size_t i = 0; i < n; i++) {
-			avro_value_get_by_index(v, i, &child, NULL);
-			null_unset_unions(&child);
-		}
-		break;
-	case AVRO_UNION:
-		avro_value_get_discriminant(v, &disc);
-		if (disc < 0) {
-			avro_value_set_branch(v, 0, &child);
-			avro_value_set_null(&child);
-		} else {
-			avro_value_get_current_branch(v, &child);
-			null_unset_unions(&child);
-		}
-		break;
-	default:
-		break;
-	}
-}
-
 static void produce(rd_kafka_t *rk, struct assay_codec *codec, const char *topic, const char *key,
                     const struct assay_schema *s, avro_value_t *v)
 {
@@ -81,7 +37,7 @@ static void produce(rd_kafka_t *rk, struct assay_codec *codec, const char *topic
 	size_t len;
 	rd_kafka_resp_err_t e;
 
-	null_unset_unions(v);
+	assay_test_null_unset_unions(v);
 	if (assay_codec_encode(codec, s, v, &buf, &len, err, sizeof(err)))
 		fail_msg("%s", err);
 	while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
@@ -108,8 +64,7 @@ static void bench(long n)
 	struct assay_mapper *mapper;
 	struct assay_counter *produced;
 	const struct assay_schema *s_open, *s_soa, *s_ev;
-	struct run r = {0};
-	pthread_t thread;
+	struct assay_test_loop_thread r;
 	PGconn *conn;
 	rd_kafka_t *rk;
 	int64_t t0, t1;
@@ -234,21 +189,14 @@ static void bench(long n)
 	cfg.log = log;
 	cfg.codec = loop_codec;
 	produced = assay_metrics_counter(m, "assay_produced_total", "", NULL);
-	r.loop = assay_loop_new(&cfg, &def.handler, r.errstr, sizeof(r.errstr));
-	if (r.loop == NULL)
-		fail_msg("%s", r.errstr);
-	assert_int_equal(pthread_create(&thread, NULL, run_loop, &r), 0);
-	while (assay_counter_value(produced) < WARMUP && r.rc == 0)
-		usleep(1000);
+	assay_test_loop_thread_start(&r, &cfg, &def.handler);
+	assay_test_loop_thread_wait(&r, produced, WARMUP);
 	t0 = assay_test_now_ms();
-	while (assay_counter_value(produced) < (uint64_t)(WARMUP + n) && r.rc == 0)
-		usleep(1000);
+	assay_test_loop_thread_wait(&r, produced, (uint64_t)(WARMUP + n));
 	t1 = assay_test_now_ms();
 	stop = 1;
-	pthread_join(thread, NULL);
-	if (r.rc != 0)
+	if (assay_test_loop_thread_join(&r) != 0)
 		fail_msg("%s", r.errstr);
-	assay_loop_destroy(r.loop);
 
 	PGresult *res;
 	double links = 0;

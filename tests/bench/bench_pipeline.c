@@ -25,21 +25,15 @@
 #include "assay_test_evidence.h"
 #include "assay_test_kafka.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 #include "assay_codec.h"
-#include "assay_embed.h"
-#include "assay_migrate.h"
 #include "assay_pg.h"
 #include "assay_registry.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,117 +69,38 @@ struct run {
 	volatile int producing, reading;
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-		fail_msg("no free port");
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-/* The value of metric name (first line "name " or "name{"), or -1. */
-static double metric(int port, const char *name)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port),
-	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	static char buf[1 << 18];
-	const char *req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-	size_t got = 0, nl = strlen(name);
-	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-		close(fd);
-		return -1;
-	}
-	while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	buf[got] = '\0';
-	for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, name, nl) == 0 && (p[nl] == ' ' || p[nl] == '{')) {
-			char *sp = strchr(p + nl, ' ');
-
-			return sp ? strtod(sp + 1, NULL) : -1;
-		}
-	return -1;
-}
-
 static pid_t spawn(struct run *r, int i, long batch_max)
 {
-	extern char **environ;
-	char bin[512], v[24][640];
-	char *envp[300];
-	size_t n = 0, k = 0;
-	pid_t pid;
+	char v[10][640];
+	const char *vars[] = {v[0],
+	                      v[1],
+	                      v[2],
+	                      v[3],
+	                      v[4],
+	                      v[5],
+	                      v[6],
+	                      v[7],
+	                      v[8],
+	                      v[9],
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_TOPICS_PARTITIONS=4",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
+	char bin[64];
 
-	snprintf(bin, sizeof(bin), "%s/bin/assay-%s", ASSAY_BINARY_DIR, svc_names[i]);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_PG_URL=%s", r->url);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_TOPIC_AUDIT_EVENTS=%s", r->t_audit);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_TOPIC_EVIDENCE_SUBMITTED=%s", r->t_submitted);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_TOPIC_EVIDENCE_ACCEPTED=%s", r->t_accepted);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_TOPIC_EVIDENCE_REJECTED=%s", r->t_rejected);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_TOPIC_CONTROL_MAPPED=%s", r->t_mapped);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_TOPIC_RISK_SCORED=%s", r->t_scored);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_DEADLETTER_TOPIC=%s", r->t_dlq);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_METRICS_PORT=%d", r->svc[i].port);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_BATCH_MAX_MESSAGES=%ld", batch_max);
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_LOG_LEVEL=warn");
-	snprintf(v[k++], sizeof(v[0]), "ASSAY_TOPICS_PARTITIONS=4");
-	snprintf(v[k++], sizeof(v[0]),
-	         "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
-	         "consumer.heartbeat.interval.ms=500");
-	for (size_t j = 0; j < k; j++)
-		envp[n++] = v[j];
-	for (char **p = environ; *p && n < 298; p++)
-		if (strncmp(*p, "ASSAY_", 6) != 0 || strncmp(*p, "ASSAY_KAFKA_BROKERS=", 20) == 0)
-			envp[n++] = *p;
-	envp[n] = NULL;
-	pid = fork();
-	if (pid < 0)
-		fail_msg("fork failed");
-	if (pid == 0) {
-		char *argv[] = {bin, NULL};
-
-		execve(bin, argv, envp);
-		_exit(127);
-	}
-	return pid;
-}
-
-static long vmhwm_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kb = strtol(line + 6, NULL, 10);
-	fclose(f);
-	return kb;
+	snprintf(bin, sizeof(bin), "assay-%s", svc_names[i]);
+	snprintf(v[0], sizeof(v[0]), "ASSAY_PG_URL=%s", r->url);
+	snprintf(v[1], sizeof(v[0]), "ASSAY_TOPIC_AUDIT_EVENTS=%s", r->t_audit);
+	snprintf(v[2], sizeof(v[0]), "ASSAY_TOPIC_EVIDENCE_SUBMITTED=%s", r->t_submitted);
+	snprintf(v[3], sizeof(v[0]), "ASSAY_TOPIC_EVIDENCE_ACCEPTED=%s", r->t_accepted);
+	snprintf(v[4], sizeof(v[0]), "ASSAY_TOPIC_EVIDENCE_REJECTED=%s", r->t_rejected);
+	snprintf(v[5], sizeof(v[0]), "ASSAY_TOPIC_CONTROL_MAPPED=%s", r->t_mapped);
+	snprintf(v[6], sizeof(v[0]), "ASSAY_TOPIC_RISK_SCORED=%s", r->t_scored);
+	snprintf(v[7], sizeof(v[0]), "ASSAY_DEADLETTER_TOPIC=%s", r->t_dlq);
+	snprintf(v[8], sizeof(v[0]), "ASSAY_METRICS_PORT=%d", r->svc[i].port);
+	snprintf(v[9], sizeof(v[0]), "ASSAY_BATCH_MAX_MESSAGES=%ld", batch_max);
+	return assay_test_service_start(bin, NULL, vars, NULL, -1);
 }
 
 static double cpu_seconds(pid_t pid)
@@ -210,30 +125,15 @@ static double cpu_seconds(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static void stop(pid_t pid)
-{
-	int status = 0;
-	int64_t deadline = wall_ms() + 60000;
-	pid_t got = 0;
-
-	kill(pid, SIGTERM);
-	while (wall_ms() < deadline && (got = waitpid(pid, &status, WNOHANG)) == 0)
-		usleep(50000);
-	if (got == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
-}
-
 /* consumed (messages applied) and produced (events published) of service i */
 static double consumed(struct run *r, int i)
 {
-	return metric(r->svc[i].port, "assay_consumed_total");
+	return assay_test_metric(r->svc[i].port, "assay_consumed_total");
 }
 
 static double produced(struct run *r, int i)
 {
-	return metric(r->svc[i].port, "assay_produced_total");
+	return assay_test_metric(r->svc[i].port, "assay_produced_total");
 }
 
 /* Waits until every service has applied want_in evidence events end to end (intake consumed
@@ -241,36 +141,25 @@ static double produced(struct run *r, int i)
  * with the relays caught up). Returns the time it first held, or -1 after timeout_ms. */
 static int64_t wait_done(struct run *r, long want_in, int timeout_ms)
 {
-	int64_t deadline = wall_ms() + timeout_ms, last_log = 0;
+	int64_t deadline = assay_test_wall_ms() + timeout_ms, last_log = 0;
 
-	while (wall_ms() < deadline) {
+	while (assay_test_wall_ms() < deadline) {
 		double ic = consumed(r, 0), ip = produced(r, 0), mc = consumed(r, 1),
 		       mp = produced(r, 1), rc = consumed(r, 2);
 		double a = (double)r->audit_events;
 
 		if (ic - a == want_in && ip == ic - a && mc - a == ip && mp == mc - a &&
 		    rc - a == mp)
-			return wall_ms();
-		if (wall_ms() - last_log > 5000) {
+			return assay_test_wall_ms();
+		if (assay_test_wall_ms() - last_log > 5000) {
 			fprintf(stderr,
 			        "  waiting: intake %.0f/%.0f mapper %.0f/%.0f risk %.0f (of %ld)\n",
 			        ic - a, ip, mc - a, mp, rc - a, want_in);
-			last_log = wall_ms();
+			last_log = assay_test_wall_ms();
 		}
 		usleep(100000);
 	}
 	return -1;
-}
-
-static void migrate(const char *url)
-{
-	char errstr[512];
-	PGconn *conn = NULL;
-
-	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
-	    assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr)))
-		fail_msg("migrate: %s", errstr);
-	PQfinish(conn);
 }
 
 static void load_controls(struct run *r)
@@ -358,7 +247,7 @@ static void *probe_thread(void *arg)
 	struct run *r = arg;
 	static const char *const conf[] = {"linger.ms", "0", NULL};
 	rd_kafka_t *rk = assay_test_kafka_new(RD_KAFKA_PRODUCER, conf, NULL, NULL);
-	int64_t t0 = wall_ms();
+	int64_t t0 = assay_test_wall_ms();
 
 	for (long i = 0; i < r->nprobes && r->producing; i++) {
 		struct assay_test_evidence_spec s;
@@ -368,7 +257,7 @@ static void *probe_thread(void *arg)
 		void *buf;
 		size_t len;
 
-		while ((now = wall_ms()) < due && r->producing) {
+		while ((now = assay_test_wall_ms()) < due && r->producing) {
 			rd_kafka_poll(rk, 0);
 			usleep(2000);
 		}
@@ -381,7 +270,7 @@ static void *probe_thread(void *arg)
 		s.ncontrols = 1;
 		s.source_system = "probe";
 		assay_test_evidence_encode(r->probe_codec, &s, &buf, &len);
-		r->probe_sent[i] = wall_ms();
+		r->probe_sent[i] = assay_test_wall_ms();
 		if (rd_kafka_producev(
 		            rk, RD_KAFKA_V_TOPIC(r->t_submitted),
 		            RD_KAFKA_V_KEY(audit, strlen(audit)), RD_KAFKA_V_VALUE(buf, len),
@@ -399,32 +288,17 @@ static void *probe_thread(void *arg)
 static void *reader_thread(void *arg)
 {
 	struct run *r = arg;
-	char group[128], errstr[512];
-	const char *conf[] = {"group.id",
-	                      group,
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "isolation.level",
-	                      "read_committed",
-	                      "enable.auto.commit",
-	                      "false",
-	                      NULL};
+	char errstr[512];
 	struct assay_registry *reg = assay_registry_pg_new(r->url, errstr, sizeof(errstr));
 	struct assay_codec *codec = reg ? assay_codec_new(reg, 0, errstr, sizeof(errstr)) : NULL;
-	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_t *rk;
 
 	if (codec == NULL || assay_codec_register_embedded(codec, errstr, sizeof(errstr)))
 		fail_msg("reader codec: %s", errstr);
-	assay_test_unique(group, sizeof(group), "bench-reader");
-	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, r->t_scored, RD_KAFKA_PARTITION_UA);
-	rd_kafka_subscribe(rk, topics);
-	rd_kafka_topic_partition_list_destroy(topics);
+	rk = assay_test_kafka_reader(r->t_scored, "read_committed");
 	while (r->reading) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-		int64_t now = wall_ms();
+		int64_t now = assay_test_wall_ms();
 		struct assay_decoded d;
 		const char *audit;
 
@@ -491,7 +365,7 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 
 	memset(&r, 0, sizeof(r));
 	assay_test_pg_fresh_db(r.url, sizeof(r.url), "bench_pipeline");
-	migrate(r.url);
+	assay_test_pg_migrate(r.url);
 	assay_test_kafka_topic(r.t_audit, sizeof(r.t_audit), "bp-audit", 4);
 	assay_test_kafka_topic(r.t_submitted, sizeof(r.t_submitted), "bp-submitted", 4);
 	assay_test_unique(r.t_accepted, sizeof(r.t_accepted), "bp-accepted");
@@ -515,14 +389,14 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 		probe_audits(&r);
 	}
 	for (int i = 0; i < NSVC; i++) {
-		r.svc[i].port = free_port();
+		r.svc[i].port = assay_test_free_port();
 		r.svc[i].pid = spawn(&r, i, 1000);
 	}
 	/* ready: every service has applied the audit events */
 	for (int i = 0; i < NSVC; i++) {
-		int64_t deadline = wall_ms() + 120000;
+		int64_t deadline = assay_test_wall_ms() + 120000;
 
-		while (consumed(&r, i) < (double)r.audit_events && wall_ms() < deadline)
+		while (consumed(&r, i) < (double)r.audit_events && assay_test_wall_ms() < deadline)
 			usleep(100000);
 		if (consumed(&r, i) < (double)r.audit_events)
 			fail_msg("assay-%s did not start (or apply the audit events)",
@@ -536,9 +410,9 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 		pthread_create(&reader_tid, NULL, reader_thread, &r);
 		pthread_create(&probe_tid, NULL, probe_thread, &r);
 	}
-	t0 = wall_ms();
+	t0 = assay_test_wall_ms();
 	assay_test_evidence_produce(r.gen, 0, events, NULL);
-	fprintf(stderr, "  produced in %.1f s\n", (double)(wall_ms() - t0) / 1000.0);
+	fprintf(stderr, "  produced in %.1f s\n", (double)(assay_test_wall_ms() - t0) / 1000.0);
 	if (latency) {
 		r.producing = 0;
 		pthread_join(probe_tid, NULL);
@@ -548,7 +422,7 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 		fail_msg("the pipeline did not finish within 30 minutes");
 	eps = (double)events * 1000.0 / (double)(t_done - t0);
 	if (latency) {
-		int64_t deadline = wall_ms() + 10000, *lat;
+		int64_t deadline = assay_test_wall_ms() + 10000, *lat;
 		long got = 0;
 
 		/* the last scores may still be on their way through the relay */
@@ -556,7 +430,7 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 			got = 0;
 			for (long i = 0; i < r.probes_sent; i++)
 				got += r.probe_recv[i] != 0;
-			if (got == r.probes_sent || wall_ms() > deadline)
+			if (got == r.probes_sent || assay_test_wall_ms() > deadline)
 				break;
 			usleep(100000);
 		}
@@ -582,11 +456,11 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 	for (int i = 0; i < NSVC; i++) {
 		struct svc *s = &r.svc[i];
 
-		s->hwm_kb = vmhwm_kb(s->pid);
+		s->hwm_kb = assay_test_peak_rss_kb(s->pid);
 		s->cpu_s = cpu_seconds(s->pid);
-		s->batch_s = metric(s->port, "assay_batch_seconds_sum");
-		s->batches = metric(s->port, "assay_batch_seconds_count");
-		s->relay_s = metric(s->port, "assay_relay_seconds_sum");
+		s->batch_s = assay_test_metric(s->port, "assay_batch_seconds_sum");
+		s->batches = assay_test_metric(s->port, "assay_batch_seconds_count");
+		s->relay_s = assay_test_metric(s->port, "assay_relay_seconds_sum");
 		if (s->hwm_kb / 1024.0 > *rss_mb)
 			*rss_mb = s->hwm_kb / 1024.0;
 		fprintf(stderr,
@@ -599,7 +473,7 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 	fprintf(stderr, "  %.0f events/s end to end (%.1f s)\n", eps,
 	        (double)(t_done - t0) / 1000.0);
 	for (int i = 0; i < NSVC; i++)
-		stop(r.svc[i].pid);
+		assay_test_service_stop(r.svc[i].pid);
 	assay_test_evidence_destroy(r.gen);
 	assay_codec_destroy(r.probe_codec);
 	assay_registry_destroy(r.probe_reg);

@@ -14,128 +14,43 @@
 #include "assay_test_evidence.h"
 #include "assay_test_kafka.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 
-#include "assay_embed.h"
-#include "assay_migrate.h"
 #include "assay_pg.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TENANT "cb-1"
 
-struct rec {
-	char *key;
-	size_t key_len;
-	void *value;
-	size_t len;
-	char dlq_topic[256]; /* header assay.dlq.topic, or "" */
-};
-
-/* Reads topic from the start (read_committed) until expect records came and nothing more for
- * quiet_ms, or timeout_ms passed. */
-static struct rec *read_topic(const char *topic, size_t expect, int quiet_ms, int timeout_ms,
-                              size_t *count)
-{
-	char group[128];
-	const char *conf[] = {"group.id",
-	                      group,
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "isolation.level",
-	                      "read_committed",
-	                      "enable.auto.commit",
-	                      "false",
-	                      NULL};
-	struct rec *recs = NULL;
-	size_t n = 0, cap = 0;
-	int64_t start = assay_test_now_ms(), last = start;
-	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_t *rk;
-
-	assay_test_unique(group, sizeof(group), "intake-reader");
-	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-	assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
-	rd_kafka_topic_partition_list_destroy(topics);
-	for (;;) {
-		int64_t now = assay_test_now_ms();
-		rd_kafka_message_t *m;
-
-		if (now - start > timeout_ms || (n >= expect && now - last > quiet_ms))
-			break;
-		m = rd_kafka_consumer_poll(rk, 100);
-		if (m == NULL)
-			continue;
-		if (m->err == 0) {
-			struct rec *r;
-			rd_kafka_headers_t *hdrs;
-			const void *hv;
-			size_t hl;
-
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				recs = realloc(recs, cap * sizeof(*recs));
-				assert_non_null(recs);
-			}
-			r = &recs[n++];
-			memset(r, 0, sizeof(*r));
-			r->key = calloc(1, m->key_len + 1);
-			r->value = malloc(m->len ? m->len : 1);
-			assert_non_null(r->key);
-			assert_non_null(r->value);
-			if (m->key_len)
-				memcpy(r->key, m->key, m->key_len);
-			r->key_len = m->key_len;
-			if (m->len)
-				memcpy(r->value, m->payload, m->len);
-			r->len = m->len;
-			if (rd_kafka_message_headers(m, &hdrs) == 0 &&
-			    rd_kafka_header_get_last(hdrs, "assay.dlq.topic", &hv, &hl) == 0)
-				snprintf(r->dlq_topic, sizeof(r->dlq_topic), "%.*s", (int)hl,
-				         (const char *)hv);
-			last = assay_test_now_ms();
-		}
-		rd_kafka_message_destroy(m);
-	}
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	*count = n;
-	return recs;
-}
-
-static void recs_free(struct rec *recs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(recs[i].key);
-		free(recs[i].value);
-	}
-	free(recs);
-}
-
 /* The environment of one service run. */
 struct env {
 	char url[512], submitted[128], audits[128], accepted[128], rejected[128], dlq[128];
 	char instance[128];
-	char v[10][700];
+	char v[7][700];
 };
-
-/* The service process of the running test, killed by the teardown when an assertion ends
- * the test early. */
-static pid_t running = -1;
 
 static pid_t spawn_intake(struct env *e)
 {
-	extern char **environ;
-	char *envp[300];
-	size_t n = 0;
-	pid_t pid;
+	const char *vars[] = {e->v[0],
+	                      e->v[1],
+	                      e->v[2],
+	                      e->v[3],
+	                      e->v[4],
+	                      e->v[5],
+	                      e->v[6],
+	                      "ASSAY_METRICS_PORT=0",
+	                      "ASSAY_TOPICS_PARTITIONS=2",
+	                      "ASSAY_BATCH_MAX_MS=20",
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_INTAKE_MAX_SIZE_BYTES=1000000",
+	                      "ASSAY_INTAKE_MAX_ATTRIBUTES=4",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
 
 	snprintf(e->v[0], sizeof(e->v[0]), "ASSAY_PG_URL=%s", e->url);
 	snprintf(e->v[1], sizeof(e->v[1]), "ASSAY_TOPIC_EVIDENCE_SUBMITTED=%s", e->submitted);
@@ -144,68 +59,7 @@ static pid_t spawn_intake(struct env *e)
 	snprintf(e->v[4], sizeof(e->v[4]), "ASSAY_TOPIC_EVIDENCE_REJECTED=%s", e->rejected);
 	snprintf(e->v[5], sizeof(e->v[5]), "ASSAY_INSTANCE_ID=%s", e->instance);
 	snprintf(e->v[6], sizeof(e->v[6]), "ASSAY_DEADLETTER_TOPIC=%s", e->dlq);
-	for (int i = 0; i < 7; i++)
-		envp[n++] = e->v[i];
-	envp[n++] = "ASSAY_METRICS_PORT=0";
-	envp[n++] = "ASSAY_TOPICS_PARTITIONS=2";
-	envp[n++] = "ASSAY_BATCH_MAX_MS=20";
-	envp[n++] = "ASSAY_LOG_LEVEL=warn";
-	envp[n++] = "ASSAY_INTAKE_MAX_SIZE_BYTES=1000000";
-	envp[n++] = "ASSAY_INTAKE_MAX_ATTRIBUTES=4";
-	envp[n++] = "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
-	            "consumer.heartbeat.interval.ms=500";
-	for (char **p = environ; *p && n < 298; p++)
-		if (strncmp(*p, "ASSAY_", 6) != 0 || strncmp(*p, "ASSAY_KAFKA_BROKERS=", 20) == 0)
-			envp[n++] = *p;
-	envp[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = {"assay-intake", NULL};
-
-		execve(ASSAY_BINARY_DIR "/bin/assay-intake", argv, envp);
-		_exit(127);
-	}
-	running = pid;
-	return pid;
-}
-
-static void stop_intake(pid_t pid)
-{
-	int status;
-
-	assert_int_equal(kill(pid, SIGTERM), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	running = -1;
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	if (running > 0) {
-		kill(running, SIGKILL);
-		waitpid(running, NULL, 0);
-		running = -1;
-	}
-	return 0;
-}
-
-static long query_long(const char *url, const char *sql)
-{
-	char errstr[512];
-	PGconn *conn;
-	PGresult *res;
-	long v;
-
-	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
-	    assay_pg_query(conn, sql, 0, NULL, &res, errstr, sizeof(errstr)))
-		fail_msg("%s", errstr);
-	v = PQntuples(res) ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-	PQclear(res);
-	PQfinish(conn);
-	return v;
+	return assay_test_service_start("assay-intake", NULL, vars, NULL, -1);
 }
 
 static void query_text(const char *url, const char *sql, char *out, size_t size)
@@ -220,18 +74,6 @@ static void query_text(const char *url, const char *sql, char *out, size_t size)
 	snprintf(out, size, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
 	PQclear(res);
 	PQfinish(conn);
-}
-
-/* Waits until sql returns want (bounded). */
-static void wait_for(const char *url, const char *sql, long want)
-{
-	int64_t deadline = assay_test_now_ms() + 60000;
-	long got;
-
-	while ((got = query_long(url, sql)) != want && assay_test_now_ms() < deadline)
-		usleep(100 * 1000);
-	if (got != want)
-		fail_msg("%s: %ld, expected %ld", sql, got, want);
 }
 
 /* Every evidence message sent, for the replay. */
@@ -284,8 +126,8 @@ struct outcome {
 	bool value_matches; /* original_value equals a message we sent */
 };
 
-static void decode_outcomes(struct assay_codec *codec, struct rec *recs, size_t n, struct stream *s,
-                            struct outcome *out)
+static void decode_outcomes(struct assay_codec *codec, struct assay_test_record *recs, size_t n,
+                            struct stream *s, struct outcome *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct assay_decoded d;
@@ -296,7 +138,7 @@ static void decode_outcomes(struct assay_codec *codec, struct rec *recs, size_t 
 		avro_value_t arr, elem;
 
 		memset(&out[i], 0, sizeof(out[i]));
-		if (assay_codec_decode(codec, recs[i].value, recs[i].len, &d, errstr,
+		if (assay_codec_decode(codec, recs[i].value, recs[i].value_len, &d, errstr,
 		                       sizeof(errstr)))
 			fail_msg("decode output: %s", errstr);
 		assert_int_equal(assay_value_opt_string(&d.value, "evidence_id", &str, NULL), 0);
@@ -366,11 +208,12 @@ static const struct outcome *find_reason(const struct outcome *o, size_t n, cons
 static size_t count_dlq(const char *dlq, const char *topic)
 {
 	size_t n = 0, c = 0;
-	struct rec *r = read_topic(dlq, 0, 3000, 20000, &n);
+	struct assay_test_record *r =
+	        assay_test_read_topic(dlq, "read_committed", 0, 3000, 20000, &n);
 
 	for (size_t i = 0; i < n; i++)
-		c += strcmp(r[i].dlq_topic, topic) == 0;
-	recs_free(r, n);
+		c += assay_test_header_equals(&r[i], "assay.dlq.topic", topic);
+	assay_test_records_free(r, n);
 	return c;
 }
 
@@ -400,7 +243,7 @@ static void test_intake_mixed_stream_and_replay(void **state)
 	const bool app27[] = {false, true, true, true};
 	void *buf;
 	size_t len, nacc, nrej;
-	struct rec *acc, *rej;
+	struct assay_test_record *acc, *rej;
 	struct outcome *oacc, *orej;
 	pid_t pid;
 	PGconn *conn;
@@ -408,10 +251,7 @@ static void test_intake_mixed_stream_and_replay(void **state)
 	(void)state;
 	memset(&e, 0, sizeof(e));
 	assay_test_pg_fresh_db(e.url, sizeof(e.url), "test_intake");
-	if (assay_pg_connect(e.url, &conn, errstr, sizeof(errstr)) ||
-	    assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr)))
-		fail_msg("%s", errstr);
-	PQfinish(conn);
+	assay_test_pg_migrate(e.url);
 	assay_test_unique(e.submitted, sizeof(e.submitted), "intake-submitted");
 	assay_test_unique(e.audits, sizeof(e.audits), "intake-audits");
 	assay_test_unique(e.accepted, sizeof(e.accepted), "intake-accepted");
@@ -428,7 +268,7 @@ static void test_intake_mixed_stream_and_replay(void **state)
 	/* the service creates its topics; audits first, applied before any evidence */
 	pid = spawn_intake(&e);
 	/* assigned (offset rows exist) once its topics exist */
-	wait_for(e.url, "SELECT count(*) FROM assay_offsets", 4);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM assay_offsets", 4, 60000);
 	assay_test_audit_opened_encode(assay_test_evidence_codec(g), TENANT, "audit-1", "client-1",
 	                               both, 2, &buf, &len);
 	send_audit_event(g, e.audits, "audit-1", buf, len);
@@ -449,9 +289,9 @@ static void test_intake_mixed_stream_and_replay(void **state)
 	assay_test_soa_encode(assay_test_evidence_codec(g), TENANT, "audit-3", "client-3",
 	                      "ISO27001_2022", 1, ids27, app27, 4, &buf, &len);
 	send_audit_event(g, e.audits, "audit-3", buf, len);
-	wait_for(e.url, "SELECT count(*) FROM intake_audits", 3);
-	wait_for(e.url, "SELECT count(*) FROM intake_audits WHERE closed", 1);
-	wait_for(e.url, "SELECT count(*) FROM intake_soa", 2);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM intake_audits", 3, 60000);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM intake_audits WHERE closed", 1, 60000);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM intake_soa", 2, 60000);
 
 	/* the mixed stream */
 	{
@@ -577,19 +417,19 @@ static void test_intake_mixed_stream_and_replay(void **state)
 		snprintf(sql, sizeof(sql),
 		         "SELECT sum(next_offset) FROM assay_offsets WHERE topic = '%s'",
 		         e.submitted);
-		wait_for(e.url, sql, (long)s.n);
+		assay_test_pg_wait(e.url, sql, (long)s.n, 60000);
 	}
 	assay_test_audit_opened_encode(assay_test_evidence_codec(g), TENANT, "audit-4", "client-4",
 	                               only27, 1, &buf, &len);
 	send_audit_event(g, e.audits, "audit-4", buf, len);
-	wait_for(e.url, "SELECT count(*) FROM intake_audits", 4);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM intake_audits", 4, 60000);
 	assay_test_evidence_send(g, e.submitted, "audit-4", s.msgs[s.n - 1].value,
 	                         s.msgs[s.n - 1].len);
-	wait_for(e.url, "SELECT count(*) FROM intake_evidence", NACCEPTED);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM intake_evidence", NACCEPTED, 60000);
 
 	/* outcomes */
-	acc = read_topic(e.accepted, NACCEPTED, 2000, 60000, &nacc);
-	rej = read_topic(e.rejected, NREJECTED, 2000, 60000, &nrej);
+	acc = assay_test_read_topic(e.accepted, "read_committed", NACCEPTED, 2000, 60000, &nacc);
+	rej = assay_test_read_topic(e.rejected, "read_committed", NREJECTED, 2000, 60000, &nrej);
 	assert_int_equal(nacc, NACCEPTED);
 	assert_int_equal(nrej, NREJECTED);
 	oacc = calloc(nacc, sizeof(*oacc));
@@ -654,8 +494,9 @@ static void test_intake_mixed_stream_and_replay(void **state)
 		         "%s ISO27001_2022:A.8.15,ISO42001_2023:6.1.4 db \"1\"\tx", sha_good1);
 		assert_memory_equal(text, want, strlen(want));
 	}
-	assert_int_equal(query_long(e.url, "SELECT count(DISTINCT (src_topic, src_partition, "
-	                                   "src_offset)) FROM intake_evidence"),
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT count(DISTINCT (src_topic, src_partition, "
+	                                      "src_offset)) FROM intake_evidence"),
 	                 NACCEPTED);
 	/* append-only */
 	if (assay_pg_connect(e.url, &conn, errstr, sizeof(errstr)))
@@ -666,13 +507,13 @@ static void test_intake_mixed_stream_and_replay(void **state)
 	assert_int_not_equal(
 	        assay_pg_exec(conn, "DELETE FROM intake_evidence", errstr, sizeof(errstr)), 0);
 	PQfinish(conn);
-	recs_free(acc, nacc);
-	recs_free(rej, nrej);
+	assay_test_records_free(acc, nacc);
+	assay_test_records_free(rej, nrej);
 	free(oacc);
 	free(orej);
 
 	/* restart (the set is rebuilt from the table), then the whole stream again */
-	stop_intake(pid);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 	pid = spawn_intake(&e);
 	for (size_t i = 0; i < s.n; i++)
 		assay_test_evidence_send(g, e.submitted, s.msgs[i].key, s.msgs[i].value,
@@ -683,22 +524,24 @@ static void test_intake_mixed_stream_and_replay(void **state)
 		snprintf(sql, sizeof(sql),
 		         "SELECT sum(next_offset) FROM assay_offsets WHERE topic = '%s'",
 		         e.submitted);
-		wait_for(e.url, sql, (long)(2 * s.n + 1));
+		assay_test_pg_wait(e.url, sql, (long)(2 * s.n + 1), 60000);
 	}
-	stop_intake(pid);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM intake_evidence"), NACCEPTED);
-	acc = read_topic(e.accepted, NACCEPTED, 3000, 30000, &nacc);
+	assert_int_equal(assay_test_service_stop(pid), 0);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM intake_evidence"),
+	                 NACCEPTED);
+	acc = assay_test_read_topic(e.accepted, "read_committed", NACCEPTED, 3000, 30000, &nacc);
 	assert_int_equal(nacc, NACCEPTED);
 	/* every rejection again except ev-early, which is now a replay of accepted evidence */
-	rej = read_topic(e.rejected, 2 * NREJECTED - 1, 3000, 60000, &nrej);
+	rej = assay_test_read_topic(e.rejected, "read_committed", 2 * NREJECTED - 1, 3000, 60000,
+	                            &nrej);
 	assert_int_equal(nrej, 2 * NREJECTED - 1);
 	orej = calloc(nrej, sizeof(*orej));
 	decode_outcomes(assay_test_evidence_codec(g), rej, nrej, &s, orej);
 	assert_int_equal(count_reason(orej, nrej, "HASH_CONFLICT", "ev-good1"), 2);
 	assert_int_equal(count_reason(orej, nrej, "UNKNOWN_AUDIT", "ev-early"), 1);
 	assert_int_equal(count_dlq(e.dlq, e.submitted), 2);
-	recs_free(acc, nacc);
-	recs_free(rej, nrej);
+	assay_test_records_free(acc, nacc);
+	assay_test_records_free(rej, nrej);
 	free(orej);
 
 	for (size_t i = 0; i < s.n; i++)
@@ -710,7 +553,8 @@ static void test_intake_mixed_stream_and_replay(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_teardown(test_intake_mixed_stream_and_replay, teardown),
+	        cmocka_unit_test_teardown(test_intake_mixed_stream_and_replay,
+	                                  assay_test_service_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,12 +7,12 @@
 #include "assay_test_kafka.h"
 #include "assay_test_loop.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,21 +21,10 @@
 struct runner {
 	struct assay_loop_config cfg;
 	struct assay_test_copy_handler h;
-	struct assay_loop *loop;
+	struct assay_test_loop_thread t;
 	volatile sig_atomic_t stop;
 	const char *topics[1];
-	pthread_t thread;
-	int rc;
-	char errstr[512];
 };
-
-static void *run_thread(void *arg)
-{
-	struct runner *r = arg;
-
-	r->rc = assay_loop_run(r->loop, r->errstr, sizeof(r->errstr));
-	return NULL;
-}
 
 static void runner_start(struct runner *r, const char *service, const char *instance,
                          const char *url, const char *topic, const char *out, const char *dlq)
@@ -47,19 +36,14 @@ static void runner_start(struct runner *r, const char *service, const char *inst
 	assay_test_copy_handler_init(&r->h, instance, out);
 	handler = assay_test_copy_handler(&r->h);
 	assay_test_loop_config(&r->cfg, service, instance, url, r->topics, dlq, &r->stop);
-	r->loop = assay_loop_new(&r->cfg, &handler, r->errstr, sizeof(r->errstr));
-	if (r->loop == NULL)
-		fail_msg("loop: %s", r->errstr);
-	assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
+	assay_test_loop_thread_start(&r->t, &r->cfg, &handler);
 }
 
 static void runner_stop(struct runner *r)
 {
 	r->stop = 1;
-	pthread_join(r->thread, NULL);
-	if (r->rc != 0)
-		fail_msg("loop ended with %d: %s", r->rc, r->errstr);
-	assay_loop_destroy(r->loop);
+	if (assay_test_loop_thread_join(&r->t) != 0)
+		fail_msg("loop ended with %d: %s", r->t.rc, r->t.errstr);
 	assay_test_copy_handler_release(&r->h);
 }
 
@@ -255,30 +239,17 @@ static int child_main(void)
 
 static pid_t spawn_child(const struct fixture *f)
 {
-	extern char **environ;
-	char *envp[256], vars[5][600];
-	size_t n = 0;
-	pid_t pid;
+	static const char *const argv[] = {"test_loop", "--child", NULL};
+	static const char *const inherit[] = {"ASSAY_", NULL}; /* the whole environment */
+	char v[5][600];
+	const char *vars[] = {v[0], v[1], v[2], v[3], v[4], NULL};
 
-	snprintf(vars[0], sizeof(vars[0]), "ASSAY_TEST_CHILD_TOPIC=%s", f->in);
-	snprintf(vars[1], sizeof(vars[1]), "ASSAY_TEST_CHILD_OUT=%s", f->out);
-	snprintf(vars[2], sizeof(vars[2]), "ASSAY_TEST_CHILD_DLQ=%s", f->dlq);
-	snprintf(vars[3], sizeof(vars[3]), "ASSAY_TEST_CHILD_SERVICE=%s", f->service);
-	snprintf(vars[4], sizeof(vars[4]), "ASSAY_TEST_CHILD_PG=%s", f->url);
-	for (size_t i = 0; i < 5; i++)
-		envp[n++] = vars[i];
-	for (char **e = environ; *e && n < 254; e++)
-		envp[n++] = *e;
-	envp[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = {"test_loop", "--child", NULL};
-
-		execve("/proc/self/exe", argv, envp);
-		_exit(127);
-	}
-	return pid;
+	snprintf(v[0], sizeof(v[0]), "ASSAY_TEST_CHILD_TOPIC=%s", f->in);
+	snprintf(v[1], sizeof(v[1]), "ASSAY_TEST_CHILD_OUT=%s", f->out);
+	snprintf(v[2], sizeof(v[2]), "ASSAY_TEST_CHILD_DLQ=%s", f->dlq);
+	snprintf(v[3], sizeof(v[3]), "ASSAY_TEST_CHILD_SERVICE=%s", f->service);
+	snprintf(v[4], sizeof(v[4]), "ASSAY_TEST_CHILD_PG=%s", f->url);
+	return assay_test_service_start("/proc/self/exe", argv, vars, inherit, -1);
 }
 
 struct paced_producer {
@@ -304,7 +275,7 @@ static void test_sigkill_at_random_moments(void **state)
 {
 	struct fixture f;
 	struct paced_producer producer;
-	int status, kills = 0;
+	int kills = 0;
 	pid_t pid;
 
 	(void)state;
@@ -320,8 +291,7 @@ static void test_sigkill_at_random_moments(void **state)
 		/* between 1.5 and 4 s: joining the group, applying, relaying, or in between */
 		usleep((useconds_t)(1500 + rand() % 2500) * 1000);
 		assert_int_equal(kill(pid, SIGKILL), 0);
-		assert_int_equal(waitpid(pid, &status, 0), pid);
-		assert_true(WIFSIGNALED(status));
+		assert_int_equal(assay_test_service_wait(pid), -1); /* ended by the signal */
 		kills++;
 		assay_test_loop_counts(f.url, &rows, &distinct);
 		assert_int_equal(rows, distinct); /* never a duplicate, even mid-run */
@@ -329,10 +299,7 @@ static void test_sigkill_at_random_moments(void **state)
 	pthread_join(producer.thread, NULL);
 	pid = spawn_child(&f);
 	wait_rows(f.url, 30000, 120000);
-	assert_int_equal(kill(pid, SIGTERM), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 	assert_exactly_once(&f, 30000, NULL);
 	fixture_release(&f);
 }
@@ -416,13 +383,13 @@ static void test_two_instances_share_and_hand_over(void **state)
 	runner_start(&a, f.service, "a", f.url, f.in, f.out, f.dlq);
 	runner_start(&b, f.service, "b", f.url, f.in, f.out, f.dlq);
 	deadline = assay_test_now_ms() + 60000;
-	while ((assay_loop_assigned(a.loop) == 0 || assay_loop_assigned(b.loop) == 0 ||
-	        assay_loop_assigned(a.loop) + assay_loop_assigned(b.loop) != PARTITIONS) &&
+	while ((assay_loop_assigned(a.t.loop) == 0 || assay_loop_assigned(b.t.loop) == 0 ||
+	        assay_loop_assigned(a.t.loop) + assay_loop_assigned(b.t.loop) != PARTITIONS) &&
 	       assay_test_now_ms() < deadline)
 		usleep(100 * 1000);
-	assert_true(assay_loop_assigned(a.loop) > 0);
-	assert_true(assay_loop_assigned(b.loop) > 0);
-	assert_int_equal(assay_loop_assigned(a.loop) + assay_loop_assigned(b.loop), PARTITIONS);
+	assert_true(assay_loop_assigned(a.t.loop) > 0);
+	assert_true(assay_loop_assigned(b.t.loop) > 0);
+	assert_int_equal(assay_loop_assigned(a.t.loop) + assay_loop_assigned(b.t.loop), PARTITIONS);
 
 	assay_test_produce(f.in, 0, 5000, NULL, NULL);
 	assert_int_equal(wait_rows(f.url, 5000, 60000), 5000);
@@ -431,9 +398,9 @@ static void test_two_instances_share_and_hand_over(void **state)
 
 	runner_stop(&a); /* leaves the group: b takes every partition */
 	deadline = assay_test_now_ms() + 60000;
-	while (assay_loop_assigned(b.loop) != PARTITIONS && assay_test_now_ms() < deadline)
+	while (assay_loop_assigned(b.t.loop) != PARTITIONS && assay_test_now_ms() < deadline)
 		usleep(100 * 1000);
-	assert_int_equal(assay_loop_assigned(b.loop), PARTITIONS);
+	assert_int_equal(assay_loop_assigned(b.t.loop), PARTITIONS);
 	/* the handler was told of the new assignment, to reload its state */
 	assert_true(b.h.assignments >= 2);
 	assert_int_equal(b.h.partitions, PARTITIONS);
@@ -452,7 +419,8 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_two_instances_share_and_hand_over),
 	        cmocka_unit_test(test_database_restart),
 	        cmocka_unit_test(test_broker_restart),
-	        cmocka_unit_test(test_sigkill_at_random_moments),
+	        cmocka_unit_test_teardown(test_sigkill_at_random_moments,
+	                                  assay_test_service_teardown),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "--child") == 0)

@@ -8,8 +8,11 @@
  * mapping collection whose structure is checked by parsing it.
  */
 #include "assay_test.h"
+#include "assay_test_codec.h"
+#include "assay_test_evidence.h"
 #include "assay_test_kafka.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 #include "assay_codec.h"
 #include "assay_coverage.h"
 #include "assay_embed.h"
@@ -17,7 +20,6 @@
 #include "assay_migrate.h"
 #include "assay_pg.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,37 +79,6 @@ static void produce_raw(struct ctx *c, const char *topic, const char *key, const
 	assert_int_equal(rd_kafka_flush(c->producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
-/* Selects the null branch of every union nothing was set in (optional fields left out). */
-static void null_unset_unions(avro_value_t *v)
-{
-	avro_value_t child;
-	size_t n;
-	int disc;
-
-	switch (avro_value_get_type(v)) {
-	case AVRO_RECORD:
-	case AVRO_ARRAY:
-		assert_int_equal(avro_value_get_size(v, &n), 0);
-		for (size_t i = 0; i < n; i++) {
-			assert_int_equal(avro_value_get_by_index(v, i, &child, NULL), 0);
-			null_unset_unions(&child);
-		}
-		break;
-	case AVRO_UNION:
-		assert_int_equal(avro_value_get_discriminant(v, &disc), 0);
-		if (disc < 0) {
-			assert_int_equal(avro_value_set_branch(v, 0, &child), 0);
-			assert_int_equal(avro_value_set_null(&child), 0);
-		} else {
-			assert_int_equal(avro_value_get_current_branch(v, &child), 0);
-			null_unset_unions(&child);
-		}
-		break;
-	default:
-		break;
-	}
-}
-
 static void produce_value(struct ctx *c, const char *topic, const char *key,
                           const struct assay_schema *s, avro_value_t *v)
 {
@@ -115,7 +86,7 @@ static void produce_value(struct ctx *c, const char *topic, const char *key,
 	size_t len;
 	char err[512];
 
-	null_unset_unions(v);
+	assay_test_null_unset_unions(v);
 	if (assay_codec_encode(c->codec, s, v, &buf, &len, err, sizeof(err)))
 		fail_msg("%s", err);
 	produce_raw(c, topic, key, buf, len);
@@ -136,50 +107,27 @@ static const struct assay_schema *schema(struct ctx *c, const char *name, avro_v
 
 static void produce_opened(struct ctx *c, const char *audit, const char *const *stds, size_t n)
 {
-	avro_value_t v, arr, elem;
-	const struct assay_schema *s = schema(c, "org.assay.v1.AuditOpened", &v);
+	void *buf;
+	size_t len;
 
-	assert_int_equal(assay_value_set_string(&v, "event_id", audit), 0);
-	assert_int_equal(assay_value_set_string(&v, "tenant_id", "cb-1"), 0);
-	assert_int_equal(assay_value_set_long(&v, "occurred_at", 1767225600000), 0);
-	assert_int_equal(assay_value_set_string(&v, "command_id", "cmd"), 0);
-	assert_int_equal(assay_value_set_string(&v, "audit_id", audit), 0);
-	assert_int_equal(assay_value_set_string(&v, "client_id", "client-1"), 0);
-	assert_int_equal(assay_value_set_enum(&v, "audit_type", "STAGE_2"), 0);
-	assert_int_equal(assay_value_field(&v, "standards", AVRO_ARRAY, &arr), 0);
-	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(avro_value_append(&arr, &elem, NULL), 0);
-		assert_int_equal(assay_value_set_enum(&elem, "standard", stds[i]), 0);
-		assert_int_equal(assay_value_set_null_or_string(&elem, "cycle_id", "cycle-1"), 0);
-		assert_int_equal(assay_value_set_string(&elem, "scope_statement", "all of it"), 0);
-	}
-	produce_value(c, c->t_audit, audit, s, &v);
+	assay_test_audit_opened_encode(c->codec, "cb-1", audit, "client-1", stds, n, &buf, &len);
+	produce_raw(c, c->t_audit, audit, buf, len);
+	free(buf);
 }
 
+/* An SoA of standard with two rows: excluded not applicable, included applicable. */
 static void produce_soa(struct ctx *c, const char *audit, const char *standard,
                         const char *excluded, const char *included)
 {
-	avro_value_t v, arr, elem;
-	const struct assay_schema *s = schema(c, "org.assay.v1.SoaSubmitted", &v);
+	const char *const ids[] = {excluded, included};
+	static const bool applicable[] = {false, true};
+	void *buf;
+	size_t len;
 
-	assert_int_equal(assay_value_set_string(&v, "event_id", "soa"), 0);
-	assert_int_equal(assay_value_set_string(&v, "tenant_id", "cb-1"), 0);
-	assert_int_equal(assay_value_set_string(&v, "audit_id", audit), 0);
-	assert_int_equal(assay_value_set_string(&v, "client_id", "client-1"), 0);
-	assert_int_equal(assay_value_set_enum(&v, "standard", standard), 0);
-	assert_int_equal(assay_value_set_string(&v, "soa_version", "v1"), 0);
-	assert_int_equal(assay_value_set_int(&v, "revision", 1), 0);
-	assert_int_equal(assay_value_field(&v, "rows", AVRO_ARRAY, &arr), 0);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(avro_value_append(&arr, &elem, NULL), 0);
-		assert_int_equal(
-		        assay_value_set_string(&elem, "control_id", i ? included : excluded), 0);
-		assert_int_equal(assay_value_set_bool(&elem, "applicable", i == 1), 0);
-		assert_int_equal(assay_value_set_string(&elem, "justification", "because"), 0);
-	}
-	assert_int_equal(assay_value_set_int(&v, "applicable_count", 1), 0);
-	assert_int_equal(assay_value_set_int(&v, "excluded_count", 1), 0);
-	produce_value(c, c->t_audit, audit, s, &v);
+	assay_test_soa_encode(c->codec, "cb-1", audit, "client-1", standard, 1, ids, applicable, 2,
+	                      &buf, &len);
+	produce_raw(c, c->t_audit, audit, buf, len);
+	free(buf);
 }
 
 static void produce_evidence(struct ctx *c, const char *audit, const char *evidence,
@@ -214,11 +162,20 @@ static void produce_evidence(struct ctx *c, const char *audit, const char *evide
 
 static pid_t spawn_mapper(struct ctx *c, const char *instance)
 {
-	extern char **environ;
 	char v_url[600], v_ev[200], v_au[200], v_out[200], v_dlq[200], v_inst[200];
-	char *envp[300];
-	size_t n = 0;
-	pid_t pid;
+	const char *vars[] = {v_url,
+	                      v_ev,
+	                      v_au,
+	                      v_out,
+	                      v_dlq,
+	                      v_inst,
+	                      "ASSAY_METRICS_PORT=0",
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_BATCH_MAX_MS=20",
+	                      "ASSAY_RELAY_INTERVAL_MS=20",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
 
 	snprintf(v_url, sizeof(v_url), "ASSAY_PG_URL=%s", c->url);
 	snprintf(v_ev, sizeof(v_ev), "ASSAY_TOPIC_EVIDENCE_ACCEPTED=%s", c->t_evidence);
@@ -226,139 +183,7 @@ static pid_t spawn_mapper(struct ctx *c, const char *instance)
 	snprintf(v_out, sizeof(v_out), "ASSAY_TOPIC_CONTROL_MAPPED=%s", c->t_mapped);
 	snprintf(v_dlq, sizeof(v_dlq), "ASSAY_DEADLETTER_TOPIC=%s", c->t_dlq);
 	snprintf(v_inst, sizeof(v_inst), "ASSAY_INSTANCE_ID=%s", instance);
-	char *vars[] = {v_url,
-	                v_ev,
-	                v_au,
-	                v_out,
-	                v_dlq,
-	                v_inst,
-	                "ASSAY_METRICS_PORT=0",
-	                "ASSAY_LOG_LEVEL=warn",
-	                "ASSAY_BATCH_MAX_MS=20",
-	                "ASSAY_RELAY_INTERVAL_MS=20",
-	                "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
-	                "consumer.heartbeat.interval.ms=500"};
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-		envp[n++] = vars[i];
-	for (char **e = environ; *e && n < 298; e++)
-		if (strncmp(*e, "ASSAY_", 6) != 0 || strncmp(*e, "ASSAY_KAFKA_BROKERS=", 20) == 0)
-			envp[n++] = *e;
-	envp[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = {"assay-mapper", NULL};
-
-		execve(ASSAY_BINARY_DIR "/bin/assay-mapper", argv, envp);
-		_exit(127);
-	}
-	return pid;
-}
-
-static void stop_mapper(pid_t pid)
-{
-	int status;
-
-	assert_int_equal(kill(pid, SIGTERM), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static long count_sql(struct ctx *c, const char *sql)
-{
-	PGresult *res;
-	char err[512];
-	long n;
-
-	if (assay_pg_query(c->conn, sql, 0, NULL, &res, err, sizeof(err)))
-		fail_msg("%s", err);
-	n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return n;
-}
-
-/* waits (bounded) until sql counts want */
-static void wait_count(struct ctx *c, const char *sql, long want)
-{
-	int64_t deadline = assay_test_now_ms() + 60000;
-	long n;
-
-	while ((n = count_sql(c, sql)) != want && assay_test_now_ms() < deadline)
-		usleep(100 * 1000);
-	if (n != want)
-		fail_msg("%s: %ld, expected %ld", sql, n, want);
-}
-
-struct raw {
-	void *buf;
-	size_t len;
-	struct assay_headers headers;
-};
-
-/* every message of topic, read_committed, until 2 s without one after expect arrived, or
- * timeout_ms */
-static struct raw *read_raw(const char *topic, size_t expect, int timeout_ms, size_t *count)
-{
-	char group[128];
-	const char *conf[] = {"group.id",
-	                      group,
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "isolation.level",
-	                      "read_committed",
-	                      "enable.auto.commit",
-	                      "false",
-	                      NULL};
-	rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-	size_t n = 0, cap = 64;
-	struct raw *out = calloc(cap, sizeof(*out));
-	int64_t start = assay_test_now_ms(), last = start;
-	rd_kafka_t *rk;
-
-	assay_test_unique(group, sizeof(group), "map-reader");
-	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
-	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-	assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
-	rd_kafka_topic_partition_list_destroy(topics);
-	for (;;) {
-		int64_t now = assay_test_now_ms();
-		rd_kafka_message_t *rkm;
-
-		if (now - start > timeout_ms || (n >= expect && now - last > 2000))
-			break;
-		rkm = rd_kafka_consumer_poll(rk, 100);
-		if (rkm == NULL)
-			continue;
-		if (rkm->err == 0) {
-			if (n == cap) {
-				cap *= 2;
-				out = realloc(out, cap * sizeof(*out));
-				assert_non_null(out);
-			}
-			out[n].buf = malloc(rkm->len);
-			memcpy(out[n].buf, rkm->payload, rkm->len);
-			out[n].len = rkm->len;
-			assay_headers_init(&out[n].headers);
-			assert_int_equal(assay_headers_add_from_message(&out[n].headers, rkm), 0);
-			n++;
-			last = assay_test_now_ms();
-		}
-		rd_kafka_message_destroy(rkm);
-	}
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	*count = n;
-	return out;
-}
-
-static void raw_free(struct raw *r, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(r[i].buf);
-		assay_headers_release(&r[i].headers);
-	}
-	free(r);
+	return assay_test_service_start("assay-mapper", NULL, vars, NULL, -1);
 }
 
 /* "STANDARD:ID:KIND[:VIA]" per link, ';'-separated, of a ControlMapped value */
@@ -407,7 +232,7 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 	};
 	char instance[64], err[512], text[1024];
 	struct ctx c;
-	struct raw *recs;
+	struct assay_test_record *recs;
 	size_t count;
 	pid_t pid;
 
@@ -419,8 +244,8 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 	produce_opened(&c, "A2", only27, 1);
 
 	pid = spawn_mapper(&c, instance);
-	wait_count(&c, "SELECT count(*) FROM assay_mapper_audits", 2);
-	wait_count(&c, "SELECT count(*) FROM assay_mapper_soa", 1);
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_audits", 2, 60000);
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_soa", 1, 60000);
 
 	produce_evidence(&c, "A1", "e1", "ISO27001_2022", "9.3.1");
 	produce_evidence(&c, "A1", "e2", "ISO27001_2022", "A.5.19");
@@ -431,21 +256,24 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 	            "\0\x7f\xff\xff\xff"
 	            "garbage",
 	            12);
-	wait_count(&c, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links", 4);
-	wait_count(&c, "SELECT count(*) FROM assay_mapper_pending", 1);
+	assay_test_pg_wait(c.url, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links", 4,
+	                   60000);
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_pending", 1, 60000);
 
 	produce_opened(&c, "A3", both, 2);
-	wait_count(&c, "SELECT count(*) FROM assay_mapper_pending", 0);
-	wait_count(&c, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links", 5);
-	stop_mapper(pid);
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_pending", 0, 60000);
+	assay_test_pg_wait(c.url, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links", 5,
+	                   60000);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 
 	pid = spawn_mapper(&c, instance);
 	produce_evidence(&c, "A1", "e6", "ISO27001_2022", "7.2");
-	wait_count(&c, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links", 6);
-	stop_mapper(pid);
+	assay_test_pg_wait(c.url, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links", 6,
+	                   60000);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 
 	/* events: one per evidence item, each once, with the links above */
-	recs = read_raw(c.t_mapped, 6, 30000, &count);
+	recs = assay_test_read_topic(c.t_mapped, "read_committed", 6, 2000, 30000, &count);
 	assert_int_equal(count, 6);
 	for (size_t e = 0; e < 6; e++) {
 		bool found = false;
@@ -455,7 +283,7 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 			const char *ev, *id;
 			size_t len;
 
-			if (assay_codec_decode(c.codec, recs[i].buf, recs[i].len, &d, err,
+			if (assay_codec_decode(c.codec, recs[i].value, recs[i].value_len, &d, err,
 			                       sizeof(err)))
 				fail_msg("%s", err);
 			assert_string_equal(d.schema->full_name, "org.assay.v1.ControlMapped");
@@ -478,35 +306,34 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 		}
 		assert_true(found);
 	}
-	raw_free(recs, count);
+	assay_test_records_free(recs, count);
 
 	/* the undecodable message went to the dead-letter topic. assay_service_main does not
 	 * pass deadletter.topic to the loop yet, so it may be in the default topic: look for
 	 * the one whose assay.dlq.topic is our evidence topic */
 	size_t dead = 0;
 	for (int pass = 0; pass < 2 && dead == 0; pass++) {
-		recs = read_raw(pass == 0 ? c.t_dlq : "assay.deadletter", 1, 8000, &count);
+		recs = assay_test_read_topic(pass == 0 ? c.t_dlq : "assay.deadletter",
+		                             "read_committed", 1, 2000, 8000, &count);
 		for (size_t i = 0; i < count; i++) {
-			const struct assay_header *t =
-			        assay_headers_find(&recs[i].headers, "assay.dlq.topic");
 			const struct assay_header *st =
 			        assay_headers_find(&recs[i].headers, "assay.dlq.stage");
 
-			if (t == NULL || t->size != strlen(c.t_evidence) ||
-			    memcmp(t->value, c.t_evidence, t->size) != 0)
+			if (!assay_test_header_equals(&recs[i], "assay.dlq.topic", c.t_evidence))
 				continue;
 			assert_non_null(st);
 			assert_int_equal(st->size, 6);
 			assert_memory_equal(st->value, "mapper", 6);
-			assert_int_equal(recs[i].len, 12);
+			assert_int_equal(recs[i].value_len, 12);
 			dead++;
 		}
-		raw_free(recs, count);
+		assay_test_records_free(recs, count);
 	}
 	assert_int_equal(dead, 1);
 
 	/* rows: 11 links, once each */
-	assert_int_equal(count_sql(&c, "SELECT count(*) FROM assay_mapper_links"), 11);
+	assert_int_equal(assay_test_pg_scalar(c.url, "SELECT count(*) FROM assay_mapper_links"),
+	                 11);
 
 	/* coverage of A1 */
 	struct assay_coverage_row *rows;
@@ -553,8 +380,7 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 
 static void test_export_oscal(void **state)
 {
-	char url[512], path[] = "/tmp/assay_mapper_oscal_XXXXXX", cmd[2048], err[512];
-	PGconn *conn;
+	char url[512], path[] = "/tmp/assay_mapper_oscal_XXXXXX", cmd[2048];
 	long edges;
 	int fd, rc;
 
@@ -568,15 +394,7 @@ static void test_export_oscal(void **state)
 	assert_int_equal(system(cmd), 0);
 
 	/* the service migrated the database; the document has one map per crosswalk row */
-	if (assay_pg_connect(url, &conn, err, sizeof(err)))
-		fail_msg("%s", err);
-	PGresult *res;
-	if (assay_pg_query(conn, "SELECT count(*) FROM assay_crosswalk", 0, NULL, &res, err,
-	                   sizeof(err)))
-		fail_msg("%s", err);
-	edges = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	PQfinish(conn);
+	edges = assay_test_pg_scalar(url, "SELECT count(*) FROM assay_crosswalk");
 	snprintf(cmd, sizeof(cmd),
 	         "python3 -c '\n"
 	         "import json, sys\n"
@@ -605,7 +423,8 @@ static void test_export_oscal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_evidence_in_links_and_events_out_exactly_once),
+	        cmocka_unit_test_teardown(test_evidence_in_links_and_events_out_exactly_once,
+	                                  assay_test_service_teardown),
 	        cmocka_unit_test(test_export_oscal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

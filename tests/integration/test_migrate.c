@@ -15,53 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct fixture {
-	char url[512];
-	PGconn *conn;
-};
-
 static int setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	char err[512];
-
-	assert_non_null(fx);
-	assay_test_pg_fresh_db(fx->url, sizeof(fx->url), "test_migrate");
-	if (assay_pg_connect(fx->url, &fx->conn, err, sizeof(err)) != 0)
-		fail_msg("%s", err);
-	*state = fx;
+	*state = assay_test_pg_db_new("test_migrate");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	PQfinish(fx->conn);
-	assay_test_pg_drop_db(fx->url);
-	free(fx);
+	assay_test_pg_db_destroy(*state);
 	return 0;
-}
-
-static long long query_int(PGconn *conn, const char *sql)
-{
-	char err[512];
-	PGresult *res = NULL;
-	long long v;
-
-	if (assay_pg_query(conn, sql, 0, NULL, &res, err, sizeof(err)) != 0)
-		fail_msg("%s: %s", sql, err);
-	assert_int_equal(PQntuples(res), 1);
-	v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return v;
 }
 
 /* Advisory locks this session holds: 0 after every assay_migrate() call. */
 static long long advisory_locks(PGconn *conn)
 {
-	return query_int(conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
-	                       "pid = pg_backend_pid()");
+	return assay_test_pg_int(conn,
+	                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+	                         "pid = pg_backend_pid()");
 }
 
 static void sha256_hex(const char *data, size_t size, char hex[65])
@@ -81,7 +52,7 @@ static void sha256_hex(const char *data, size_t size, char hex[65])
 
 static void test_fresh_db_applies_all_once(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	char err[512], sql[256], hex[65];
 	size_t applied = 99, i;
 	PGresult *res = NULL;
@@ -111,15 +82,15 @@ static void test_fresh_db_applies_all_once(void **state)
 	}
 	PQclear(res);
 	/* the schema of 001_core.sql exists */
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM assay_offsets"), 0);
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM assay_outbox"), 0);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM assay_offsets"), 0);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM assay_outbox"), 0);
 
 	/* a second run applies nothing and changes nothing */
 	applied = 99;
 	if (assay_migrate_run(fx->conn, assay_embedded_migrations, &applied, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
 	assert_int_equal(applied, 0);
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM assay_migrations"),
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM assay_migrations"),
 	                 assay_embedded_migrations_count);
 	assert_int_equal(assay_migrate(fx->conn, assay_embedded_migrations, err, sizeof(err)), 0);
 
@@ -138,11 +109,11 @@ static void test_fresh_db_applies_all_once(void **state)
 		if (assay_migrate_run(fx->conn, files, &applied, err, sizeof(err)) != 0)
 			fail_msg("%s", err);
 		assert_int_equal(applied, 1);
-		assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM extra"), 2);
+		assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM extra"), 2);
 		snprintf(sql, sizeof(sql),
 		         "SELECT count(*) FROM assay_migrations WHERE version = 900 AND "
 		         "name = '900_extra.sql'");
-		assert_int_equal(query_int(fx->conn, sql), 1);
+		assert_int_equal(assay_test_pg_int(fx->conn, sql), 1);
 	}
 	assert_int_equal(advisory_locks(fx->conn), 0);
 }
@@ -171,7 +142,7 @@ static void *race(void *arg)
 
 static void test_concurrent_migrators_apply_once(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_embedded files[64];
 	size_t n = assay_embedded_migrations_count, i;
 	struct racer racers[2];
@@ -200,13 +171,14 @@ static void test_concurrent_migrators_apply_once(void **state)
 			fail_msg("migrator %zu: %s", i, racers[i].err);
 	assert_int_equal(racers[0].applied + racers[1].applied, n + 1);
 	assert_true(racers[0].applied == 0 || racers[1].applied == 0); /* one did it all */
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM assay_migrations"), n + 1);
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM slow"), 1);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM assay_migrations"),
+	                 n + 1);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM slow"), 1);
 }
 
 static void test_changed_file_is_fatal(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_embedded files[64];
 	size_t n = assay_embedded_migrations_count, applied = 99;
 	char err[512];
@@ -227,8 +199,8 @@ static void test_changed_file_is_fatal(void **state)
 	assert_string_equal(err, "migration 001_core.sql was changed after it was applied");
 	assert_int_equal(applied, 0);
 	/* nothing after the check ran: 950 was not applied */
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM assay_migrations WHERE "
-	                                     "version = 950"),
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM assay_migrations WHERE "
+	                                             "version = 950"),
 	                 0);
 	assert_int_equal(advisory_locks(fx->conn), 0);
 
@@ -252,7 +224,7 @@ static void test_changed_file_is_fatal(void **state)
 
 static void test_bad_names_are_fatal(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	char err[512];
 	const struct assay_embedded bad_name[] = {
 	        FILE_ENTRY("001_core.sql", "SELECT 1;"),
@@ -277,14 +249,15 @@ static void test_bad_names_are_fatal(void **state)
 	assert_int_equal(assay_migrate(fx->conn, unordered, err, sizeof(err)), ASSAY_ERR_FATAL);
 	assert_non_null(strstr(err, "migration 9_b.sql invalid"));
 	/* refused before touching the database */
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM pg_tables WHERE tablename = "
-	                                     "'assay_migrations'"),
+	assert_int_equal(assay_test_pg_int(fx->conn,
+	                                   "SELECT count(*) FROM pg_tables WHERE tablename = "
+	                                   "'assay_migrations'"),
 	                 0);
 }
 
 static void test_failing_migration_rolls_back(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	char err[512];
 	size_t applied = 99;
 	const struct assay_embedded files[] = {
@@ -307,9 +280,10 @@ static void test_failing_migration_rolls_back(void **state)
 	assert_int_equal(PQtransactionStatus(fx->conn), PQTRANS_IDLE);
 	assert_int_equal(advisory_locks(fx->conn), 0);
 	/* 001 committed, 002 entirely rolled back, 003 never attempted */
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM assay_migrations"), 1);
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM pg_tables WHERE tablename IN "
-	                                     "('ok', 'half', 'after')"),
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM assay_migrations"), 1);
+	assert_int_equal(assay_test_pg_int(fx->conn,
+	                                   "SELECT count(*) FROM pg_tables WHERE tablename IN "
+	                                   "('ok', 'half', 'after')"),
 	                 1);
 
 	/* applying 003 now leaves a hole at 002 that can never be filled in order */
@@ -364,7 +338,7 @@ static void test_failing_migration_rolls_back(void **state)
 		assert_non_null(
 		        strstr(err, "migration 005_copy.sql failed: copy is not supported"));
 		assert_int_equal(advisory_locks(fx->conn), 0);
-		assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM ok"), 0);
+		assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM ok"), 0);
 	}
 
 	/* inside a caller's transaction: refused */

@@ -14,54 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct fixture {
-	char url[512];
-	PGconn *conn;
-};
-
 static int setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	char err[512];
-
-	assert_non_null(fx);
-	assay_test_pg_fresh_db(fx->url, sizeof(fx->url), "test_pg_stack");
-	if (assay_pg_connect(fx->url, &fx->conn, err, sizeof(err)) != 0)
-		fail_msg("%s", err);
-	*state = fx;
+	*state = assay_test_pg_db_new("test_pg_stack");
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *fx = *state;
-
-	PQfinish(fx->conn);
-	assay_test_pg_drop_db(fx->url);
-	free(fx);
+	assay_test_pg_db_destroy(*state);
 	return 0;
-}
-
-static void exec_ok(PGconn *conn, const char *sql)
-{
-	char err[512];
-
-	if (assay_pg_exec(conn, sql, err, sizeof(err)) != 0)
-		fail_msg("%s: %s", sql, err);
-}
-
-static long long query_int(PGconn *conn, const char *sql)
-{
-	char err[512];
-	PGresult *res = NULL;
-	long long v;
-
-	if (assay_pg_query(conn, sql, 0, NULL, &res, err, sizeof(err)) != 0)
-		fail_msg("%s: %s", sql, err);
-	assert_int_equal(PQntuples(res), 1);
-	v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return v;
 }
 
 static void test_connect_unreachable_is_retry(void **state)
@@ -86,7 +48,7 @@ static void test_connect_unreachable_is_retry(void **state)
 
 static void test_application_name(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	char url[600], err[512];
 	PGresult *res = NULL;
 	PGconn *conn = NULL;
@@ -110,7 +72,7 @@ static void test_application_name(void **state)
 
 static void test_round_trip(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	const char *param = "h\xc3\xa9llo\t\xe6\x97\xa5\xe6\x9c\xac\n'\"\\";
 	const char *params[2] = {param, NULL};
 	char err[512], want[128];
@@ -135,7 +97,7 @@ static void test_round_trip(void **state)
 
 static void test_server_errors_are_classified(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	char err[512];
 	PGconn *other = NULL;
 
@@ -149,8 +111,8 @@ static void test_server_errors_are_classified(void **state)
 	                 ASSAY_ERR_FATAL);
 	assert_non_null(strstr(err, "(sqlstate 42P01)"));
 
-	exec_ok(fx->conn, "CREATE TABLE uniq (id int PRIMARY KEY)");
-	exec_ok(fx->conn, "INSERT INTO uniq VALUES (1)");
+	assay_test_pg_exec(fx->conn, "CREATE TABLE uniq (id int PRIMARY KEY)");
+	assay_test_pg_exec(fx->conn, "INSERT INTO uniq VALUES (1)");
 	assert_int_equal(assay_pg_exec(fx->conn, "INSERT INTO uniq VALUES (1)", err, sizeof(err)),
 	                 ASSAY_ERR_REJECT);
 	assert_non_null(strstr(err, "duplicate key"));
@@ -159,15 +121,15 @@ static void test_server_errors_are_classified(void **state)
 	/* 55P03 lock_not_available: another session holds the lock */
 	if (assay_pg_connect(fx->url, &other, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
-	exec_ok(other, "BEGIN");
-	exec_ok(other, "LOCK TABLE uniq IN ACCESS EXCLUSIVE MODE");
-	exec_ok(fx->conn, "BEGIN");
+	assay_test_pg_exec(other, "BEGIN");
+	assay_test_pg_exec(other, "LOCK TABLE uniq IN ACCESS EXCLUSIVE MODE");
+	assay_test_pg_exec(fx->conn, "BEGIN");
 	assert_int_equal(assay_pg_exec(fx->conn, "LOCK TABLE uniq IN ACCESS EXCLUSIVE MODE NOWAIT",
 	                               err, sizeof(err)),
 	                 ASSAY_ERR_RETRY);
 	assert_non_null(strstr(err, "(sqlstate 55P03)"));
-	exec_ok(fx->conn, "ROLLBACK");
-	exec_ok(other, "ROLLBACK");
+	assay_test_pg_exec(fx->conn, "ROLLBACK");
+	assay_test_pg_exec(other, "ROLLBACK");
 
 	/* a session terminated by the server: the connection is lost, retry */
 	{
@@ -175,7 +137,7 @@ static void test_server_errors_are_classified(void **state)
 
 		snprintf(pid, sizeof(pid), "%d", PQbackendPID(other));
 		snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid);
-		exec_ok(fx->conn, sql);
+		assay_test_pg_exec(fx->conn, sql);
 	}
 	assert_int_equal(assay_pg_exec(other, "SELECT 1", err, sizeof(err)), ASSAY_ERR_RETRY);
 	assert_int_equal(PQstatus(other), CONNECTION_BAD);
@@ -260,15 +222,16 @@ static int64_t be64(const char *p)
 
 static void test_copy_10000_rows_round_trip(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_copybuf b;
 	struct row r;
 	char err[1024];
 	PGresult *res;
 	int i;
 
-	exec_ok(fx->conn, "CREATE TABLE copied (id integer PRIMARY KEY, s text, b bytea NOT NULL, "
-	                  "n bigint NOT NULL, f boolean NOT NULL)");
+	assay_test_pg_exec(fx->conn,
+	                   "CREATE TABLE copied (id integer PRIMARY KEY, s text, b bytea NOT NULL, "
+	                   "n bigint NOT NULL, f boolean NOT NULL)");
 	assay_copybuf_init(&b);
 	for (i = 0; i < ROWS; i++) {
 		make_row(i, &r);
@@ -315,13 +278,14 @@ static void test_copy_10000_rows_round_trip(void **state)
 
 static void test_copy_bad_row_rejected(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_copybuf b;
 	char err[1024];
 	int i;
 
-	exec_ok(fx->conn, "CREATE TABLE strict_rows (id integer PRIMARY KEY, qty integer NOT NULL "
-	                  "CHECK (qty >= 0))");
+	assay_test_pg_exec(fx->conn,
+	                   "CREATE TABLE strict_rows (id integer PRIMARY KEY, qty integer NOT NULL "
+	                   "CHECK (qty >= 0))");
 	assay_copybuf_init(&b);
 	for (i = 1; i <= 100; i++) {
 		assay_copybuf_int64(&b, i);
@@ -337,7 +301,7 @@ static void test_copy_bad_row_rejected(void **state)
 	assert_non_null(strstr(err, "copy failed: invalid input syntax for type integer"));
 	assert_non_null(strstr(err, "context: COPY strict_rows, line 57, column qty"));
 	assert_non_null(strstr(err, "(sqlstate 22P02)"));
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM strict_rows"), 0);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM strict_rows"), 0);
 
 	/* a constraint violation in the middle of a transaction: rejected, nothing kept */
 	assay_copybuf_reset(&b);
@@ -346,34 +310,35 @@ static void test_copy_bad_row_rejected(void **state)
 		assay_copybuf_int64(&b, i == 99 ? -1 : i);
 		assay_copybuf_end_row(&b);
 	}
-	exec_ok(fx->conn, "BEGIN");
-	exec_ok(fx->conn, "INSERT INTO strict_rows VALUES (1000, 1)");
+	assay_test_pg_exec(fx->conn, "BEGIN");
+	assay_test_pg_exec(fx->conn, "INSERT INTO strict_rows VALUES (1000, 1)");
 	assert_int_equal(assay_pg_copy(fx->conn, "COPY strict_rows (id, qty) FROM STDIN", &b, err,
 	                               sizeof(err)),
 	                 ASSAY_ERR_REJECT);
 	assert_non_null(strstr(err, "strict_rows_qty_check"));
 	assert_non_null(strstr(err, "(sqlstate 23514)"));
 	assert_int_equal(PQtransactionStatus(fx->conn), PQTRANS_INERROR);
-	exec_ok(fx->conn, "ROLLBACK");
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM strict_rows"), 0);
+	assay_test_pg_exec(fx->conn, "ROLLBACK");
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM strict_rows"), 0);
 
 	/* a statement that is not COPY FROM STDIN */
 	assert_int_equal(assay_pg_copy(fx->conn, "SELECT 1", &b, err, sizeof(err)),
 	                 ASSAY_ERR_FATAL);
 	/* the connection stays usable after every failure */
-	assert_int_equal(query_int(fx->conn, "SELECT 42"), 42);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT 42"), 42);
 	assay_copybuf_release(&b);
 }
 
 static void test_pipeline_1000_inserts_one_transaction(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_pipeline p;
 	char err[512], id[16], v[32];
 	const char *params[2] = {id, v};
 	int i;
 
-	exec_ok(fx->conn, "CREATE TABLE piped (id integer PRIMARY KEY, v text NOT NULL)");
+	assay_test_pg_exec(fx->conn,
+	                   "CREATE TABLE piped (id integer PRIMARY KEY, v text NOT NULL)");
 	assay_pipeline_init(&p);
 	assert_int_equal(assay_pipeline_begin(&p, fx->conn, err, sizeof(err)), 0);
 	for (i = 0; i < 1000; i++) {
@@ -390,11 +355,13 @@ static void test_pipeline_1000_inserts_one_transaction(void **state)
 		assert_int_equal(p.affected[i], 1);
 	assert_int_equal(PQpipelineStatus(fx->conn), PQ_PIPELINE_OFF);
 	assert_int_equal(PQtransactionStatus(fx->conn), PQTRANS_IDLE); /* committed at the sync */
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM piped"), 1000);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM piped"), 1000);
 	/* one transaction: every row carries the same creating transaction id */
-	assert_int_equal(query_int(fx->conn, "SELECT count(DISTINCT xmin::text) FROM piped"), 1);
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM piped WHERE v = 'value' || "
-	                                     "chr(9) || id::text"),
+	assert_int_equal(
+	        assay_test_pg_int(fx->conn, "SELECT count(DISTINCT xmin::text) FROM piped"), 1);
+	assert_int_equal(assay_test_pg_int(fx->conn,
+	                                   "SELECT count(*) FROM piped WHERE v = 'value' || "
+	                                   "chr(9) || id::text"),
 	                 1000);
 
 	/* compare-and-set: the caller sees which UPDATE touched its row */
@@ -415,13 +382,13 @@ static void test_pipeline_1000_inserts_one_transaction(void **state)
 
 static void test_pipeline_failure_rolls_back_all(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_pipeline p;
 	char err[512], id[16];
 	const char *params[1] = {id};
 	int i;
 
-	exec_ok(fx->conn, "CREATE TABLE piped_fail (id integer PRIMARY KEY)");
+	assay_test_pg_exec(fx->conn, "CREATE TABLE piped_fail (id integer PRIMARY KEY)");
 	assay_pipeline_init(&p);
 	assert_int_equal(assay_pipeline_begin(&p, fx->conn, err, sizeof(err)), 0);
 	for (i = 0; i < 100; i++) {
@@ -437,7 +404,7 @@ static void test_pipeline_failure_rolls_back_all(void **state)
 	assert_int_equal(p.affected[99], -1);
 	assert_int_equal(PQpipelineStatus(fx->conn), PQ_PIPELINE_OFF);
 	assert_int_equal(PQtransactionStatus(fx->conn), PQTRANS_IDLE);
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM piped_fail"), 0);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM piped_fail"), 0);
 
 	/* COPY is refused inside a pipeline, both ways, and the pipeline still ends cleanly */
 	{
@@ -463,13 +430,13 @@ static void test_pipeline_failure_rolls_back_all(void **state)
 	assay_pipeline_add(&p, "SELECT 1; SELECT 2", 0, NULL, err, sizeof(err));
 	assert_int_equal(assay_pipeline_end(&p, err, sizeof(err)), ASSAY_ERR_FATAL);
 	assert_non_null(strstr(err, "(sqlstate 42601)"));
-	assert_int_equal(query_int(fx->conn, "SELECT 7"), 7);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT 7"), 7);
 	assay_pipeline_release(&p);
 }
 
 static void test_pipeline_prepared_large(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_pipeline p;
 	char err[512], id[16];
 	const char *params[1] = {id};
@@ -477,7 +444,7 @@ static void test_pipeline_prepared_large(void **state)
 
 	/* 50,000 statements: ~1.5 MB of replies, more than the socket buffers hold while the
 	 * client is still sending; libpq must read while it writes or both sides block */
-	exec_ok(fx->conn, "CREATE TABLE piped_big (id integer PRIMARY KEY)");
+	assay_test_pg_exec(fx->conn, "CREATE TABLE piped_big (id integer PRIMARY KEY)");
 	assert_int_equal(assay_pg_prepare(fx->conn, "piped_big_insert",
 	                                  "INSERT INTO piped_big (id) VALUES ($1)", 1, err,
 	                                  sizeof(err)),
@@ -496,12 +463,12 @@ static void test_pipeline_prepared_large(void **state)
 		fail_msg("%s", err);
 	assert_int_equal(p.count, n);
 	assert_int_equal(p.affected[n - 1], 1);
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM piped_big"), n);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM piped_big"), n);
 	assay_pipeline_release(&p);
 }
 
 /* A fresh connection to the test database and its backend killed from fx->conn. */
-static PGconn *doomed_conn(struct fixture *fx)
+static PGconn *doomed_conn(struct assay_test_pg_db *fx)
 {
 	char err[512];
 	PGconn *conn = NULL;
@@ -511,24 +478,24 @@ static PGconn *doomed_conn(struct fixture *fx)
 	return conn;
 }
 
-static void kill_backend(struct fixture *fx, PGconn *conn)
+static void kill_backend(struct assay_test_pg_db *fx, PGconn *conn)
 {
 	char sql[96];
 
 	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", PQbackendPID(conn));
-	exec_ok(fx->conn, sql);
+	assay_test_pg_exec(fx->conn, sql);
 }
 
 static void test_connection_lost_is_retry(void **state)
 {
-	struct fixture *fx = *state;
+	struct assay_test_pg_db *fx = *state;
 	struct assay_copybuf b;
 	struct assay_pipeline p;
 	char err[512];
 	PGconn *conn;
 	int i;
 
-	exec_ok(fx->conn, "CREATE TABLE lost (id integer)");
+	assay_test_pg_exec(fx->conn, "CREATE TABLE lost (id integer)");
 	assay_copybuf_init(&b);
 	for (i = 0; i < 10; i++) {
 		assay_copybuf_int64(&b, i);
@@ -557,7 +524,7 @@ static void test_connection_lost_is_retry(void **state)
 	PQfinish(conn);
 	assay_pipeline_release(&p);
 	/* the implicit transaction never committed */
-	assert_int_equal(query_int(fx->conn, "SELECT count(*) FROM lost"), 0);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM lost"), 0);
 
 	/* a plain command on a lost connection */
 	conn = doomed_conn(fx);

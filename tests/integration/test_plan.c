@@ -12,212 +12,47 @@
 #include "assay_test.h"
 #include "assay_test_kafka.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 
 #include "assay_codec.h"
-#include "assay_embed.h"
-#include "assay_migrate.h"
 #include "assay_pg.h"
 #include "assay_registry.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define TENANT "cb-1"
 #define DAY_MS 86400000LL
 
-static int32_t day(int y, int m, int d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (unsigned)(m + (m > 2 ? -3 : 9)) + 2) / 5 + (unsigned)d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return (int32_t)(era * 146097 + (int64_t)doe - 719468);
-}
-
-/* ---- reading topics ---- */
-
-struct rec {
-	char *key;
-	void *value;
-	size_t len;
-	char event_type[128], event_id[64], dlq_topic[256], dlq_stage[64];
-};
-
-static void header(rd_kafka_headers_t *h, const char *name, char *out, size_t size)
-{
-	const void *v;
-	size_t l;
-
-	out[0] = '\0';
-	if (h && rd_kafka_header_get_last(h, name, &v, &l) == 0)
-		snprintf(out, size, "%.*s", (int)l, (const char *)v);
-}
-
-/* Reads topic from the start (read_committed) until expect records came and nothing more for
- * quiet_ms, or timeout_ms passed. */
-static struct rec *read_topic(const char *topic, size_t expect, int quiet_ms, int timeout_ms,
-                              size_t *count)
-{
-	char group[128];
-	const char *conf[] = {"group.id",
-	                      group,
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "isolation.level",
-	                      "read_committed",
-	                      "enable.auto.commit",
-	                      "false",
-	                      NULL};
-	struct rec *recs = NULL;
-	size_t n = 0, cap = 0;
-	int64_t start = assay_test_now_ms(), last = start;
-	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_t *rk;
-
-	assay_test_unique(group, sizeof(group), "plan-reader");
-	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-	assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
-	rd_kafka_topic_partition_list_destroy(topics);
-	for (;;) {
-		int64_t now = assay_test_now_ms();
-		rd_kafka_message_t *m;
-
-		if (now - start > timeout_ms || (n >= expect && now - last > quiet_ms))
-			break;
-		m = rd_kafka_consumer_poll(rk, 100);
-		if (m == NULL)
-			continue;
-		if (m->err == 0) {
-			rd_kafka_headers_t *h = NULL;
-			struct rec *r;
-
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				recs = realloc(recs, cap * sizeof(*recs));
-				assert_non_null(recs);
-			}
-			r = &recs[n++];
-			memset(r, 0, sizeof(*r));
-			r->key = calloc(1, m->key_len + 1);
-			r->value = malloc(m->len ? m->len : 1);
-			assert_non_null(r->key);
-			assert_non_null(r->value);
-			if (m->key_len)
-				memcpy(r->key, m->key, m->key_len);
-			if (m->len)
-				memcpy(r->value, m->payload, m->len);
-			r->len = m->len;
-			rd_kafka_message_headers(m, &h);
-			header(h, "event_type", r->event_type, sizeof(r->event_type));
-			header(h, "event_id", r->event_id, sizeof(r->event_id));
-			header(h, "assay.dlq.topic", r->dlq_topic, sizeof(r->dlq_topic));
-			header(h, "assay.dlq.stage", r->dlq_stage, sizeof(r->dlq_stage));
-			last = assay_test_now_ms();
-		}
-		rd_kafka_message_destroy(m);
-	}
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	*count = n;
-	return recs;
-}
-
-static void recs_free(struct rec *recs, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(recs[i].key);
-		free(recs[i].value);
-	}
-	free(recs);
-}
-
 /* ---- the service ---- */
 
 struct env {
 	char url[512], commands[128], events[128], dlq[128], instance[128];
-	char v[6][700];
+	char v[5][700];
 };
 
 static pid_t spawn_plan(struct env *e)
 {
-	extern char **environ;
-	char *envp[300];
-	size_t n = 0;
-	pid_t pid;
+	const char *vars[] = {e->v[0],
+	                      e->v[1],
+	                      e->v[2],
+	                      e->v[3],
+	                      e->v[4],
+	                      "ASSAY_METRICS_PORT=0",
+	                      "ASSAY_BATCH_MAX_MS=20",
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
 
 	snprintf(e->v[0], sizeof(e->v[0]), "ASSAY_PG_URL=%s", e->url);
 	snprintf(e->v[1], sizeof(e->v[1]), "ASSAY_TOPIC_AUDIT_COMMANDS=%s", e->commands);
 	snprintf(e->v[2], sizeof(e->v[2]), "ASSAY_TOPIC_AUDIT_EVENTS=%s", e->events);
 	snprintf(e->v[3], sizeof(e->v[3]), "ASSAY_DEADLETTER_TOPIC=%s", e->dlq);
 	snprintf(e->v[4], sizeof(e->v[4]), "ASSAY_INSTANCE_ID=%s", e->instance);
-	for (int i = 0; i < 5; i++)
-		envp[n++] = e->v[i];
-	envp[n++] = "ASSAY_METRICS_PORT=0";
-	envp[n++] = "ASSAY_BATCH_MAX_MS=20";
-	envp[n++] = "ASSAY_LOG_LEVEL=warn";
-	envp[n++] = "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
-	            "consumer.heartbeat.interval.ms=500";
-	for (char **p = environ; *p && n < 298; p++)
-		if (strncmp(*p, "ASSAY_", 6) != 0 || strncmp(*p, "ASSAY_KAFKA_BROKERS=", 20) == 0)
-			envp[n++] = *p;
-	envp[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = {"assay-plan", NULL};
-
-		execve(ASSAY_BINARY_DIR "/bin/assay-plan", argv, envp);
-		_exit(127);
-	}
-	return pid;
-}
-
-static void stop_plan(pid_t pid)
-{
-	int status;
-
-	assert_int_equal(kill(pid, SIGTERM), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
-static long query_long(const char *url, const char *sql)
-{
-	char errstr[512];
-	PGconn *conn;
-	PGresult *res;
-	long v;
-
-	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
-	    assay_pg_query(conn, sql, 0, NULL, &res, errstr, sizeof(errstr)))
-		fail_msg("%s", errstr);
-	v = PQntuples(res) && !PQgetisnull(res, 0, 0) ? strtol(PQgetvalue(res, 0, 0), NULL, 10)
-	                                              : -1;
-	PQclear(res);
-	PQfinish(conn);
-	return v;
-}
-
-static void wait_for(const char *url, const char *sql, long want)
-{
-	int64_t deadline = assay_test_now_ms() + 90000;
-	long got;
-
-	while ((got = query_long(url, sql)) != want && assay_test_now_ms() < deadline)
-		usleep(100 * 1000);
-	if (got != want)
-		fail_msg("%s: %ld, expected %ld", sql, got, want);
+	return assay_test_service_start("assay-plan", NULL, vars, NULL, -1);
 }
 
 /* ---- building commands ---- */
@@ -367,7 +202,7 @@ static void send_record_auditor(struct ctx *c, const char *person, const struct 
 
 			OK(assay_value_field(&e, "valid_from", AVRO_NULL, &nv));
 			OK(avro_value_set_null(&nv));
-			OK(assay_value_set_int(&e, "valid_until", day(2027, 12, 31)));
+			OK(assay_value_set_int(&e, "valid_until", assay_test_day(2027, 12, 31)));
 		}
 	}
 	OK(assay_value_field(&v, "client_relations", AVRO_ARRAY, &arr));
@@ -375,8 +210,8 @@ static void send_record_auditor(struct ctx *c, const char *person, const struct 
 		OK(avro_value_append(&arr, &e, NULL));
 		OK(assay_value_set_string(&e, "client_id", "c1"));
 		OK(assay_value_set_enum(&e, "kind", "CONSULTANCY"));
-		OK(assay_value_set_int(&e, "started_on", day(2023, 1, 1)));
-		OK(assay_value_set_int(&e, "ended_on", day(2024, 6, 1)));
+		OK(assay_value_set_int(&e, "started_on", assay_test_day(2023, 1, 1)));
+		OK(assay_value_set_int(&e, "ended_on", assay_test_day(2024, 6, 1)));
 	}
 	send_value(c, "org.assay.v1.RecordAuditor", &v, person);
 }
@@ -466,10 +301,11 @@ static void send_complete(struct ctx *c, const char *audit)
 {
 	avro_value_t v, arr;
 
-	value_new(c, "org.assay.v1.CompleteStage", &v, (int64_t)day(2025, 7, 10) * DAY_MS);
+	value_new(c, "org.assay.v1.CompleteStage", &v,
+	          (int64_t)assay_test_day(2025, 7, 10) * DAY_MS);
 	OK(assay_value_set_string(&v, "audit_id", audit));
 	OK(assay_value_set_enum(&v, "stage", "STAGE_1"));
-	OK(assay_value_set_int(&v, "last_day", day(2025, 7, 3)));
+	OK(assay_value_set_int(&v, "last_day", assay_test_day(2025, 7, 3)));
 	OK(assay_value_field(&v, "standards", AVRO_ARRAY, &arr));
 	append_enum(&arr, "ISO27001_2022");
 	append_enum(&arr, "ISO42001_2023");
@@ -501,17 +337,17 @@ static size_t annex_ids(const char *url, const char *standard, char ids[][16], s
 
 /* ---- checking events ---- */
 
-static size_t count_type(const struct rec *r, size_t n, const char *type)
+static size_t count_type(const struct assay_test_record *r, size_t n, const char *type)
 {
 	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++)
-		k += strcmp(r[i].event_type, type) == 0;
+		k += assay_test_header_equals(&r[i], "event_type", type);
 	return k;
 }
 
 /* The refusal event for command_id: its reason codes, "; "-joined, in out. */
-static bool refusal_codes(struct assay_codec *codec, const struct rec *r, size_t n,
+static bool refusal_codes(struct assay_codec *codec, const struct assay_test_record *r, size_t n,
                           const char *command_id, char *out, size_t size, char *key, size_t ksize)
 {
 	char errstr[256];
@@ -523,9 +359,11 @@ static bool refusal_codes(struct assay_codec *codec, const struct rec *r, size_t
 		size_t len, nr;
 		bool match;
 
-		if (strcmp(r[i].event_type, "org.assay.v1.AuditCommandRefused") != 0)
+		if (!assay_test_header_equals(&r[i], "event_type",
+		                              "org.assay.v1.AuditCommandRefused"))
 			continue;
-		OK(assay_codec_decode(codec, r[i].value, r[i].len, &d, errstr, sizeof(errstr)));
+		OK(assay_codec_decode(codec, r[i].value, r[i].value_len, &d, errstr,
+		                      sizeof(errstr)));
 		OK(assay_value_string(&d.value, "command_id", &cid, &len));
 		match = strcmp(cid, command_id) == 0;
 		if (match) {
@@ -546,7 +384,8 @@ static bool refusal_codes(struct assay_codec *codec, const struct rec *r, size_t
 	return false;
 }
 
-static void check_audit_opened(struct assay_codec *codec, const struct rec *r, size_t n)
+static void check_audit_opened(struct assay_codec *codec, const struct assay_test_record *r,
+                               size_t n)
 {
 	char errstr[256];
 
@@ -559,9 +398,11 @@ static void check_audit_opened(struct assay_codec *codec, const struct rec *r, s
 		const char *text, *cycle;
 		bool found = false;
 
-		if (strcmp(r[i].event_type, "org.assay.v1.AuditOpened") || strcmp(r[i].key, "a1"))
+		if (!assay_test_header_equals(&r[i], "event_type", "org.assay.v1.AuditOpened") ||
+		    strcmp(r[i].key, "a1"))
 			continue;
-		OK(assay_codec_decode(codec, r[i].value, r[i].len, &d, errstr, sizeof(errstr)));
+		OK(assay_codec_decode(codec, r[i].value, r[i].value_len, &d, errstr,
+		                      sizeof(errstr)));
 		OK(assay_value_record(&d.value, "audit_time", &at));
 		OK(assay_value_array(&at, "standards", &stds, &ns));
 		assert_int_equal(ns, 2);
@@ -611,20 +452,16 @@ static void test_plan_end_to_end(void **state)
 	        dm_team_cmd[64];
 	struct env e;
 	struct ctx c;
-	struct rec *r;
+	struct assay_test_record *r;
 	size_t n, n27, n42;
-	PGconn *conn;
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(day(2025, 6, 15), 20254);
+	assert_int_equal(assay_test_day(2025, 6, 15), 20254);
 	memset(&e, 0, sizeof(e));
 	memset(&c, 0, sizeof(c));
 	assay_test_pg_fresh_db(e.url, sizeof(e.url), "test_plan");
-	if (assay_pg_connect(e.url, &conn, errstr, sizeof(errstr)) ||
-	    assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr)))
-		fail_msg("%s", errstr);
-	PQfinish(conn);
+	assay_test_pg_migrate(e.url);
 	assay_test_kafka_topic(e.commands, sizeof(e.commands), "plan-cmd", 1);
 	assay_test_kafka_topic(e.events, sizeof(e.events), "plan-evt", 2);
 	assay_test_kafka_topic(e.dlq, sizeof(e.dlq), "plan-dlq", 1);
@@ -647,7 +484,7 @@ static void test_plan_end_to_end(void **state)
 	send_record_auditor(&c, "aud42", aud42, 1, false);
 	send_record_auditor(&c, "dm", dm, 1, false);
 	send_record_auditor(&c, "consultant", aud27, 1, true);
-	send_open_audit(&c, "a1", "STAGE_1", both, 2, ISSUED, day(2025, 7, 1));
+	send_open_audit(&c, "a1", "STAGE_1", both, 2, ISSUED, assay_test_day(2025, 7, 1));
 	send_assign(&c, "a1", "lead", "LEAD_AUDITOR", "ISO27001_2022");
 	send_assign(&c, "a1", "aud42", "AUDITOR", "ISO42001_2023");
 	send_assign(&c, "a1", "consultant", "AUDITOR", "ISO27001_2022");
@@ -661,8 +498,8 @@ static void test_plan_end_to_end(void **state)
 	send_dm(&c, "a1", "ISO27001_2022", "lead");
 	snprintf(dm_lead_cmd, sizeof(dm_lead_cmd), "%s", c.last_id);
 	send_complete(&c, "a1");
-	send_open_audit(&c, "old", "STAGE_1", old, 1, (int64_t)day(2025, 11, 5) * DAY_MS,
-	                day(2025, 11, 10));
+	send_open_audit(&c, "old", "STAGE_1", old, 1, (int64_t)assay_test_day(2025, 11, 5) * DAY_MS,
+	                assay_test_day(2025, 11, 10));
 	snprintf(old_cmd, sizeof(old_cmd), "%s", c.last_id);
 	/* an undecodable value, a record that is not a command, a re-sent command */
 	send_bytes(&c, "junk", "\x00\x7f\xff\xff\xffgarbage", 12);
@@ -688,15 +525,16 @@ static void test_plan_end_to_end(void **state)
 	send_bytes(&c, c.sent[0].key, c.sent[0].value, c.sent[0].len);
 
 	pid = spawn_plan(&e);
-	wait_for(e.url, "SELECT count(*) FROM assay_plan_commands", 15);
-	stop_plan(pid);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM assay_plan_commands", 15, 90000);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 
 	/* events: exactly 15, each once */
-	r = read_topic(e.events, 15, 2000, 30000, &n);
+	r = assay_test_read_topic(e.events, "read_committed", 15, 2000, 30000, &n);
 	assert_int_equal(n, 15);
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = i + 1; k < n; k++)
-			assert_string_not_equal(r[i].event_id, r[k].event_id);
+			assert_string_not_equal(r[i].event_id ? r[i].event_id : "",
+			                        r[k].event_id ? r[k].event_id : "");
 	assert_int_equal(count_type(r, n, "org.assay.v1.ClientRegistered"), 1);
 	assert_int_equal(count_type(r, n, "org.assay.v1.AuditorRecorded"), 4);
 	assert_int_equal(count_type(r, n, "org.assay.v1.AuditOpened"), 1);
@@ -719,7 +557,7 @@ static void test_plan_end_to_end(void **state)
 	assert_true(refusal_codes(c.codec, r, n, old_cmd, codes, sizeof(codes), key, sizeof(key)));
 	assert_string_equal(codes, "STANDARD_NOT_CURRENT");
 	assert_string_equal(key, "old");
-	recs_free(r, n);
+	assay_test_records_free(r, n);
 
 	/* dead letters: the undecodable value and the StageCompleted record (on the configured
 	 * topic, or on the default one while the service main does not pass the setting on) */
@@ -728,63 +566,78 @@ static void test_plan_end_to_end(void **state)
 		size_t dead = 0;
 
 		for (int t = 0; t < 2; t++) {
-			r = read_topic(topics[t], 0, 2000, 20000, &n);
+			r = assay_test_read_topic(topics[t], "read_committed", 0, 2000, 20000, &n);
 			for (size_t i = 0; i < n; i++) {
-				if (strcmp(r[i].dlq_topic, e.commands) != 0)
+				if (!assay_test_header_equals(&r[i], "assay.dlq.topic", e.commands))
 					continue;
-				assert_string_equal(r[i].dlq_stage, "plan");
+				assert_true(
+				        assay_test_header_equals(&r[i], "assay.dlq.stage", "plan"));
 				dead++;
 			}
-			recs_free(r, n);
+			assay_test_records_free(r, n);
 		}
 		assert_int_equal(dead, 2);
 	}
 
 	/* rows */
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_clients"), 1);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_client_groups"), 3);
-	assert_int_equal(query_long(e.url, "SELECT revision FROM assay_plan_clients"), 1);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_auditors"), 4);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_competences"), 5);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_audits"), 1);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_audit_standards"), 2);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_audit_sites"), 2);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_team"), 2);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_soa_rows"), 93);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_clients"), 1);
 	assert_int_equal(
-	        query_long(e.url, "SELECT excluded_count FROM assay_plan_soas WHERE revision = 1"),
-	        10);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_stage_completions"), 2);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_decision_makers"), 1);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_cycles WHERE "
-	                                   "stage1_completed_on = DATE '2025-07-03'"),
+	        assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_client_groups"), 3);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT revision FROM assay_plan_clients"), 1);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_auditors"),
+	                 4);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_competences"),
+	                 5);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_audits"), 1);
+	assert_int_equal(
+	        assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_audit_standards"), 2);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_audit_sites"),
 	                 2);
-	assert_int_equal(query_long(e.url, "SELECT effective_persons FROM "
-	                                   "assay_plan_audit_time_standards WHERE standard = "
-	                                   "'ISO27001_2022'"),
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_team"), 2);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_soa_rows"),
+	                 93);
+	assert_int_equal(
+	        assay_test_pg_scalar(
+	                e.url, "SELECT excluded_count FROM assay_plan_soas WHERE revision = 1"),
+	        10);
+	assert_int_equal(
+	        assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_stage_completions"),
+	        2);
+	assert_int_equal(
+	        assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_decision_makers"), 1);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_cycles WHERE "
+	                                             "stage1_completed_on = DATE '2025-07-03'"),
+	                 2);
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT effective_persons FROM "
+	                                      "assay_plan_audit_time_standards WHERE standard = "
+	                                      "'ISO27001_2022'"),
 	                 21);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_audit_time_groups "
-	                                   "WHERE counted = 7"),
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT count(*) FROM assay_plan_audit_time_groups "
+	                                      "WHERE counted = 7"),
 	                 3);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_audit_times WHERE NOT "
-	                                   "configured AND total_days IS NULL AND notes LIKE "
-	                                   "'%AIMS audit time not configured%'"),
-	                 1);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_commands WHERE "
-	                                   "outcome = 'refused'"),
+	assert_int_equal(
+	        assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_audit_times WHERE NOT "
+	                                    "configured AND total_days IS NULL AND notes LIKE "
+	                                    "'%AIMS audit time not configured%'"),
+	        1);
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT count(*) FROM assay_plan_commands WHERE "
+	                                      "outcome = 'refused'"),
 	                 4);
 
 	/* phase 2: a restart reloads the state */
 	send_bytes(&c, c.sent[5].key, c.sent[5].value, c.sent[5].len); /* OpenAudit a1 again */
 	send_complete(&c, "a1");
 	snprintf(again_cmd, sizeof(again_cmd), "%s", c.last_id);
-	send_open_audit(&c, "a2", "STAGE_2", only27, 1, ISSUED, day(2025, 8, 1));
+	send_open_audit(&c, "a2", "STAGE_2", only27, 1, ISSUED, assay_test_day(2025, 8, 1));
 	send_assign(&c, "a2", "dm", "AUDITOR", "ISO27001_2022");
 	snprintf(dm_team_cmd, sizeof(dm_team_cmd), "%s", c.last_id);
 	pid = spawn_plan(&e);
-	wait_for(e.url, "SELECT count(*) FROM assay_plan_commands", 18);
-	stop_plan(pid);
-	r = read_topic(e.events, 18, 2000, 30000, &n);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM assay_plan_commands", 18, 90000);
+	assert_int_equal(assay_test_service_stop(pid), 0);
+	r = assay_test_read_topic(e.events, "read_committed", 18, 2000, 30000, &n);
 	assert_int_equal(n, 18);
 	assert_int_equal(count_type(r, n, "org.assay.v1.AuditOpened"), 2);
 	assert_int_equal(count_type(r, n, "org.assay.v1.AuditCommandRefused"), 6);
@@ -794,11 +647,12 @@ static void test_plan_end_to_end(void **state)
 	assert_true(
 	        refusal_codes(c.codec, r, n, dm_team_cmd, codes, sizeof(codes), key, sizeof(key)));
 	assert_string_equal(codes, "NOT_COMPETENT;DECISION_MAKER_ON_TEAM");
-	recs_free(r, n);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM assay_plan_audit_standards WHERE "
-	                                   "audit_id = 'a2' AND cycle_id = "
-	                                   "'c1/ISO27001_2022/1'"),
-	                 1);
+	assay_test_records_free(r, n);
+	assert_int_equal(
+	        assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_audit_standards WHERE "
+	                                    "audit_id = 'a2' AND cycle_id = "
+	                                    "'c1/ISO27001_2022/1'"),
+	        1);
 
 	for (size_t i = 0; i < c.nsent; i++)
 		free(c.sent[i].value);
@@ -811,7 +665,7 @@ static void test_plan_end_to_end(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_plan_end_to_end),
+	        cmocka_unit_test_teardown(test_plan_end_to_end, assay_test_service_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,18 +13,15 @@
 #include "assay_test.h"
 #include "assay_test_kafka.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 #include "assay_codec.h"
-#include "assay_embed.h"
 #include "assay_headers.h"
-#include "assay_migrate.h"
 #include "assay_pg.h"
 #include "assay_registry.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define DAY_MS 86400000LL
@@ -41,14 +38,10 @@ struct env {
 static void env_init(struct env *e, const char *prefix)
 {
 	char errstr[512];
-	PGconn *conn = NULL;
 
 	memset(e, 0, sizeof(*e));
 	assay_test_pg_fresh_db(e->url, sizeof(e->url), prefix);
-	if (assay_pg_connect(e->url, &conn, errstr, sizeof(errstr)) ||
-	    assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr)))
-		fail_msg("migrate: %s", errstr);
-	PQfinish(conn);
+	assay_test_pg_migrate(e->url);
 	e->reg = assay_registry_pg_new(e->url, errstr, sizeof(errstr));
 	assert_non_null(e->reg);
 	e->codec = assay_codec_new(e->reg, 0, errstr, sizeof(errstr));
@@ -266,11 +259,20 @@ static void send_mapped(struct env *e, const char *audit, const char *evidence, 
 
 static pid_t spawn_risk(struct env *e, int batch_max)
 {
-	extern char **environ;
 	char v_url[600], v_a[200], v_m[200], v_s[200], v_d[200], v_b[64];
-	char *envp[300];
-	size_t n = 0;
-	pid_t pid;
+	const char *vars[] = {v_url,
+	                      v_a,
+	                      v_m,
+	                      v_s,
+	                      v_d,
+	                      v_b,
+	                      "ASSAY_METRICS_PORT=0",
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_BATCH_MAX_MS=20",
+	                      "ASSAY_TOPICS_PARTITIONS=2",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
 
 	snprintf(v_url, sizeof(v_url), "ASSAY_PG_URL=%s", e->url);
 	snprintf(v_a, sizeof(v_a), "ASSAY_TOPIC_AUDIT_EVENTS=%s", e->t_audit);
@@ -278,69 +280,10 @@ static pid_t spawn_risk(struct env *e, int batch_max)
 	snprintf(v_s, sizeof(v_s), "ASSAY_TOPIC_RISK_SCORED=%s", e->t_scored);
 	snprintf(v_d, sizeof(v_d), "ASSAY_DEADLETTER_TOPIC=%s", e->t_dlq);
 	snprintf(v_b, sizeof(v_b), "ASSAY_BATCH_MAX_MESSAGES=%d", batch_max);
-	envp[n++] = v_url;
-	envp[n++] = v_a;
-	envp[n++] = v_m;
-	envp[n++] = v_s;
-	envp[n++] = v_d;
-	envp[n++] = v_b;
-	envp[n++] = "ASSAY_METRICS_PORT=0";
-	envp[n++] = "ASSAY_LOG_LEVEL=warn";
-	envp[n++] = "ASSAY_BATCH_MAX_MS=20";
-	envp[n++] = "ASSAY_TOPICS_PARTITIONS=2";
-	envp[n++] = "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
-	            "consumer.heartbeat.interval.ms=500";
-	for (char **p = environ; *p && n < 298; p++)
-		if (strncmp(*p, "ASSAY_", 6) != 0 || strncmp(*p, "ASSAY_KAFKA_BROKERS=", 20) == 0)
-			envp[n++] = *p;
-	envp[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = {"assay-risk", NULL};
-
-		execve(ASSAY_BINARY_DIR "/bin/assay-risk", argv, envp);
-		_exit(127);
-	}
-	return pid;
-}
-
-static void stop_risk(pid_t pid)
-{
-	int64_t deadline = assay_test_now_ms() + 60000;
-	int status = 0;
-	pid_t got = 0;
-
-	kill(pid, SIGTERM);
-	while (assay_test_now_ms() < deadline && (got = waitpid(pid, &status, WNOHANG)) == 0)
-		usleep(50000);
-	if (got == 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		fail_msg("assay-risk did not stop within 60 s");
-	}
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	return assay_test_service_start("assay-risk", NULL, vars, NULL, -1);
 }
 
 /* ---- reading back ---- */
-
-static long query_long(const char *url, const char *sql)
-{
-	char errstr[512];
-	PGconn *conn = NULL;
-	PGresult *res = NULL;
-	long v = -1;
-
-	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) == 0 &&
-	    assay_pg_query(conn, sql, 0, NULL, &res, errstr, sizeof(errstr)) == 0) {
-		if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
-			v = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-		PQclear(res);
-	}
-	PQfinish(conn);
-	return v;
-}
 
 /* Rows of sql joined as text (one line per row). Caller frees. */
 static char *query_text(const char *url, const char *sql)
@@ -375,101 +318,9 @@ static char *query_text(const char *url, const char *sql)
 	return out;
 }
 
-/* Waits until sql returns want (bounded). */
-static void wait_for(const char *url, const char *sql, long want, int timeout_ms)
-{
-	int64_t deadline = assay_test_now_ms() + timeout_ms;
-	long got = -1;
-
-	while (assay_test_now_ms() < deadline) {
-		got = query_long(url, sql);
-		if (got == want)
-			return;
-		usleep(100000);
-	}
-	fail_msg("timed out waiting for %s = %ld (last %ld)", sql, want, got);
-}
-
-struct rec {
-	void *key, *value;
-	size_t key_len, len;
-	struct assay_headers headers;
-};
-
-/* Every committed message of topic (all partitions), once nothing new came for quiet_ms. */
-static struct rec *read_all(const char *topic, size_t expect, int quiet_ms, size_t *count)
-{
-	char group[128];
-	const char *conf[] = {"group.id",
-	                      group,
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "isolation.level",
-	                      "read_committed",
-	                      "enable.auto.commit",
-	                      "false",
-	                      NULL};
-	struct rec *out = NULL;
-	size_t n = 0, cap = 0;
-	int64_t start = assay_test_now_ms(), last = start;
-	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_t *rk;
-
-	assay_test_unique(group, sizeof(group), "risk-reader");
-	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-	assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
-	rd_kafka_topic_partition_list_destroy(topics);
-	for (;;) {
-		int64_t now = assay_test_now_ms();
-		rd_kafka_message_t *m;
-
-		if (now - start > 60000 || (n >= expect && now - last > quiet_ms))
-			break;
-		m = rd_kafka_consumer_poll(rk, 100);
-		if (m == NULL)
-			continue;
-		if (m->err == 0) {
-			struct rec *r;
-
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				out = realloc(out, cap * sizeof(*out));
-				assert_non_null(out);
-			}
-			r = &out[n++];
-			r->key_len = m->key_len;
-			r->len = m->len;
-			r->key = malloc(m->key_len + 1);
-			r->value = malloc(m->len + 1);
-			memcpy(r->key, m->key, m->key_len);
-			memcpy(r->value, m->payload, m->len);
-			assay_headers_init(&r->headers);
-			assay_headers_add_from_message(&r->headers, m);
-			last = assay_test_now_ms();
-		}
-		rd_kafka_message_destroy(m);
-	}
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	*count = n;
-	return out;
-}
-
-static void recs_free(struct rec *r, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(r[i].key);
-		free(r[i].value);
-		assay_headers_release(&r[i].headers);
-	}
-	free(r);
-}
-
 /* Final view folded from the RiskScored events in topic order: per control the last residual
  * ("-" when blocking), per audit and standard the last summary. */
-static char *fold_scored(struct env *e, struct rec *recs, size_t n)
+static char *fold_scored(struct env *e, struct assay_test_record *recs, size_t n)
 {
 	size_t cap = 1 << 16, len = 0;
 	char *out = calloc(1, cap);
@@ -488,7 +339,7 @@ static char *fold_scored(struct env *e, struct rec *recs, size_t n)
 		int32_t residual, ap, we, hi;
 		bool blocking;
 
-		if (assay_codec_decode(e->codec, recs[i].value, recs[i].len, &d, errstr,
+		if (assay_codec_decode(e->codec, recs[i].value, recs[i].value_len, &d, errstr,
 		                       sizeof(errstr)))
 			fail_msg("decode RiskScored: %s", errstr);
 		assert_string_equal(d.schema->full_name, "org.assay.v1.RiskScored");
@@ -588,7 +439,7 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 	static const struct link l3[] = {{"ISO42001_2023", "A.7.4", "DIRECT"}};
 	static const struct link l4[] = {{"ISO27001_2022", "A.8.8", "DIRECT"}};
 	struct env e;
-	struct rec *recs;
+	struct assay_test_record *recs;
 	size_t n, n_before, n_after;
 	long n27, n42;
 	char *fold, *rows;
@@ -596,10 +447,10 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 
 	(void)state;
 	env_init(&e, "test_risk");
-	n27 = query_long(e.url, "SELECT count(*) FROM assay_catalog_controls "
-	                        "WHERE standard = 'ISO27001_2022'");
-	n42 = query_long(e.url, "SELECT count(*) FROM assay_catalog_controls "
-	                        "WHERE standard = 'ISO42001_2023'");
+	n27 = assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_catalog_controls "
+	                                  "WHERE standard = 'ISO27001_2022'");
+	n42 = assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_catalog_controls "
+	                                  "WHERE standard = 'ISO42001_2023'");
 	assert_true(n27 > 93 && n42 > 38);
 
 	send_opened(&e, "au-1", T0, ai1, 1);
@@ -613,12 +464,12 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 	flush(&e);
 
 	pid = spawn_risk(&e, 1000);
-	wait_for(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", 5, 60000);
+	assay_test_pg_wait(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", 5, 60000);
 	{
 		char sql[256];
 
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM risk_scores");
-		wait_for(e.url, sql, (n27 - 1) + n42 + n27 + n42, 30000);
+		assay_test_pg_wait(e.url, sql, (n27 - 1) + n42 + n27 + n42, 30000);
 	}
 
 	/* PostgreSQL: the scores */
@@ -640,21 +491,24 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 	assert_line(rows, "au-2|ISO42001_2023|A.7.4|4|4|16|700|1|0|0|1|NULL|NULL|t");
 	assert_line(rows, "au-2|ISO27001_2022|A.5.1|3|3|9|0|0|0|0|0|9|LOW|f");
 	free(rows);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM risk_scores WHERE blocking AND "
-	                                   "blocking_reason LIKE '%social-score%'"),
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT count(*) FROM risk_scores WHERE blocking AND "
+	                                      "blocking_reason LIKE '%social-score%'"),
 	                 n42);
-	assert_int_equal(query_long(e.url, "SELECT count(*) FROM risk_dimensions WHERE "
-	                                   "audit_id = 'au-1'"),
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_dimensions WHERE "
+	                                             "audit_id = 'au-1'"),
 	                 8);
-	assert_int_equal(query_long(e.url, "SELECT residual_score FROM risk_dimensions WHERE "
-	                                   "audit_id = 'au-1' AND dimension = 'ROBUSTNESS'"),
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT residual_score FROM risk_dimensions WHERE "
+	                                      "audit_id = 'au-1' AND dimension = 'ROBUSTNESS'"),
 	                 12); /* A.6.2.4 unevidenced: 3 x 4 */
-	assert_int_equal(query_long(e.url, "SELECT applicable_controls FROM risk_summaries WHERE "
-	                                   "audit_id = 'au-1' AND standard = 'ISO27001_2022'"),
-	                 n27 - 1);
+	assert_int_equal(
+	        assay_test_pg_scalar(e.url, "SELECT applicable_controls FROM risk_summaries WHERE "
+	                                    "audit_id = 'au-1' AND standard = 'ISO27001_2022'"),
+	        n27 - 1);
 
 	/* Kafka: the events fold to the same scores */
-	recs = read_all(e.t_scored, 4, 2000, &n_before);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", 4, 2000, 60000, &n_before);
 	assert_true(n_before >= 4);
 	fold = fold_scored(&e, recs, n_before);
 	if (getenv("RISK_TEST_DUMP"))
@@ -677,7 +531,7 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 		assert_memory_equal(h->value, "org.assay.v1.RiskScored", h->size);
 	}
 	free(fold);
-	recs_free(recs, n_before);
+	assay_test_records_free(recs, n_before);
 
 	/* the dead letter: on the configured topic; the shared main() does not pass
 	 * deadletter.topic to the loop yet, so look in the default topic too, by the
@@ -687,23 +541,22 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 		size_t found = 0;
 
 		for (int t = 0; t < 2 && found == 0; t++) {
-			recs = read_all(topics[t], 0, 1500, &n);
+			recs = assay_test_read_topic(topics[t], "read_committed", 0, 1500, 60000,
+			                             &n);
 			for (size_t i = 0; i < n; i++) {
-				const struct assay_header *ht =
-				        assay_headers_find(&recs[i].headers, "assay.dlq.topic");
 				const struct assay_header *hs =
 				        assay_headers_find(&recs[i].headers, "assay.dlq.stage");
 
-				if (ht == NULL || ht->size != strlen(e.t_mapped) ||
-				    memcmp(ht->value, e.t_mapped, ht->size) != 0)
+				if (!assay_test_header_equals(&recs[i], "assay.dlq.topic",
+				                              e.t_mapped))
 					continue;
 				found++;
-				assert_int_equal(recs[i].len, 8);
+				assert_int_equal(recs[i].value_len, 8);
 				assert_memory_equal(recs[i].value, "not avro", 8);
 				assert_non_null(hs);
 				assert_memory_equal(hs->value, "risk", hs->size);
 			}
-			recs_free(recs, n);
+			assay_test_records_free(recs, n);
 		}
 		assert_int_equal(found, 1);
 	}
@@ -712,22 +565,24 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 	send_mapped(&e, "au-1", "ev-4", T0 + 7200000, "scanner", "CONFIGURATION_SCAN", T0 - DAY_MS,
 	            l4, 1);
 	flush(&e);
-	wait_for(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", 6, 30000);
-	assert_int_equal(query_long(e.url,
-	                            "SELECT direct_links FROM risk_control_scores WHERE audit_id = "
-	                            "'au-1' AND control_id = 'A.8.8'"),
+	assay_test_pg_wait(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", 6, 30000);
+	assert_int_equal(assay_test_pg_scalar(
+	                         e.url,
+	                         "SELECT direct_links FROM risk_control_scores WHERE audit_id = "
+	                         "'au-1' AND control_id = 'A.8.8'"),
 	                 2);
-	recs = read_all(e.t_scored, n_before, 3000, &n_after);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", n_before, 3000, 60000, &n_after);
 	assert_int_equal(n_after, n_before);
-	recs_free(recs, n_after);
-	stop_risk(pid);
+	assay_test_records_free(recs, n_after);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 
 	/* restart: the state comes back from PostgreSQL; a second source lowers A.8.8 */
 	pid = spawn_risk(&e, 1000);
 	send_mapped(&e, "au-1", "ev-5", T0 + 7200000, "grc", "POLICY", T0 - DAY_MS, l4, 1);
 	flush(&e);
-	wait_for(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", 7, 60000);
-	recs = read_all(e.t_scored, n_before + 1, 2000, &n_after);
+	assay_test_pg_wait(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", 7, 60000);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", n_before + 1, 2000, 60000,
+	                             &n_after);
 	assert_int_equal(n_after, n_before + 1);
 	{
 		struct assay_decoded d;
@@ -738,7 +593,7 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 		int32_t res, prev;
 
 		assert_int_equal(assay_codec_decode(e.codec, recs[n_after - 1].value,
-		                                    recs[n_after - 1].len, &d, errstr,
+		                                    recs[n_after - 1].value_len, &d, errstr,
 		                                    sizeof(errstr)),
 		                 0);
 		assert_int_equal(assay_value_array(&d.value, "controls", &arr, &nc), 0);
@@ -753,8 +608,8 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 		assert_int_equal(prev, 7);
 		assay_decoded_release(&d);
 	}
-	recs_free(recs, n_after);
-	stop_risk(pid);
+	assay_test_records_free(recs, n_after);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 	env_release(&e);
 }
 
@@ -803,7 +658,7 @@ static void produce_stream(struct env *e, long *links)
 static void run_once(int batch_max, char **rows, char **fold)
 {
 	struct env e;
-	struct rec *recs;
+	struct assay_test_record *recs;
 	size_t n;
 	long links;
 	char sql[128];
@@ -813,10 +668,10 @@ static void run_once(int batch_max, char **rows, char **fold)
 	produce_stream(&e, &links);
 	pid = spawn_risk(&e, batch_max);
 	snprintf(sql, sizeof(sql), "SELECT coalesce(sum(items), 0) FROM risk_evidence");
-	wait_for(e.url, sql, links, 90000);
+	assay_test_pg_wait(e.url, sql, links, 90000);
 	/* the last batch's events reach Kafka shortly after its commit */
-	recs = read_all(e.t_scored, 1, 3000, &n);
-	stop_risk(pid);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", 1, 3000, 60000, &n);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 	{
 		/* controls a later SoA excluded are not reported again (RiskScored lists
 		 * applicable controls only): keep the folded lines of controls that are
@@ -837,7 +692,7 @@ static void run_once(int batch_max, char **rows, char **fold)
 		free(all);
 		free(keep);
 	}
-	recs_free(recs, n);
+	assay_test_records_free(recs, n);
 	*rows = query_text(
 	        e.url,
 	        "SELECT 'score', audit_id, standard, control_id, likelihood, impact, "
@@ -887,8 +742,10 @@ static void test_same_final_scores_for_any_batch_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_scores_dead_letters_quiet_batches_and_restart),
-	        cmocka_unit_test(test_same_final_scores_for_any_batch_size),
+	        cmocka_unit_test_teardown(test_scores_dead_letters_quiet_batches_and_restart,
+	                                  assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_same_final_scores_for_any_batch_size,
+	                                  assay_test_service_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

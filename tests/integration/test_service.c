@@ -8,15 +8,12 @@
 #include "assay_test_kafka.h"
 #include "assay_test_loop.h"
 #include "assay_test_pg.h"
+#include "assay_test_service.h"
 #include "assay_service.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static int service_main(int argc, char **argv)
@@ -40,74 +37,12 @@ static int service_main(int argc, char **argv)
 	return assay_service_main(argc, argv, &def);
 }
 
-static int free_port(void)
+/* This program run again with --service and vars (NULL-terminated) in its environment. */
+static pid_t spawn_service(const char *const *vars, int stderr_fd)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+	static const char *const argv[] = {"test_service", "--service", NULL};
 
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-/* GET path on 127.0.0.1:port; returns the status code (0 when nothing answers) and the body
- * in body (NUL-terminated, truncated to size). */
-static int http_get(int port, const char *path, char *body, size_t size)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)port),
-	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	char req[256], buf[65536];
-	size_t got = 0;
-	ssize_t n;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
-	const char *sep;
-
-	body[0] = '\0';
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		close(fd);
-		return 0;
-	}
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
-	assert_true(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
-	while (got < sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = '\0';
-	close(fd);
-	sscanf(buf, "HTTP/1.%*d %d", &status);
-	sep = strstr(buf, "\r\n\r\n");
-	snprintf(body, size, "%s", sep ? sep + 4 : "");
-	return status;
-}
-
-static pid_t spawn_service(const char *const *vars, size_t nvars, int stderr_fd)
-{
-	extern char **environ;
-	char *envp[300];
-	size_t n = 0;
-	pid_t pid;
-
-	for (size_t i = 0; i < nvars; i++)
-		envp[n++] = (char *)vars[i];
-	for (char **e = environ; *e && n < 298; e++)
-		if (strncmp(*e, "ASSAY_", 6) != 0 || strncmp(*e, "ASSAY_KAFKA_BROKERS=", 20) == 0)
-			envp[n++] = *e;
-	envp[n] = NULL;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[] = {"test_service", "--service", NULL};
-
-		if (stderr_fd >= 0)
-			dup2(stderr_fd, STDERR_FILENO);
-		execve("/proc/self/exe", argv, envp);
-		_exit(127);
-	}
-	return pid;
+	return assay_test_service_start("/proc/self/exe", argv, vars, NULL, stderr_fd);
 }
 
 static void test_service_runs_serves_health_and_stops_cleanly(void **state)
@@ -123,11 +58,12 @@ static void test_service_runs_serves_health_and_stops_cleanly(void **state)
 	                      "ASSAY_LOG_LEVEL=warn",
 	                      "ASSAY_BATCH_MAX_MS=20",
 	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
-	                      "consumer.heartbeat.interval.ms=500"};
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
 	struct assay_test_record *recs;
 	size_t count;
 	long rows, distinct;
-	int port = free_port(), status, code = 0;
+	int port = assay_test_free_port(), code = 0;
 	int64_t deadline;
 	pid_t pid;
 
@@ -144,16 +80,16 @@ static void test_service_runs_serves_health_and_stops_cleanly(void **state)
 	snprintf(v_out, sizeof(v_out), "ASSAY_TEST_SERVICE_OUT=%s", out);
 	snprintf(v_name, sizeof(v_name), "ASSAY_TEST_SERVICE_NAME=%s", service);
 	snprintf(v_port, sizeof(v_port), "ASSAY_METRICS_PORT=%d", port);
-	pid = spawn_service(vars, sizeof(vars) / sizeof(vars[0]), -1);
+	pid = spawn_service(vars, -1);
 
 	/* ready once it has partitions; alive all along */
 	deadline = assay_test_now_ms() + 60000;
 	while (assay_test_now_ms() < deadline &&
-	       (code = http_get(port, "/readyz", body, sizeof(body))) != 200)
+	       (code = assay_test_http_get(port, "/readyz", body, sizeof(body))) != 200)
 		usleep(200 * 1000);
 	assert_int_equal(code, 200);
-	assert_int_equal(http_get(port, "/healthz", body, sizeof(body)), 200);
-	assert_int_equal(http_get(port, "/nowhere", body, sizeof(body)), 404);
+	assert_int_equal(assay_test_http_get(port, "/healthz", body, sizeof(body)), 200);
+	assert_int_equal(assay_test_http_get(port, "/nowhere", body, sizeof(body)), 404);
 
 	assay_test_produce(in, 0, 2000, NULL, NULL);
 	deadline = assay_test_now_ms() + 60000;
@@ -162,16 +98,13 @@ static void test_service_runs_serves_health_and_stops_cleanly(void **state)
 		assay_test_loop_counts(url, &rows, &distinct);
 	} while (rows < 2000 && assay_test_now_ms() < deadline);
 	assert_int_equal(rows, 2000);
-	assert_int_equal(http_get(port, "/metrics", body, sizeof(body)), 200);
+	assert_int_equal(assay_test_http_get(port, "/metrics", body, sizeof(body)), 200);
 	assert_non_null(strstr(body, "assay_consumed_total 2000\n"));
 	assert_non_null(strstr(body, "# TYPE assay_batch_seconds histogram"));
 	assert_non_null(strstr(body, "assay_consumer_lag{topic="));
 
 	/* SIGTERM: finish, publish what is applied, leave the group, exit 0 */
-	assert_int_equal(kill(pid, SIGTERM), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(assay_test_service_stop(pid), 0);
 	recs = assay_test_read_topic(out, "read_committed", 2000, 2000, 30000, &count);
 	assert_int_equal(count, 2000);
 	assay_test_records_free(recs, count);
@@ -181,23 +114,21 @@ static void test_service_runs_serves_health_and_stops_cleanly(void **state)
 static void test_bad_configuration_is_refused_with_every_problem(void **state)
 {
 	const char *vars[] = {"ASSAY_TEST_SERVICE_NAME=svc-bad", "ASSAY_TEST_SERVICE_IN=x",
-	                      "ASSAY_TEST_SERVICE_OUT=y", "ASSAY_BATCH_MAX_MESSAGES=0",
-	                      "ASSAY_METRICS_PORT=seventy"};
+	                      "ASSAY_TEST_SERVICE_OUT=y",        "ASSAY_BATCH_MAX_MESSAGES=0",
+	                      "ASSAY_METRICS_PORT=seventy",      NULL};
 	char out[4096] = "";
-	int fds[2], status;
+	int fds[2];
 	ssize_t n;
 	pid_t pid;
 
 	(void)state;
 	assert_int_equal(pipe(fds), 0);
-	pid = spawn_service(vars, sizeof(vars) / sizeof(vars[0]), fds[1]);
+	pid = spawn_service(vars, fds[1]);
 	close(fds[1]);
 	n = read(fds[0], out, sizeof(out) - 1);
 	close(fds[0]);
 	assert_true(n > 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 2);
+	assert_int_equal(assay_test_service_wait(pid), 2);
 	assert_non_null(strstr(out, "batch.max.messages"));
 	assert_non_null(strstr(out, "metrics.port"));
 }
@@ -205,8 +136,10 @@ static void test_bad_configuration_is_refused_with_every_problem(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_service_runs_serves_health_and_stops_cleanly),
-	        cmocka_unit_test(test_bad_configuration_is_refused_with_every_problem),
+	        cmocka_unit_test_teardown(test_service_runs_serves_health_and_stops_cleanly,
+	                                  assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_bad_configuration_is_refused_with_every_problem,
+	                                  assay_test_service_teardown),
 	};
 
 	if (argc > 1 && strcmp(argv[1], "--service") == 0)

@@ -131,3 +131,40 @@ void assay_test_fill_value(avro_value_t *value, unsigned seed)
 
 	fill(value, &n, 0);
 }
+
+void assay_test_null_unset_unions(avro_value_t *value)
+{
+	avro_value_t child;
+	avro_schema_t us;
+	size_t n = 0;
+	int disc = -1;
+
+	switch (avro_value_get_type(value)) {
+	case AVRO_RECORD:
+	case AVRO_ARRAY:
+	case AVRO_MAP:
+		assert_int_equal(avro_value_get_size(value, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(avro_value_get_by_index(value, i, &child, NULL), 0);
+			assay_test_null_unset_unions(&child);
+		}
+		break;
+	case AVRO_UNION:
+		assert_int_equal(avro_value_get_discriminant(value, &disc), 0);
+		if (disc >= 0) {
+			assert_int_equal(avro_value_get_current_branch(value, &child), 0);
+			assay_test_null_unset_unions(&child);
+			break;
+		}
+		us = resolve(avro_value_get_schema(value));
+		for (size_t k = 0; k < avro_schema_union_size(us); k++)
+			if (avro_typeof(avro_schema_union_branch(us, (int)k)) == AVRO_NULL) {
+				assert_int_equal(avro_value_set_branch(value, (int)k, &child), 0);
+				assert_int_equal(avro_value_set_null(&child), 0);
+				break;
+			}
+		break;
+	default:
+		break;
+	}
+}

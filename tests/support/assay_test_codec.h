@@ -1,6 +1,7 @@
 /*
  * Avro helpers for tests: fill a generic value with every field set, so that a round trip
- * through the codec exercises every part of a schema.
+ * through the codec exercises every part of a schema; or complete a value that has only the
+ * fields a test cares about.
  */
 #ifndef ASSAY_TEST_CODEC_H
 #define ASSAY_TEST_CODEC_H
@@ -15,5 +16,13 @@
  * end). seed varies the values. Fails the current cmocka test when avro-c refuses a value.
  */
 void assay_test_fill_value(avro_value_t *value, unsigned seed);
+
+/*
+ * Selects the null branch of every union in value (walking records, arrays, maps and the
+ * branches already selected) that has no branch selected yet, so that a value with only the
+ * fields a test sets still encodes. A union without a null branch is left alone. value is
+ * borrowed. Fails the current cmocka test when avro-c refuses a step.
+ */
+void assay_test_null_unset_unions(avro_value_t *value);
 
 #endif

@@ -4,6 +4,7 @@
  * catalog and streams evidence at a chosen rate with a chosen share of invalid events.
  */
 #include "assay_test.h"
+#include "assay_test_codec.h"
 #include "assay_test_evidence.h"
 #include "assay_test_kafka.h"
 
@@ -40,14 +41,6 @@ struct assay_test_evidence {
 	char *attr_values;
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void assay_test_sha256_hex(const char *text, char out[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
@@ -71,7 +64,7 @@ void assay_test_evidence_spec_init(struct assay_test_evidence_spec *s, const cha
 	assay_test_sha256_hex(evidence_id, sha_buf);
 	s->sha256 = sha_buf;
 	s->uri = "s3://evidence/artefact";
-	s->collected_at_ms = wall_ms() - 3600 * 1000;
+	s->collected_at_ms = assay_test_wall_ms() - 3600 * 1000;
 	s->size_bytes = 4096;
 }
 
@@ -91,7 +84,7 @@ static void fill_evidence(avro_value_t *v, const struct assay_test_evidence_spec
 		check(assay_uuid_random(id), "uuid");
 	check(assay_value_set_string(v, "event_id", s->event_id ? s->event_id : id), "event_id");
 	check(assay_value_set_string(v, "tenant_id", s->tenant_id), "tenant_id");
-	check(assay_value_set_long(v, "occurred_at", wall_ms()), "occurred_at");
+	check(assay_value_set_long(v, "occurred_at", assay_test_wall_ms()), "occurred_at");
 	check(assay_value_set_string(v, "audit_id", s->audit_id), "audit_id");
 	check(assay_value_set_string(v, "client_id", s->client_id), "client_id");
 	check(assay_value_set_string(v, "evidence_id", s->evidence_id), "evidence_id");
@@ -154,39 +147,10 @@ static void audit_head(avro_value_t *v, const char *tenant_id, const char *audit
 	check(assay_uuid_random(cmd), "uuid");
 	check(assay_value_set_string(v, "event_id", id), "event_id");
 	check(assay_value_set_string(v, "tenant_id", tenant_id), "tenant_id");
-	check(assay_value_set_long(v, "occurred_at", wall_ms()), "occurred_at");
+	check(assay_value_set_long(v, "occurred_at", assay_test_wall_ms()), "occurred_at");
 	check(assay_value_set_string(v, "command_id", cmd), "command_id");
 	check(assay_value_set_string(v, "audit_id", audit_id), "audit_id");
 	check(assay_value_set_string(v, "client_id", client_id), "client_id");
-}
-
-/* Selects the null branch of every union in rec (and its nested records) that has no branch
- * selected yet, so a value with only the fields a test cares about still encodes. */
-static void null_unset_unions(avro_value_t *rec)
-{
-	size_t n = 0;
-
-	check(avro_value_get_size(rec, &n), "record size");
-	for (size_t i = 0; i < n; i++) {
-		avro_value_t f, b;
-		int d = -1;
-
-		check(avro_value_get_by_index(rec, i, &f, NULL), "field");
-		if (avro_value_get_type(&f) == AVRO_RECORD) {
-			null_unset_unions(&f);
-		} else if (avro_value_get_type(&f) == AVRO_UNION &&
-		           avro_value_get_discriminant(&f, &d) == 0 && d < 0) {
-			avro_schema_t us = avro_value_get_schema(&f);
-
-			for (size_t k = 0; k < avro_schema_union_size(us); k++)
-				if (avro_typeof(avro_schema_union_branch(us, (int)k)) ==
-				    AVRO_NULL) {
-					check(avro_value_set_branch(&f, (int)k, &b), "branch");
-					check(avro_value_set_null(&b), "null");
-					break;
-				}
-		}
-	}
 }
 
 void assay_test_audit_opened_encode(struct assay_codec *codec, const char *tenant_id,
@@ -196,7 +160,7 @@ void assay_test_audit_opened_encode(struct assay_codec *codec, const char *tenan
 {
 	const struct assay_schema *sc = schema(codec, "org.assay.v1.AuditOpened");
 	avro_value_t v, arr, elem, rec;
-	int32_t today = (int32_t)(wall_ms() / 86400000);
+	int32_t today = (int32_t)(assay_test_wall_ms() / 86400000);
 
 	check(assay_codec_value_new(sc, &v), "value");
 	audit_head(&v, tenant_id, audit_id, client_id);
@@ -213,7 +177,7 @@ void assay_test_audit_opened_encode(struct assay_codec *codec, const char *tenan
 	check(assay_value_field(&v, "integration", AVRO_RECORD, &rec), "integration");
 	/* site_ids, ai_systems and audit_time keep their zero values: empty arrays, zeros and
 	 * the null branch of every optional field (whatever fields the schema has today) */
-	null_unset_unions(&v);
+	assay_test_null_unset_unions(&v);
 	encode(codec, sc, &v, buf, len);
 	avro_value_decref(&v);
 }
@@ -258,7 +222,8 @@ void assay_test_stage_completed_encode(struct assay_codec *codec, const char *te
 	check(assay_codec_value_new(sc, &v), "value");
 	audit_head(&v, tenant_id, audit_id, client_id);
 	check(assay_value_set_enum(&v, "stage", "STAGE_2"), "stage");
-	check(assay_value_set_int(&v, "last_day", (int32_t)(wall_ms() / 86400000)), "last_day");
+	check(assay_value_set_int(&v, "last_day", (int32_t)(assay_test_wall_ms() / 86400000)),
+	      "last_day");
 	check(assay_value_field(&v, "standards", AVRO_ARRAY, &arr), "standards");
 	es = avro_schema_array_items(avro_value_get_schema(&arr));
 	for (size_t i = 0; i < nstandards; i++) {
@@ -406,7 +371,7 @@ static void wait_delivered(struct assay_test_evidence *g)
 void assay_test_evidence_send(struct assay_test_evidence *g, const char *topic, const char *key,
                               const void *value, size_t len)
 {
-	produce(g, topic, key, value, len, wall_ms(), NULL);
+	produce(g, topic, key, value, len, assay_test_wall_ms(), NULL);
 	wait_delivered(g);
 }
 
@@ -421,7 +386,7 @@ void assay_test_evidence_audits(struct assay_test_evidence *g)
 		snprintf(client, sizeof(client), "client-%d", k % g->cfg.clients);
 		assay_test_audit_opened_encode(g->codec, g->tenant, audit, client, standards,
 		                               NSTANDARDS, &buf, &len);
-		produce(g, g->cfg.audit_topic, audit, buf, len, wall_ms(), NULL);
+		produce(g, g->cfg.audit_topic, audit, buf, len, assay_test_wall_ms(), NULL);
 		free(buf);
 		for (int s = 0; s < NSTANDARDS; s++) {
 			bool *app = calloc(g->nids[s], sizeof(*app));
@@ -431,7 +396,7 @@ void assay_test_evidence_audits(struct assay_test_evidence *g)
 				app[i] = true; /* the last control is excluded */
 			assay_test_soa_encode(g->codec, g->tenant, audit, client, standards[s], 1,
 			                      g->ids[s], app, g->nids[s], &buf, &len);
-			produce(g, g->cfg.audit_topic, audit, buf, len, wall_ms(), NULL);
+			produce(g, g->cfg.audit_topic, audit, buf, len, assay_test_wall_ms(), NULL);
 			free(buf);
 			free(app);
 		}
@@ -463,7 +428,7 @@ long assay_test_evidence_produce(struct assay_test_evidence *g, long first, long
 	const char *values[8] = {"db-17.internal", "4.2.1", "eu-west-1", "secops",
 	                         "CHG-1042",       "prod",  "linux",     "a"};
 	long p = invalid_period(g), invalid = 0;
-	int64_t t0 = wall_ms();
+	int64_t t0 = assay_test_wall_ms();
 	size_t nattrs = (size_t)(g->cfg.attributes > 8 ? 8 : g->cfg.attributes);
 
 	for (long i = 0; i < count; i++) {
@@ -501,7 +466,8 @@ long assay_test_evidence_produce(struct assay_test_evidence *g, long first, long
 				sha[0] = 'G'; /* BAD_HASH */
 				break;
 			case 1:
-				s.collected_at_ms = wall_ms() + 86400000; /* FUTURE_DATED */
+				s.collected_at_ms =
+				        assay_test_wall_ms() + 86400000; /* FUTURE_DATED */
 				break;
 			case 2:
 				controls[1] = "ISO27001:A.99.9"; /* UNKNOWN_CONTROL */
@@ -518,7 +484,7 @@ long assay_test_evidence_produce(struct assay_test_evidence *g, long first, long
 		if (g->cfg.rate > 0) {
 			int64_t due = t0 + (int64_t)((double)i * 1000.0 / g->cfg.rate);
 
-			while ((now = wall_ms()) < due) {
+			while ((now = assay_test_wall_ms()) < due) {
 				rd_kafka_poll(g->rk, 0);
 				usleep((useconds_t)((due - now) * 1000 > 2000
 				                            ? 2000
@@ -527,7 +493,7 @@ long assay_test_evidence_produce(struct assay_test_evidence *g, long first, long
 		}
 		fill_evidence(&g->v_submitted, &s);
 		encode(g->codec, g->s_submitted, &g->v_submitted, &buf, &len);
-		now = wall_ms();
+		now = assay_test_wall_ms();
 		if (sent_ms)
 			sent_ms[i] = now;
 		produce(g, g->cfg.evidence_topic, s.audit_id, buf, len, now, trace);

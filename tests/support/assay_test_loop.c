@@ -1,5 +1,5 @@
 /*
- * The copy handler and helpers shared by the loop tests and the core loop benchmark
+ * The copy handler and helpers shared by the loop tests and the loop benchmarks
  * (see assay_test_loop.h).
  */
 #include "assay_test.h"
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void assay_test_copy_handler_init(struct assay_test_copy_handler *h, const char *instance,
                                   const char *out_topic)
@@ -211,87 +212,36 @@ void assay_test_loop_counts(const char *url, long *rows, long *distinct)
 	PQfinish(conn);
 }
 
-static char *copy_bytes(const void *p, size_t len)
+static void *loop_thread_main(void *arg)
 {
-	char *s = malloc(len + 1);
+	struct assay_test_loop_thread *t = arg;
 
-	assert_non_null(s);
-	if (len)
-		memcpy(s, p, len);
-	s[len] = '\0';
-	return s;
+	t->rc = assay_loop_run(t->loop, t->errstr, sizeof(t->errstr));
+	return NULL;
 }
 
-struct assay_test_record *assay_test_read_topic(const char *topic, const char *isolation,
-                                                size_t expect, int quiet_ms, int timeout_ms,
-                                                size_t *count)
+void assay_test_loop_thread_start(struct assay_test_loop_thread *t,
+                                  const struct assay_loop_config *cfg,
+                                  const struct assay_handler *handler)
 {
-	char group[128];
-	const char *conf[] = {"group.id",
-	                      group,
-	                      "auto.offset.reset",
-	                      "earliest",
-	                      "isolation.level",
-	                      isolation,
-	                      "enable.auto.commit",
-	                      "false",
-	                      "enable.partition.eof",
-	                      "false",
-	                      NULL};
-	struct assay_test_record *records = NULL;
-	size_t n = 0, cap = 0;
-	int64_t start = assay_test_now_ms(), last = start;
-	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_t *rk;
-
-	assay_test_unique(group, sizeof(group), "reader");
-	rk = assay_test_kafka_new(RD_KAFKA_CONSUMER, conf, NULL, NULL);
-	topics = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-	assert_int_equal(rd_kafka_subscribe(rk, topics), 0);
-	rd_kafka_topic_partition_list_destroy(topics);
-	for (;;) {
-		int64_t now = assay_test_now_ms();
-		rd_kafka_message_t *rkm;
-
-		if (now - start > timeout_ms || (n >= expect && now - last > quiet_ms))
-			break;
-		rkm = rd_kafka_consumer_poll(rk, 100);
-		if (rkm == NULL)
-			continue;
-		if (rkm->err == 0) {
-			struct assay_test_record *r;
-			const struct assay_header *id;
-
-			if (n == cap) {
-				cap = cap ? cap * 2 : 1024;
-				records = realloc(records, cap * sizeof(*records));
-				assert_non_null(records);
-			}
-			r = &records[n++];
-			r->key = copy_bytes(rkm->key, rkm->key_len);
-			r->value = copy_bytes(rkm->payload, rkm->len);
-			assay_headers_init(&r->headers);
-			assert_int_equal(assay_headers_add_from_message(&r->headers, rkm), 0);
-			id = assay_headers_find(&r->headers, "event_id");
-			r->event_id = id ? copy_bytes(id->value, id->size) : NULL;
-			last = assay_test_now_ms();
-		}
-		rd_kafka_message_destroy(rkm);
-	}
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
-	*count = n;
-	return records;
+	memset(t, 0, sizeof(*t));
+	t->loop = assay_loop_new(cfg, handler, t->errstr, sizeof(t->errstr));
+	if (t->loop == NULL)
+		fail_msg("loop: %s", t->errstr);
+	assert_int_equal(pthread_create(&t->thread, NULL, loop_thread_main, t), 0);
 }
 
-void assay_test_records_free(struct assay_test_record *records, size_t count)
+void assay_test_loop_thread_wait(const struct assay_test_loop_thread *t,
+                                 const struct assay_counter *counter, uint64_t want)
 {
-	for (size_t i = 0; i < count; i++) {
-		free(records[i].key);
-		free(records[i].value);
-		free(records[i].event_id);
-		assay_headers_release(&records[i].headers);
-	}
-	free(records);
+	while (assay_counter_value(counter) < want && t->rc == 0)
+		usleep(1000);
+}
+
+int assay_test_loop_thread_join(struct assay_test_loop_thread *t)
+{
+	pthread_join(t->thread, NULL);
+	assay_loop_destroy(t->loop);
+	t->loop = NULL;
+	return t->rc;
 }

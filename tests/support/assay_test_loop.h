@@ -9,8 +9,10 @@
 #define ASSAY_TEST_LOOP_H
 
 #include "assay_loop.h"
+#include "assay_metrics.h"
 #include "assay_pg.h"
 
+#include <pthread.h>
 #include <signal.h>
 
 struct assay_test_copy_handler {
@@ -45,20 +47,27 @@ void assay_test_produce(const char *topic, int first, int n, const int *poison,
 /* Rows in loop_rows, and distinct (topic, partition, offset) among them. */
 void assay_test_loop_counts(const char *url, long *rows, long *distinct);
 
-/* One consumed message, copied. */
-struct assay_test_record {
-	char *key;
-	char *value;
-	char *event_id; /* the event_id header, or NULL */
-	struct assay_headers headers;
+/* A loop run by assay_loop_run in a thread of its own. */
+struct assay_test_loop_thread {
+	struct assay_loop *loop; /* owned: destroyed by assay_test_loop_thread_join */
+	pthread_t thread;
+	volatile int rc; /* assay_loop_run's result once it returned; 0 while it runs */
+	char errstr[512];
 };
 
-/* Reads a topic from the start with the given isolation level until no message came for
- * quiet_ms (after at least expect messages, or timeout_ms in all). Returns the records
- * (caller frees with assay_test_records_free) and their count. */
-struct assay_test_record *assay_test_read_topic(const char *topic, const char *isolation,
-                                                size_t expect, int quiet_ms, int timeout_ms,
-                                                size_t *count);
-void assay_test_records_free(struct assay_test_record *records, size_t count);
+/* Creates a loop (assay_loop_new(cfg, handler); fails the test when it cannot) and starts
+ * assay_loop_run in a new thread. cfg->stop is how the caller ends it. */
+void assay_test_loop_thread_start(struct assay_test_loop_thread *t,
+                                  const struct assay_loop_config *cfg,
+                                  const struct assay_handler *handler);
+
+/* Waits, polling every millisecond, until counter reaches want or the loop has ended with an
+ * error. */
+void assay_test_loop_thread_wait(const struct assay_test_loop_thread *t,
+                                 const struct assay_counter *counter, uint64_t want);
+
+/* Waits for the thread to end (the caller has set the loop's stop flag), destroys the loop and
+ * returns assay_loop_run's result, with the reason in t->errstr. */
+int assay_test_loop_thread_join(struct assay_test_loop_thread *t);
 
 #endif

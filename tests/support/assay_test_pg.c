@@ -1,12 +1,17 @@
 /*
- * Fresh databases for tests: see assay_test_pg.h.
+ * Fresh databases and small queries for tests: see assay_test_pg.h.
  */
 #include "assay_test_pg.h"
 #include "assay_test.h"
+#include "assay_test_kafka.h"
+#include "assay_embed.h"
+#include "assay_migrate.h"
 #include "assay_pg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -196,4 +201,88 @@ void assay_test_pg_drop_db(const char *url)
 	PQconninfoFree(opts);
 	with_ident(sql, sizeof(sql), "DROP DATABASE IF EXISTS ", name, " WITH (FORCE)");
 	admin_exec(sql);
+}
+
+void assay_test_pg_migrate(const char *url)
+{
+	char errstr[512];
+	PGconn *conn = NULL;
+
+	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
+	    assay_migrate(conn, assay_embedded_migrations, errstr, sizeof(errstr))) {
+		PQfinish(conn);
+		fail_msg("migrate: %s", errstr);
+	}
+	PQfinish(conn);
+}
+
+struct assay_test_pg_db *assay_test_pg_db_new(const char *prefix)
+{
+	struct assay_test_pg_db *db = calloc(1, sizeof(*db));
+	char errstr[512];
+
+	assert_non_null(db);
+	assay_test_pg_fresh_db(db->url, sizeof(db->url), prefix);
+	if (assay_pg_connect(db->url, &db->conn, errstr, sizeof(errstr)) != 0)
+		fail_msg("%s", errstr);
+	return db;
+}
+
+void assay_test_pg_db_destroy(struct assay_test_pg_db *db)
+{
+	PQfinish(db->conn);
+	assay_test_pg_drop_db(db->url);
+	free(db);
+}
+
+void assay_test_pg_exec(PGconn *conn, const char *sql)
+{
+	char errstr[512];
+
+	if (assay_pg_exec(conn, sql, errstr, sizeof(errstr)) != 0)
+		fail_msg("%s: %s", sql, errstr);
+}
+
+long long assay_test_pg_int(PGconn *conn, const char *sql)
+{
+	char errstr[512];
+	PGresult *res = NULL;
+	long long v;
+
+	if (assay_pg_query(conn, sql, 0, NULL, &res, errstr, sizeof(errstr)) != 0)
+		fail_msg("%s: %s", sql, errstr);
+	assert_int_equal(PQntuples(res), 1);
+	v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return v;
+}
+
+long assay_test_pg_scalar(const char *url, const char *sql)
+{
+	char errstr[512];
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	long v;
+
+	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
+	    assay_pg_query(conn, sql, 0, NULL, &res, errstr, sizeof(errstr))) {
+		PQfinish(conn);
+		fail_msg("%s: %s", sql, errstr);
+	}
+	v = PQntuples(res) && !PQgetisnull(res, 0, 0) ? strtol(PQgetvalue(res, 0, 0), NULL, 10)
+	                                              : -1;
+	PQclear(res);
+	PQfinish(conn);
+	return v;
+}
+
+void assay_test_pg_wait(const char *url, const char *sql, long want, int timeout_ms)
+{
+	int64_t deadline = assay_test_now_ms() + timeout_ms;
+	long got;
+
+	while ((got = assay_test_pg_scalar(url, sql)) != want && assay_test_now_ms() < deadline)
+		usleep(100 * 1000);
+	if (got != want)
+		fail_msg("%s: %ld, expected %ld", sql, got, want);
 }

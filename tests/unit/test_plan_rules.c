@@ -45,20 +45,6 @@ static void catalog_init(void)
 	assert_int_equal(n, 38);
 }
 
-static int32_t day(int y, int m, int d)
-{
-	/* days_from_civil */
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (unsigned)(m + (m > 2 ? -3 : 9)) + 2) / 5 + (unsigned)d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return (int32_t)(era * 146097 + (int64_t)doe - 719468);
-}
-
 static size_t fake_annex_a(void *arg, int standard, const char *const **ids)
 {
 	(void)arg;
@@ -79,12 +65,12 @@ static bool fake_edition_valid(void *arg, int standard, int64_t at_ms)
 	(void)arg;
 	if (standard != ASSAY_PLAN_ISO27001_2013)
 		return true;
-	return assay_plan_day_of_ms(at_ms) <= day(2025, 10, 31);
+	return assay_plan_day_of_ms(at_ms) <= assay_test_day(2025, 10, 31);
 }
 
 /* ---- the world ---- */
 
-#define TODAY_MS ((int64_t)day(2025, 6, 15) * 86400000 + 3600000)
+#define TODAY_MS ((int64_t)assay_test_day(2025, 6, 15) * 86400000 + 3600000)
 
 struct world {
 	struct assay_plan_state *st;
@@ -215,8 +201,8 @@ static struct assay_plan_cmd open_cmd(struct world *w, const char *audit, int ty
 	c.u.audit.audit_type = type;
 	c.u.audit.scopes = scopes;
 	c.u.audit.nscopes = nscopes;
-	c.u.audit.planned_start = day(2025, 7, 1);
-	c.u.audit.planned_end = day(2025, 7, 3);
+	c.u.audit.planned_start = assay_test_day(2025, 7, 1);
+	c.u.audit.planned_end = assay_test_day(2025, 7, 3);
 	return c;
 }
 
@@ -238,10 +224,10 @@ static struct assay_plan_cmd complete_cmd(struct world *w, const char *audit, in
 {
 	struct assay_plan_cmd c = cmd_new(w, ASSAY_PLAN_COMPLETE_STAGE);
 
-	c.head.issued_at = (int64_t)day(2025, 7, 4) * 86400000;
+	c.head.issued_at = (int64_t)assay_test_day(2025, 7, 4) * 86400000;
 	c.u.complete.audit_id = audit;
 	c.u.complete.stage = stage;
-	c.u.complete.last_day = day(2025, 7, 3);
+	c.u.complete.last_day = assay_test_day(2025, 7, 3);
 	c.u.complete.standards = standards;
 	c.u.complete.nstandards = n;
 	return c;
@@ -288,12 +274,12 @@ static int setup(void **state)
 	assay_plan_rules_default(&w.r);
 	w.r.catalog.annex_a = fake_annex_a;
 	w.r.catalog.edition_valid = fake_edition_valid;
-	expired[0].valid_until = day(2025, 7, 2); /* ends inside the audit */
-	recent[0].started_on = day(2022, 1, 1);
-	recent[0].ended_on = day(2024, 1, 1); /* 18 months before the audit */
-	old[0].started_on = day(2019, 1, 1);
-	old[0].ended_on = day(2023, 1, 1); /* 30 months before */
-	ongoing[0].started_on = day(2020, 1, 1);
+	expired[0].valid_until = assay_test_day(2025, 7, 2); /* ends inside the audit */
+	recent[0].started_on = assay_test_day(2022, 1, 1);
+	recent[0].ended_on = assay_test_day(2024, 1, 1); /* 18 months before the audit */
+	old[0].started_on = assay_test_day(2019, 1, 1);
+	old[0].ended_on = assay_test_day(2023, 1, 1); /* 30 months before */
+	ongoing[0].started_on = assay_test_day(2020, 1, 1);
 
 	register_client(&w, "c1", "cb1", 100);
 	register_client(&w, "c2", "cb2", 100);
@@ -435,9 +421,9 @@ static void test_open_audit_refusals(void **state)
 
 	/* 27001:2013 after 2025-10-31 (E19) */
 	c = open_cmd(w, "b1", ASSAY_PLAN_STAGE_1, s2013, 1);
-	c.head.issued_at = (int64_t)day(2025, 11, 1) * 86400000;
-	c.u.audit.planned_start = day(2025, 11, 10);
-	c.u.audit.planned_end = day(2025, 11, 12);
+	c.head.issued_at = (int64_t)assay_test_day(2025, 11, 1) * 86400000;
+	c.u.audit.planned_start = assay_test_day(2025, 11, 10);
+	c.u.audit.planned_end = assay_test_day(2025, 11, 12);
 	expect(w, &c, CODES(ASSAY_PLAN_STANDARD_NOT_CURRENT));
 	/* before the deadline it may still be used */
 	c = open_cmd(w, "b1", ASSAY_PLAN_STAGE_1, s2013, 1);
@@ -788,7 +774,7 @@ static void test_complete_stage_rules(void **state)
 	c = complete_cmd(w, "a1", ASSAY_PLAN_STAGE_2, ONLY27, 1);
 	expect(w, &c, CODES(ASSAY_PLAN_INVALID_VALUE, ASSAY_PLAN_NO_COMPETENT_MEMBER));
 	c = complete_cmd(w, "a1", ASSAY_PLAN_STAGE_1, NULL, 0);
-	c.head.issued_at = (int64_t)day(2025, 7, 2) * 86400000;
+	c.head.issued_at = (int64_t)assay_test_day(2025, 7, 2) * 86400000;
 	expect(w, &c, CODES(ASSAY_PLAN_INVALID_DATES, ASSAY_PLAN_NO_STANDARD));
 
 	c = assign_cmd(w, "a1", "lead", ASSAY_PLAN_LEAD_AUDITOR, ONLY27, 1);
@@ -807,14 +793,14 @@ static void test_complete_stage_rules(void **state)
 	expect(w, &c, CODES(ASSAY_PLAN_AUDIT_CLOSED));
 	/* stage 2 in the same cycle now opens and completes */
 	c = open_cmd(w, "a2", ASSAY_PLAN_STAGE_2, s27, 1);
-	c.u.audit.planned_start = day(2025, 8, 1);
-	c.u.audit.planned_end = day(2025, 8, 2);
+	c.u.audit.planned_start = assay_test_day(2025, 8, 1);
+	c.u.audit.planned_end = assay_test_day(2025, 8, 2);
 	expect(w, &c, APPLIED);
 	c = assign_cmd(w, "a2", "lead", ASSAY_PLAN_LEAD_AUDITOR, ONLY27, 1);
 	expect(w, &c, APPLIED);
 	c = complete_cmd(w, "a2", ASSAY_PLAN_STAGE_2, ONLY27, 1);
-	c.u.complete.last_day = day(2025, 8, 2);
-	c.head.issued_at = (int64_t)day(2025, 8, 3) * 86400000;
+	c.u.complete.last_day = assay_test_day(2025, 8, 2);
+	c.head.issued_at = (int64_t)assay_test_day(2025, 8, 3) * 86400000;
 	expect(w, &c, APPLIED);
 	/* a surveillance audit uses the current cycle */
 	c = open_cmd(w, "a3", ASSAY_PLAN_SURVEILLANCE, s27, 1);
@@ -937,21 +923,25 @@ static void test_dates(void **state)
 	char buf[16];
 
 	(void)state;
-	assert_int_equal(assay_plan_add_months(day(2025, 7, 1), -24), day(2023, 7, 1));
-	assert_int_equal(assay_plan_add_months(day(2024, 2, 29), 12), day(2025, 2, 28));
-	assert_int_equal(assay_plan_add_months(day(2025, 3, 31), -1), day(2025, 2, 28));
-	assert_int_equal(assay_plan_add_months(day(2025, 1, 15), -13), day(2023, 12, 15));
+	assert_int_equal(assay_plan_add_months(assay_test_day(2025, 7, 1), -24),
+	                 assay_test_day(2023, 7, 1));
+	assert_int_equal(assay_plan_add_months(assay_test_day(2024, 2, 29), 12),
+	                 assay_test_day(2025, 2, 28));
+	assert_int_equal(assay_plan_add_months(assay_test_day(2025, 3, 31), -1),
+	                 assay_test_day(2025, 2, 28));
+	assert_int_equal(assay_plan_add_months(assay_test_day(2025, 1, 15), -13),
+	                 assay_test_day(2023, 12, 15));
 	assert_int_equal(assay_plan_day_of_ms(-1), -1);
 	assert_int_equal(assay_plan_day_of_ms(86400000), 1);
-	assay_plan_date_format(day(2025, 10, 31), buf);
+	assay_plan_date_format(assay_test_day(2025, 10, 31), buf);
 	assert_string_equal(buf, "2025-10-31");
 	/* the 24-month edge: ended exactly 24 months before is still a conflict */
-	rel.ended_on = day(2023, 7, 1);
-	assert_true(assay_plan_relation_conflicts(&rel, day(2025, 7, 1), 24));
-	rel.ended_on = day(2023, 6, 30);
-	assert_false(assay_plan_relation_conflicts(&rel, day(2025, 7, 1), 24));
+	rel.ended_on = assay_test_day(2023, 7, 1);
+	assert_true(assay_plan_relation_conflicts(&rel, assay_test_day(2025, 7, 1), 24));
+	rel.ended_on = assay_test_day(2023, 6, 30);
+	assert_false(assay_plan_relation_conflicts(&rel, assay_test_day(2025, 7, 1), 24));
 	rel.ended_on = ASSAY_PLAN_NO_DATE;
-	assert_true(assay_plan_relation_conflicts(&rel, day(2025, 7, 1), 24));
+	assert_true(assay_plan_relation_conflicts(&rel, assay_test_day(2025, 7, 1), 24));
 }
 
 int main(void)
