@@ -28,7 +28,8 @@ static volatile sig_atomic_t stop;
  */
 static double copy_same_rows_per_s(const char *url, const char *out_topic, long n)
 {
-	struct assay_copybuf rows, outbox;
+	struct assay_copybuf rows;
+	struct assay_copybin outbox;
 	char errstr[512], value[64], key[32], event[64];
 	PGconn *conn = NULL;
 	int64_t t0;
@@ -40,11 +41,11 @@ static double copy_same_rows_per_s(const char *url, const char *out_topic, long 
 	                  errstr, sizeof(errstr)))
 		fail_msg("%s", errstr);
 	assay_copybuf_init(&rows);
-	assay_copybuf_init(&outbox);
+	assay_copybin_init(&outbox);
 	t0 = assay_test_now_ms();
 	for (long first = 0; first < n; first += 1000) {
 		assay_copybuf_reset(&rows);
-		assay_copybuf_reset(&outbox);
+		assay_copybin_reset(&outbox);
 		for (long i = first; i < first + 1000 && i < n; i++) {
 			int klen = snprintf(key, sizeof(key), "k-%ld", i);
 			int elen = snprintf(event, sizeof(event), "out:msg-%ld", i);
@@ -57,31 +58,32 @@ static double copy_same_rows_per_s(const char *url, const char *out_topic, long 
 			assay_copybuf_str(&rows, value);
 			assay_copybuf_str(&rows, "copy");
 			assay_copybuf_end_row(&rows);
-			assay_copybuf_int64(&outbox, i % 4);
-			assay_copybuf_int64(&outbox, i / 4);
-			assay_copybuf_int64(&outbox, 0);
-			assay_copybuf_str(&outbox, out_topic);
-			assay_copybuf_bytea(&outbox, key, (size_t)klen);
-			assay_copybuf_bytea(&outbox, event, (size_t)elen);
-			assay_copybuf_null(&outbox);
-			assay_copybuf_end_row(&outbox);
+			/* the outbox row as the loop writes it (binary COPY) */
+			assay_copybin_row(&outbox, 7);
+			assay_copybin_int32(&outbox, (int32_t)(i % 4));
+			assay_copybin_int64(&outbox, i / 4);
+			assay_copybin_int32(&outbox, 0);
+			assay_copybin_bytes(&outbox, out_topic, strlen(out_topic));
+			assay_copybin_bytes(&outbox, key, (size_t)klen);
+			assay_copybin_bytes(&outbox, event, (size_t)elen);
+			assay_copybin_null(&outbox);
 		}
 		if (assay_pg_exec(conn, "BEGIN", errstr, sizeof(errstr)) ||
 		    assay_pg_copy(conn,
 		                  "COPY copy_rows (topic, partition, \"offset\", key, value, "
 		                  "instance) FROM STDIN",
 		                  &rows, errstr, sizeof(errstr)) ||
-		    assay_pg_copy(
+		    assay_pg_copy_binary(
 		            conn,
-		            "COPY copy_outbox (stream, source_offset, seq, topic, key, value, "
-		            "headers) FROM STDIN",
+		            "COPY copy_outbox (stream, source_offset, seq, topic, key, "
+		            "value, headers) FROM STDIN (FORMAT binary)",
 		            &outbox, errstr, sizeof(errstr)) ||
 		    assay_pg_exec(conn, "COMMIT", errstr, sizeof(errstr)))
 			fail_msg("%s", errstr);
 	}
 	t0 = assay_test_now_ms() - t0;
 	assay_copybuf_release(&rows);
-	assay_copybuf_release(&outbox);
+	assay_copybin_release(&outbox);
 	PQfinish(conn);
 	return (double)n * 1000.0 / (double)(t0 ? t0 : 1);
 }
