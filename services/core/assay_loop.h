@@ -61,9 +61,9 @@ struct assay_handler {
 	 * Writes the handler's rows inside the batch transaction (COPY or pipeline, never a
 	 * round trip per row). It may read what it needs to decide (one batched query, e.g. to
 	 * settle de-duplication candidates) and may still emit events and dead letters: the
-	 * loop writes the outbox after it returns. May be NULL. Returns 0, ASSAY_ERR_RETRY (transient),
-	 * ASSAY_ERR_REJECT (a row was refused: the loop then retries the messages one at a time
-	 * and dead-letters the one that fails) or ASSAY_ERR_FATAL.
+	 * loop writes the outbox after it returns. May be NULL. Returns 0, ASSAY_ERR_RETRY
+	 * (transient), ASSAY_ERR_REJECT (a row was refused: the loop then retries the messages one
+	 * at a time and dead-letters the one that fails) or ASSAY_ERR_FATAL.
 	 */
 	int (*write)(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
 	             size_t errstr_size);

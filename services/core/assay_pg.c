@@ -368,30 +368,36 @@ void assay_copybuf_reset(struct assay_copybuf *b)
 }
 
 /* Room for extra more bytes; 0, or -1 with failed set. */
+/* Makes room in *data (capacity *cap, len used) for extra more bytes, doubling from 4 KiB.
+ * Returns 0, or -1 when the size overflows or memory runs out (*data is then unchanged). */
+static int grow(char **data, size_t *cap, size_t len, size_t extra)
+{
+	size_t need, want;
+	char *p;
+
+	if (extra > SIZE_MAX - len)
+		return -1;
+	need = len + extra;
+	if (need <= *cap)
+		return 0;
+	want = *cap != 0 ? *cap : 4096;
+	while (want < need)
+		want = want > SIZE_MAX / 2 ? need : want * 2;
+	p = realloc(*data, want);
+	if (p == NULL)
+		return -1;
+	*data = p;
+	*cap = want;
+	return 0;
+}
+
 static int copybuf_reserve(struct assay_copybuf *b, size_t extra)
 {
-	size_t need, cap;
-	char *data;
-
-	if (b->failed)
+	if (b->failed || grow(&b->data, &b->cap, b->len, extra) != 0) {
+		b->failed = 1;
 		return -1;
-	if (extra > SIZE_MAX - b->len)
-		goto fail;
-	need = b->len + extra;
-	if (need <= b->cap)
-		return 0;
-	cap = b->cap != 0 ? b->cap : 4096;
-	while (cap < need)
-		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	data = realloc(b->data, cap);
-	if (data == NULL)
-		goto fail;
-	b->data = data;
-	b->cap = cap;
+	}
 	return 0;
-fail:
-	b->failed = 1;
-	return -1;
 }
 
 /* Reserves room for a column of up to width bytes plus its separator and writes the tab. */
@@ -624,32 +630,16 @@ void assay_copybin_reset(struct assay_copybin *b)
 /* Room for extra more bytes (and the header, first); 0, or -1 with failed set. */
 static int copybin_reserve(struct assay_copybin *b, size_t extra)
 {
-	size_t need, cap;
-	char *data;
-
-	if (b->failed)
+	if (b->failed || extra > SIZE_MAX - sizeof(copybin_header) ||
+	    grow(&b->data, &b->cap, b->len, extra + sizeof(copybin_header)) != 0) {
+		b->failed = 1;
 		return -1;
-	if (extra > SIZE_MAX - b->len - sizeof(copybin_header))
-		goto fail;
-	need = b->len + extra + sizeof(copybin_header);
-	if (need > b->cap) {
-		cap = b->cap != 0 ? b->cap : 4096;
-		while (cap < need)
-			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-		data = realloc(b->data, cap);
-		if (data == NULL)
-			goto fail;
-		b->data = data;
-		b->cap = cap;
 	}
 	if (b->len == 0) {
 		memcpy(b->data, copybin_header, sizeof(copybin_header));
 		b->len = sizeof(copybin_header);
 	}
 	return 0;
-fail:
-	b->failed = 1;
-	return -1;
 }
 
 static void put_be(char *w, uint64_t v, size_t n)

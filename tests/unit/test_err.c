@@ -23,7 +23,7 @@ static void test_errf_truncates_and_returns_class(void **state)
 
 	(void)state;
 	assert_int_equal(assay_errf(ASSAY_ERR_REJECT, small, sizeof(small), "bad %s", "magic byte"),
-			 ASSAY_ERR_REJECT);
+	                 ASSAY_ERR_REJECT);
 	assert_string_equal(small, "bad mag");
 	assert_int_equal(assay_errf(ASSAY_ERR_RETRY, NULL, 0, "ignored"), ASSAY_ERR_RETRY);
 }
@@ -31,8 +31,8 @@ static void test_errf_truncates_and_returns_class(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_errf_truncates_and_returns_class),
+	        cmocka_unit_test(test_names),
+	        cmocka_unit_test(test_errf_truncates_and_returns_class),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
