@@ -553,9 +553,18 @@ static int reseek(struct assay_loop *loop, char *errstr, size_t errstr_size)
 		for (int i = 0; i < list->cnt; i++) {
 			struct part *p = assay_loop_part_find(loop, list->elems[i].topic,
 			                                      list->elems[i].partition);
-			if (p)
+			if (p) {
 				p->db_next = list->elems[i].offset;
+				p->relay_pos = RELAY_UNKNOWN; /* re-read what Kafka holds */
+			}
 		}
+		/* another owner changed the state: the handler reloads it, as after an
+		 * assignment */
+		if (loop->handler.assigned)
+			err = loop->handler.assigned(loop->handler.ctx, loop->conn, list, errstr,
+			                             errstr_size);
+	}
+	if (!err) {
 		error = rd_kafka_seek_partitions(loop->consumer, list, 10000);
 		if (error) {
 			err = assay_errf(ASSAY_ERR_RETRY, errstr, errstr_size, "seek failed: %s",
