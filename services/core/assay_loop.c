@@ -548,30 +548,42 @@ static int reseek(struct assay_loop *loop, char *errstr, size_t errstr_size)
 		rd_kafka_topic_partition_list_add(list, loop->parts[i].topic,
 		                                  loop->parts[i].partition);
 	assay_relay_forget(loop);
-	err = load_db_offsets(loop, list, NULL, errstr, errstr_size);
-	if (!err) {
-		for (int i = 0; i < list->cnt; i++) {
-			struct part *p = assay_loop_part_find(loop, list->elems[i].topic,
-			                                      list->elems[i].partition);
-			if (p) {
-				p->db_next = list->elems[i].offset;
-				p->relay_pos = RELAY_UNKNOWN; /* re-read what Kafka holds */
+	/* all three steps or none: applying with stored offsets the consumer has not been
+	 * moved to, or with state not reloaded, would skip or misjudge messages */
+	for (;;) {
+		err = assay_loop_db_ensure(loop, errstr, errstr_size);
+		if (!err)
+			err = load_db_offsets(loop, list, NULL, errstr, errstr_size);
+		if (!err) {
+			for (int i = 0; i < list->cnt; i++) {
+				struct part *p = assay_loop_part_find(loop, list->elems[i].topic,
+				                                      list->elems[i].partition);
+				if (p) {
+					p->db_next = list->elems[i].offset;
+					p->relay_pos = RELAY_UNKNOWN; /* re-read what Kafka holds */
+				}
+			}
+			/* another owner changed the state: the handler reloads it, as after an
+			 * assignment */
+			if (loop->handler.assigned)
+				err = loop->handler.assigned(loop->handler.ctx, loop->conn, list,
+				                             errstr, errstr_size);
+		}
+		if (!err) {
+			error = rd_kafka_seek_partitions(loop->consumer, list, 10000);
+			if (error) {
+				err = assay_errf(ASSAY_ERR_RETRY, errstr, errstr_size,
+				                 "seek failed: %s", rd_kafka_error_string(error));
+				rd_kafka_error_destroy(error);
 			}
 		}
-		/* another owner changed the state: the handler reloads it, as after an
-		 * assignment */
-		if (loop->handler.assigned)
-			err = loop->handler.assigned(loop->handler.ctx, loop->conn, list, errstr,
-			                             errstr_size);
+		if (err != ASSAY_ERR_RETRY || stopping(loop))
+			break;
+		assay_log_warn(loop->cfg.log, "re-seek failed, retrying",
+		               ASSAY_LF_STR("error", errstr));
+		backoff(loop);
 	}
-	if (!err) {
-		error = rd_kafka_seek_partitions(loop->consumer, list, 10000);
-		if (error) {
-			err = assay_errf(ASSAY_ERR_RETRY, errstr, errstr_size, "seek failed: %s",
-			                 rd_kafka_error_string(error));
-			rd_kafka_error_destroy(error);
-		}
-	}
+	backoff_reset(loop);
 	rd_kafka_topic_partition_list_destroy(list);
 	return err;
 }
@@ -656,7 +668,7 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 		if (err == 0)
 			err = ASSAY_ERR_FENCED;
 		else if (err == ASSAY_ERR_RETRY)
-			err = ASSAY_ERR_FENCED; /* the next rebalance or batch tries again */
+			err = ASSAY_ERR_FENCED; /* only when stopping: nothing more is applied */
 	}
 	assay_batch_release(&batch);
 	return err;

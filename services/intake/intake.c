@@ -1185,7 +1185,9 @@ static size_t split_words(char *s, const char **out, size_t max)
 	return n;
 }
 
-static int load_audits(struct intake *in, PGconn *conn, char *errstr, size_t errstr_size)
+/* Loads the stored audit projection (intake_audits, intake_soa) into audits, an empty
+ * projection. */
+static int load_audits(struct intake_audits *audits, PGconn *conn, char *errstr, size_t errstr_size)
 {
 	PGresult *res = NULL;
 	int err;
@@ -1206,16 +1208,16 @@ static int load_audits(struct intake *in, PGconn *conn, char *errstr, size_t err
 		snprintf(done, sizeof(done), "%s", PQgetvalue(res, r, 4));
 		ns = split_words(std, stds, INTAKE_MAX_STANDARDS);
 		nd = split_words(done, dones, INTAKE_MAX_STANDARDS);
-		err = intake_audits_open(in->audits, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+		err = intake_audits_open(audits, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
 		                         PQgetvalue(res, r, 2), stds, ns);
 		if (!err && nd)
-			err = intake_audits_complete(in->audits, PQgetvalue(res, r, 0), dones, nd);
+			err = intake_audits_complete(audits, PQgetvalue(res, r, 0), dones, nd);
 		err = err < 0 ? err : 0;
 	}
 	PQclear(res);
 	if (err)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "loading audits failed");
-	intake_audits_commit(in->audits);
+	intake_audits_commit(audits);
 
 	/* SoAs: one row per control, grouped by audit and standard */
 	err = assay_pg_query(
@@ -1244,7 +1246,7 @@ static int load_audits(struct intake *in, PGconn *conn, char *errstr, size_t err
 			      strcmp(PQgetvalue(res, r, 1), PQgetvalue(res, start, 1))))) {
 				if (r > start)
 					err = intake_audits_soa(
-					        in->audits, PQgetvalue(res, start, 0),
+					        audits, PQgetvalue(res, start, 0),
 					        PQgetvalue(res, start, 1),
 					        (int32_t)strtol(PQgetvalue(res, start, 2), NULL,
 					                        10),
@@ -1259,18 +1261,22 @@ static int load_audits(struct intake *in, PGconn *conn, char *errstr, size_t err
 	PQclear(res);
 	if (err)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "loading soas failed");
-	intake_audits_commit(in->audits);
+	intake_audits_commit(audits);
 	return 0;
 }
 
-/* Streams the ids of every stored row and adds their fingerprints to the set, one row at a
- * time (never the whole table in memory). */
-static int load_dedup(struct intake *in, PGconn *conn, char *errstr, size_t errstr_size)
+/* Streams the ids of every stored row and adds their fingerprints to a new set (*out, the
+ * caller's on success, NULL on failure), one row at a time (never the whole table in
+ * memory). */
+static int load_dedup(PGconn *conn, struct intake_dedup **out, char *errstr, size_t errstr_size)
 {
+	struct intake_dedup *dedup = NULL;
 	PGresult *res;
 	int64_t rows = 0;
 	int err = 0, n;
 	char *line = NULL;
+
+	*out = NULL;
 
 	res = PQexec(conn, "SELECT count(*) FROM intake_evidence");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -1281,15 +1287,15 @@ static int load_dedup(struct intake *in, PGconn *conn, char *errstr, size_t errs
 	}
 	rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
-	intake_dedup_destroy(in->dedup);
-	in->dedup = intake_dedup_new((size_t)rows);
-	if (in->dedup == NULL)
+	dedup = intake_dedup_new((size_t)rows);
+	if (dedup == NULL)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
 	res = PQexec(conn, "COPY (SELECT tenant_id, evidence_id FROM intake_evidence) TO STDOUT");
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		err = assay_pg_result_error(res, conn, "loading fingerprints failed", errstr,
 		                            errstr_size);
 		PQclear(res);
+		intake_dedup_destroy(dedup);
 		return err;
 	}
 	PQclear(res);
@@ -1297,7 +1303,7 @@ static int load_dedup(struct intake *in, PGconn *conn, char *errstr, size_t errs
 		uint64_t fp;
 
 		if (!err && (intake_dedup_copy_line(line, (size_t)n, &fp) != 0 ||
-		             intake_dedup_add(in->dedup, fp) != 0))
+		             intake_dedup_add(dedup, fp) != 0))
 			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                 "loading fingerprints failed: bad row or out of memory");
 		PQfreemem(line);
@@ -1308,7 +1314,51 @@ static int load_dedup(struct intake *in, PGconn *conn, char *errstr, size_t errs
 			                            errstr, errstr_size);
 		PQclear(res);
 	}
+	if (err)
+		intake_dedup_destroy(dedup);
+	else
+		*out = dedup;
 	return err;
+}
+
+/*
+ * The assigned hook: replaces the audit projection and the de-duplication set with what the
+ * database holds now (another instance may have written both while it owned partitions this
+ * instance now consumes). The new state is built aside and swapped in only when complete, so
+ * a failed reload (retried by the loop) leaves the previous state whole. Between batches the
+ * overlay is empty; nothing per batch survives the swap. The catalog is not reloaded.
+ */
+static int intake_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *parts,
+                           char *errstr, size_t errstr_size)
+{
+	struct intake *in = ctx;
+	struct intake_audits *audits = intake_audits_new();
+	struct intake_dedup *dedup = NULL;
+	int err;
+
+	if (audits == NULL)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	err = load_audits(audits, conn, errstr, errstr_size);
+	if (!err)
+		err = load_dedup(conn, &dedup, errstr, errstr_size);
+	if (err) {
+		intake_audits_destroy(audits);
+		return err;
+	}
+	intake_audits_destroy(in->audits);
+	in->audits = audits;
+	intake_dedup_destroy(in->dedup);
+	in->dedup = dedup;
+	in->nnew = 0;
+	assay_gauge_set(in->m_dedup_entries, (double)intake_dedup_count(in->dedup));
+	assay_gauge_set(in->m_dedup_bytes, (double)intake_dedup_bytes(in->dedup));
+	assay_gauge_set(in->m_audits, (double)intake_audits_count(in->audits));
+	assay_log_info(in->log, "intake state loaded",
+	               ASSAY_LF_INT("partitions", parts ? parts->cnt : 0),
+	               ASSAY_LF_INT("audits", intake_audits_count(in->audits)),
+	               ASSAY_LF_INT("evidence", intake_dedup_count(in->dedup)),
+	               ASSAY_LF_INT("dedup_bytes", intake_dedup_bytes(in->dedup)));
+	return 0;
 }
 
 static int intake_init(void *ctx, const struct assay_service_env *env, char *errstr,
@@ -1369,16 +1419,13 @@ static int intake_init(void *ctx, const struct assay_service_env *env, char *err
 	in->cat.find = cat_find;
 	in->cat.ctx = in->catalog;
 
-	intake_audits_destroy(in->audits);
-	in->audits = intake_audits_new();
-	if (in->audits == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-	err = load_audits(in, env->conn, errstr, errstr_size);
-	if (!err)
-		err = load_dedup(in, env->conn, errstr, errstr_size);
-	if (err)
-		return err;
-
+	/*
+	 * The audit projection and the de-duplication set are NOT loaded here: the loop calls
+	 * intake_assigned before the first batch of every assignment (and after a fenced batch),
+	 * and only that load is current: another instance of the group may write until the
+	 * partitions are handed over, after init has run. Loading here as well would read the
+	 * whole evidence table twice at every start. Until then both are empty.
+	 */
 	in->m_accepted = assay_metrics_counter(m, "assay_intake_accepted_total",
 	                                       "evidence accepted and stored", NULL);
 	in->m_replayed = assay_metrics_counter(
@@ -1413,13 +1460,6 @@ static int intake_init(void *ctx, const struct assay_service_env *env, char *err
 		        "de-duplication, events and COPY per batch (intake write)", seconds,
 		        sizeof(seconds) / sizeof(seconds[0]));
 	}
-	assay_gauge_set(in->m_dedup_entries, (double)intake_dedup_count(in->dedup));
-	assay_gauge_set(in->m_dedup_bytes, (double)intake_dedup_bytes(in->dedup));
-	assay_gauge_set(in->m_audits, (double)intake_audits_count(in->audits));
-	assay_log_info(in->log, "intake state loaded",
-	               ASSAY_LF_INT("audits", intake_audits_count(in->audits)),
-	               ASSAY_LF_INT("evidence", intake_dedup_count(in->dedup)),
-	               ASSAY_LF_INT("dedup_bytes", intake_dedup_bytes(in->dedup)));
 	return 0;
 }
 
@@ -1500,6 +1540,7 @@ void intake_service_def(struct intake *in, struct intake_config *cfg, struct ass
 	def->handler.write = intake_write;
 	def->handler.committed = intake_committed;
 	def->handler.rolled_back = intake_rolled_back;
+	def->handler.assigned = intake_assigned;
 	def->handler.ctx = in;
 	def->init = intake_init;
 }

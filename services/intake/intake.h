@@ -43,11 +43,13 @@ struct intake;
  * load before init runs, and must outlive the handler). NULL when out of memory. */
 struct intake *intake_new(const struct intake_config *cfg);
 
-/* Frees the context and everything init loaded. NULL is a no-op. */
+/* Frees the context and everything init and assigned loaded. NULL is a no-op. */
 void intake_destroy(struct intake *in);
 
 /* Fills def: name "assay-intake", topics from cfg, metrics port 9102, settings, handler,
- * init hook (loads catalog, audit projection and de-duplication set). */
+ * init hook (loads the catalog) and assigned hook (replaces the audit projection and the
+ * de-duplication set with the database's, after every assignment: several instances may
+ * share one consumer group). */
 void intake_service_def(struct intake *in, struct intake_config *cfg,
                         struct assay_service_def *def);
 

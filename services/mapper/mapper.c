@@ -640,6 +640,7 @@ struct assay_mapper {
 	struct assay_catalog *cat;
 	struct assay_crosswalk *cw;
 	struct assay_log *log;
+	struct assay_codec *codec; /* borrowed from the service (init): decodes pending rows */
 	const struct assay_schema *mapped_schema;
 	struct mapped_fields fx;
 	avro_value_t out; /* reused ControlMapped value */
@@ -1176,9 +1177,32 @@ static void mapper_rolled_back(void *ctx, struct assay_batch *batch)
 	staged_clear(ctx);
 }
 
-/* Loads the projection and the waiting evidence from the database. */
-static int load_state(struct assay_mapper *m, PGconn *conn, struct assay_codec *codec, char *errstr,
-                      size_t errstr_size)
+/* The audit id of into, created (empty) when absent. NULL when out of memory. */
+static struct assay_mapper_audit *loaded_audit(struct audit_map *into, const char *id)
+{
+	struct assay_mapper_audit *a = map_get(into, id);
+
+	if (a != NULL)
+		return a;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	if (assay_mapper_audit_init(a, id) != 0) {
+		free(a);
+		return NULL;
+	}
+	if (map_put(into, a) != 0) {
+		assay_mapper_audit_release(a);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* Loads the projection and the waiting evidence from the database into the empty into and
+ * pend (the caller's in any case: it frees them on failure). */
+static int load_state(struct assay_mapper *m, PGconn *conn, struct audit_map *into,
+                      struct pending_list *pend, char *errstr, size_t errstr_size)
 {
 	PGresult *res = NULL;
 	int rc;
@@ -1191,7 +1215,7 @@ static int load_state(struct assay_mapper *m, PGconn *conn, struct assay_codec *
 	if (rc != 0)
 		return rc;
 	for (int r = 0; r < PQntuples(res); r++) {
-		struct assay_mapper_audit *a = audit_stage(m, PQgetvalue(res, r, 0));
+		struct assay_mapper_audit *a = loaded_audit(into, PQgetvalue(res, r, 0));
 		char *list;
 
 		if (a == NULL || replace_str(&a->tenant_id, PQgetvalue(res, r, 1)) ||
@@ -1220,7 +1244,7 @@ static int load_state(struct assay_mapper *m, PGconn *conn, struct assay_codec *
 	if (rc != 0)
 		return rc;
 	for (int r = 0; r < PQntuples(res); r++) {
-		struct assay_mapper_audit *a = audit_stage(m, PQgetvalue(res, r, 0));
+		struct assay_mapper_audit *a = loaded_audit(into, PQgetvalue(res, r, 0));
 		const char *known = assay_catalog_standard(m->cat, PQgetvalue(res, r, 1));
 		char *list = PQgetvalue(res, r, 3);
 		struct assay_mapper_soa *soa;
@@ -1265,12 +1289,12 @@ static int load_state(struct assay_mapper *m, PGconn *conn, struct assay_codec *
 
 		if (bytes == NULL)
 			goto oom;
-		rc = assay_codec_decode(codec, bytes, len, &d, errstr, errstr_size);
+		rc = assay_codec_decode(m->codec, bytes, len, &d, errstr, errstr_size);
 		if (rc == 0) {
 			rc = assay_mapper_evidence_read(&d.value, m->cat, &ev, errstr, errstr_size);
 			if (rc == 0) {
 				p = pending_new(&ev, bytes, len);
-				if (p == NULL || pending_push(&m->pending, p) != 0) {
+				if (p == NULL || pending_push(pend, p) != 0) {
 					pending_free(p);
 					rc = ASSAY_ERR_FATAL;
 				}
@@ -1286,18 +1310,46 @@ static int load_state(struct assay_mapper *m, PGconn *conn, struct assay_codec *
 		}
 	}
 	PQclear(res);
-	/* the loaded state is the committed state */
-	for (size_t i = 0; i < m->staged.cap; i++)
-		if (m->staged.slots[i] != NULL) {
-			if (map_put(&m->audits, m->staged.slots[i]) != 0)
-				goto oom;
-			m->staged.slots[i] = NULL;
-		}
-	m->staged.count = 0;
 	return 0;
 oom:
 	PQclear(res);
-	return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper init: out of memory");
+	return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper state: out of memory");
+}
+
+/*
+ * The assigned hook: replaces the audit projection and the waiting evidence with what the
+ * database holds now (another instance may have written them while it owned partitions this
+ * instance now consumes). The new state is built aside and swapped in only when complete, so
+ * a failed reload (retried by the loop) leaves the previous state whole. Nothing is staged
+ * between batches. The catalog and the crosswalk are not reloaded.
+ */
+static int mapper_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *parts,
+                           char *errstr, size_t errstr_size)
+{
+	struct assay_mapper *m = ctx;
+	struct audit_map audits = {0};
+	struct pending_list pend = {0};
+	int rc;
+
+	rc = load_state(m, conn, &audits, &pend, errstr, errstr_size);
+	if (rc != 0) {
+		map_release(&audits);
+		pending_list_clear(&pend);
+		free(pend.items);
+		return rc;
+	}
+	staged_clear(m);
+	map_release(&m->audits);
+	m->audits = audits;
+	pending_list_clear(&m->pending);
+	free(m->pending.items);
+	m->pending = pend;
+	assay_gauge_set(m->m_pending, (double)m->pending.count);
+	assay_log_info(m->log, "mapper state loaded",
+	               ASSAY_LF_INT("partitions", parts ? parts->cnt : 0),
+	               ASSAY_LF_INT("audits", (long long)m->audits.count),
+	               ASSAY_LF_INT("pending", (long long)m->pending.count));
+	return 0;
 }
 
 static int mapper_init(void *ctx, const struct assay_service_env *env, char *errstr,
@@ -1316,11 +1368,16 @@ static int mapper_init(void *ctx, const struct assay_service_env *env, char *err
 	m->cat = NULL;
 
 	m->log = env->log;
+	m->codec = env->codec;
 	rc = assay_catalog_load(env->conn, &m->cat, errstr, errstr_size);
 	if (rc == 0)
 		rc = assay_crosswalk_load(env->conn, m->cat, &m->cw, errstr, errstr_size);
-	if (rc == 0)
-		rc = load_state(m, env->conn, env->codec, errstr, errstr_size);
+	/*
+	 * The projection and the waiting evidence are NOT loaded here: the loop calls
+	 * mapper_assigned before the first batch of every assignment (and after a fenced batch),
+	 * and only that load is current: another instance of the group may write until the
+	 * partitions are handed over, after init has run. Until then both are empty.
+	 */
 	if (rc != 0)
 		return rc;
 	if (!m->has_out) {
@@ -1352,11 +1409,9 @@ static int mapper_init(void *ctx, const struct assay_service_env *env, char *err
 	m->m_pending = assay_metrics_gauge(env->metrics, "assay_mapper_evidence_pending",
 	                                   "accepted evidence waiting for its AuditOpened", NULL);
 	assay_gauge_set(m->m_pending, (double)m->pending.count);
-	assay_log_info(env->log, "mapper state loaded",
+	assay_log_info(env->log, "mapper catalog loaded",
 	               ASSAY_LF_INT("controls", (long long)assay_catalog_size(m->cat)),
-	               ASSAY_LF_INT("crosswalk_edges", (long long)assay_crosswalk_count(m->cw)),
-	               ASSAY_LF_INT("audits", (long long)m->audits.count),
-	               ASSAY_LF_INT("pending", (long long)m->pending.count));
+	               ASSAY_LF_INT("crosswalk_edges", (long long)assay_crosswalk_count(m->cw)));
 	return 0;
 }
 
@@ -1385,6 +1440,7 @@ void assay_mapper_service_def(struct assay_mapper *m, struct assay_mapper_config
 	        .write = mapper_write,
 	        .committed = mapper_committed,
 	        .rolled_back = mapper_rolled_back,
+	        .assigned = mapper_assigned,
 	        .ctx = m,
 	};
 	def->init = mapper_init;

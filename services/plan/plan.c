@@ -3,7 +3,10 @@
  * PostgreSQL), and per batch: decode each command, apply it to a journaled working copy of the
  * state (so later commands of the batch see earlier ones), emit its event or its refusal,
  * write the changed rows in the batch transaction, and keep or undo the working copy when the
- * transaction commits or rolls back.
+ * transaction commits or rolls back. init loads the state once at start; assigned reads it
+ * again after every partition assignment and every fenced batch and replaces the one in
+ * memory, since another instance of the consumer group may have changed the tables while it
+ * owned those partitions (the load in init only makes the first reload redundant).
  */
 #include "plan.h"
 #include "plan_avro.h"
@@ -257,6 +260,42 @@ void assay_plan_service_destroy(struct assay_plan_service *svc)
 	free(svc);
 }
 
+/*
+ * Reads the plan tables into a new state in one read-only snapshot (its own REPEATABLE READ
+ * transaction when conn is idle) and, on success only, replaces svc->state with it, freeing
+ * the old one (an open batch of it is rolled back); on failure svc->state is left as it was.
+ */
+static int reload(struct assay_plan_service *svc, PGconn *conn, char *errstr, size_t errstr_size)
+{
+	struct assay_plan_state *st = assay_plan_state_new();
+	bool own = PQtransactionStatus(conn) == PQTRANS_IDLE;
+	int err = 0;
+
+	if (st == NULL)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "plan state: out of memory");
+	if (own)
+		err = assay_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr,
+		                    errstr_size);
+	if (!err)
+		err = assay_plan_db_load(conn, st, errstr, errstr_size);
+	if (own && PQtransactionStatus(conn) != PQTRANS_IDLE &&
+	    PQtransactionStatus(conn) != PQTRANS_UNKNOWN) {
+		char why[256];
+		int end = assay_pg_exec(conn, err ? "ROLLBACK" : "COMMIT", why, sizeof(why));
+
+		if (end && !err)
+			err = assay_errf(end, errstr, errstr_size, "%s", why);
+	}
+	if (err) {
+		assay_plan_state_destroy(st);
+		return err;
+	}
+	assay_plan_state_destroy(svc->state);
+	svc->state = st;
+	return 0;
+}
+
 static int plan_init(void *ctx, const struct assay_service_env *env, char *errstr,
                      size_t errstr_size)
 {
@@ -288,12 +327,8 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	svc->rules.catalog.annex_a = catalog_annex_a;
 	svc->rules.catalog.edition_valid = catalog_edition_valid;
 	svc->rules.catalog.arg = svc;
-	/* the state as committed */
-	assay_plan_state_destroy(svc->state);
-	svc->state = assay_plan_state_new();
-	if (svc->state == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-	err = assay_plan_db_load(env->conn, svc->state, errstr, errstr_size);
+	/* the state as committed (assigned reads it again for every assignment) */
+	err = reload(svc, env->conn, errstr, errstr_size);
 	if (err)
 		return err;
 	for (int k = 0; k < ASSAY_PLAN_NCMD_KINDS; k++)
@@ -564,6 +599,29 @@ static void plan_rolled_back(void *ctx, struct assay_batch *batch)
 	assay_plan_state_rollback(svc->state);
 }
 
+/*
+ * After every assignment (and after a fenced batch): another instance of the group may have
+ * written the plan tables while it owned these partitions, so the state is read again and
+ * replaces the one in memory. The catalog stays as init loaded it.
+ */
+static int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
+                         char *errstr, size_t errstr_size)
+{
+	struct assay_plan_service *svc = ctx;
+	int err;
+
+	(void)partitions;
+	err = reload(svc, conn, errstr, errstr_size);
+	if (err == 0)
+		assay_log_info(
+		        svc->log, "plan state reloaded",
+		        ASSAY_LF_INT("audits", (int64_t)assay_plan_state_count(
+		                                       svc->state, ASSAY_PLAN_MAP_AUDIT)),
+		        ASSAY_LF_INT("commands", (int64_t)assay_plan_state_count(
+		                                         svc->state, ASSAY_PLAN_MAP_COMMAND)));
+	return err;
+}
+
 void assay_plan_service_def(struct assay_plan_service *svc, struct assay_service_def *def)
 {
 	memset(def, 0, sizeof(*def));
@@ -583,6 +641,7 @@ void assay_plan_service_def(struct assay_plan_service *svc, struct assay_service
 	def->handler.write = plan_write;
 	def->handler.committed = plan_committed;
 	def->handler.rolled_back = plan_rolled_back;
+	def->handler.assigned = plan_assigned;
 	def->handler.ctx = svc;
 	def->init = plan_init;
 }

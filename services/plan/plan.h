@@ -59,7 +59,9 @@ struct assay_plan_service *assay_plan_service_new(void);
 void assay_plan_service_destroy(struct assay_plan_service *svc);
 
 /* Fills def for assay_service_main: name "assay-plan", metrics port 9101, the settings, the
- * handler and the init hook (loads the catalog and the state). def points into svc, which
+ * handler with its assigned hook (reads the state again after every partition assignment and
+ * fenced batch and replaces the one in memory, so several instances can share one consumer
+ * group) and the init hook (loads the catalog and the state). def points into svc, which
  * must outlive the service run. */
 void assay_plan_service_def(struct assay_plan_service *svc, struct assay_service_def *def);
 

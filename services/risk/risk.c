@@ -3,7 +3,11 @@
  * plain structs of risk_state.h, lets the state recompute what the batch touched, publishes
  * one RiskScored per changed audit and standard, and writes the changed rows in one libpq
  * pipeline (array parameters with unnest, so a batch is one round trip whatever its size).
- * At start it loads the catalog, the model data and the stored state.
+ * At start (init) it loads the catalog, the model data and the stored state; after every
+ * partition assignment and every fenced batch (assigned) it reads the model data and the
+ * stored state again and replaces the state in memory, since another instance of the group
+ * may have changed the tables while it owned those partitions. So several instances can share
+ * one consumer group; the load at start only makes the first assignment's reload redundant.
  */
 #include "risk.h"
 #include "risk_state.h"
@@ -245,6 +249,7 @@ struct risk {
 	avro_value_t v_scored;
 	bool have_value;
 	struct assay_counter *m_published, *m_recomputed, *m_skipped;
+	struct assay_log *log;            /* the service's, from init */
 	const struct risk_batch_out *out; /* of the batch in hand, from handle */
 	struct assay_pipeline pipe;
 	struct arr cols[NCOLS];
@@ -1023,7 +1028,8 @@ static int band_parse(const char *s)
 	return RISK_BAND_NONE;
 }
 
-static int load_model(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size)
+static int load_model(struct risk *r, PGconn *conn, struct risk_state **out, char *errstr,
+                      size_t errstr_size)
 {
 	PGresult *themes = NULL, *tags = NULL;
 	struct risk_theme_row *th = NULL;
@@ -1055,7 +1061,7 @@ static int load_model(struct risk *r, PGconn *conn, char *errstr, size_t errstr_
 		tg[i].dimension = PQgetvalue(tags, i, 2);
 	}
 	err = risk_state_new(r->cat, &r->params, th, (size_t)PQntuples(themes), tg,
-	                     (size_t)PQntuples(tags), &r->state, errstr, errstr_size);
+	                     (size_t)PQntuples(tags), out, errstr, errstr_size);
 out:
 	free(th);
 	free(tg);
@@ -1070,7 +1076,7 @@ static int geti(const PGresult *res, int row, int col)
 }
 
 /* Audits with their AI systems (both ordered by audit id, merged). */
-static int load_audits(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size)
+static int load_audits(struct risk_state *st, PGconn *conn, char *errstr, size_t errstr_size)
 {
 	PGresult *au = NULL, *ai = NULL;
 	struct risk_ai_system *sys = NULL;
@@ -1093,12 +1099,12 @@ static int load_audits(struct risk *r, PGconn *conn, char *errstr, size_t errstr
 		goto nomem;
 	for (int i = 0; i < PQntuples(au); i++) {
 		const char *id = PQgetvalue(au, i, 0), *stds[RISK_MAX_STD * 2];
-		char *st = strdup(PQgetvalue(au, i, 5));
+		char *joined = strdup(PQgetvalue(au, i, 5));
 		size_t nstd, nai = 0;
 
-		if (st == NULL)
+		if (joined == NULL)
 			goto nomem;
-		nstd = split(st, stds, RISK_MAX_STD * 2);
+		nstd = split(joined, stds, RISK_MAX_STD * 2);
 		while (k < PQntuples(ai) && strcmp(PQgetvalue(ai, k, 0), id) < 0)
 			k++;
 		for (; k < PQntuples(ai) && strcmp(PQgetvalue(ai, k, 0), id) == 0; k++) {
@@ -1108,11 +1114,11 @@ static int load_audits(struct risk *r, PGconn *conn, char *errstr, size_t errstr
 				sys[nai].tier = RISK_AI_NOT_ASSESSED;
 			sys[nai++].roles = (unsigned)geti(ai, k, 3);
 		}
-		err = risk_state_load_audit(
-		        r->state, id, PQgetvalue(au, i, 1), PQgetvalue(au, i, 2),
-		        strcmp(PQgetvalue(au, i, 3), "t") == 0,
-		        (int32_t)strtol(PQgetvalue(au, i, 4), NULL, 10), stds, nstd, sys, nai);
-		free(st);
+		err = risk_state_load_audit(st, id, PQgetvalue(au, i, 1), PQgetvalue(au, i, 2),
+		                            strcmp(PQgetvalue(au, i, 3), "t") == 0,
+		                            (int32_t)strtol(PQgetvalue(au, i, 4), NULL, 10), stds,
+		                            nstd, sys, nai);
+		free(joined);
 		if (err)
 			goto nomem;
 	}
@@ -1126,12 +1132,13 @@ out:
 	return err;
 }
 
-static int load_state(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size)
+static int load_state(struct risk *r, struct risk_state *st, PGconn *conn, char *errstr,
+                      size_t errstr_size)
 {
 	PGresult *res = NULL;
 	int err;
 
-	err = load_audits(r, conn, errstr, errstr_size);
+	err = load_audits(st, conn, errstr, errstr_size);
 	if (err)
 		return err;
 	/* SoAs */
@@ -1153,7 +1160,7 @@ static int load_state(struct risk *r, PGconn *conn, char *errstr, size_t errstr_
 			break;
 		}
 		n = split(ex, ids, cap);
-		err = risk_state_load_soa(r->state, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		err = risk_state_load_soa(st, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 		                          geti(res, i, 2), ids, n);
 		free(ex);
 		free(ids);
@@ -1170,8 +1177,8 @@ static int load_state(struct risk *r, PGconn *conn, char *errstr, size_t errstr_
 		return err;
 	for (int i = 0; !err && i < PQntuples(res); i++)
 		err = risk_state_load_evidence(
-		        r->state, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-		        PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), geti(res, i, 4),
+		        st, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+		        PQgetvalue(res, i, 3), geti(res, i, 4),
 		        risk_link_parse(PQgetvalue(res, i, 5)), geti(res, i, 6), geti(res, i, 7));
 	PQclear(res);
 	if (err)
@@ -1200,7 +1207,7 @@ static int load_state(struct risk *r, PGconn *conn, char *errstr, size_t errstr_
 		sc.residual = geti(res, i, 11);
 		sc.band = band_parse(PQgetvalue(res, i, 12));
 		sc.blocking = strcmp(PQgetvalue(res, i, 13), "t") == 0;
-		err = risk_state_load_score(r->state, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		err = risk_state_load_score(st, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 		                            PQgetvalue(res, i, 2), &sc);
 	}
 	PQclear(res);
@@ -1238,8 +1245,8 @@ static int load_state(struct risk *r, PGconn *conn, char *errstr, size_t errstr_
 			sum.top[k].band = risk_band_of(&r->params, sum.top[k].residual);
 		}
 		sum.ntop = (int)n;
-		err = risk_state_load_summary(r->state, PQgetvalue(res, i, 0),
-		                              PQgetvalue(res, i, 1), &sum);
+		err = risk_state_load_summary(st, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		                              &sum);
 	}
 	PQclear(res);
 	if (err)
@@ -1257,7 +1264,7 @@ static int load_state(struct risk *r, PGconn *conn, char *errstr, size_t errstr_
 		d.controls = geti(res, i, 2);
 		d.residual = geti(res, i, 3);
 		d.band = risk_band_of(&r->params, d.residual);
-		err = risk_state_load_dim(r->state, PQgetvalue(res, i, 0),
+		err = risk_state_load_dim(st, PQgetvalue(res, i, 0),
 		                          risk_dim_parse(PQgetvalue(res, i, 1)), &d);
 	}
 	PQclear(res);
@@ -1266,6 +1273,62 @@ static int load_state(struct risk *r, PGconn *conn, char *errstr, size_t errstr_
 	return 0;
 nomem:
 	return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "risk init: out of memory");
+}
+
+/*
+ * Reads the model tables and the stored state into a new state in one read-only snapshot
+ * (its own REPEATABLE READ transaction when conn is idle) and, on success only, replaces
+ * r->state with it, freeing the old one; on failure r->state is left as it was. The model
+ * rows are cheap to read and the state is built over them, so they are read again too.
+ */
+static int reload(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size)
+{
+	struct risk_state *st = NULL;
+	bool own = PQtransactionStatus(conn) == PQTRANS_IDLE;
+	int err = 0;
+
+	if (own)
+		err = assay_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr,
+		                    errstr_size);
+	if (!err)
+		err = load_model(r, conn, &st, errstr, errstr_size);
+	if (!err)
+		err = load_state(r, st, conn, errstr, errstr_size);
+	if (own && PQtransactionStatus(conn) != PQTRANS_IDLE &&
+	    PQtransactionStatus(conn) != PQTRANS_UNKNOWN) {
+		char why[256];
+		int end = assay_pg_exec(conn, err ? "ROLLBACK" : "COMMIT", why, sizeof(why));
+
+		if (end && !err)
+			err = assay_errf(end, errstr, errstr_size, "%s", why);
+	}
+	if (err) {
+		risk_state_destroy(st);
+		return err;
+	}
+	risk_state_destroy(r->state);
+	r->state = st;
+	r->out = NULL;
+	return 0;
+}
+
+/*
+ * After every assignment (and after a fenced batch): another instance may have written the
+ * risk tables while it owned these partitions, so the whole state is read again and replaces
+ * the one in memory. The catalog stays as init loaded it.
+ */
+static int risk_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
+                         char *errstr, size_t errstr_size)
+{
+	struct risk *r = ctx;
+	int err;
+
+	(void)partitions;
+	err = reload(r, conn, errstr, errstr_size);
+	if (err == 0)
+		assay_log_info(r->log, "risk state reloaded",
+		               ASSAY_LF_INT("audits", (long long)risk_state_naudits(r->state)));
+	return err;
 }
 
 static int risk_init(void *ctx, const struct assay_service_env *env, char *errstr,
@@ -1281,14 +1344,13 @@ static int risk_init(void *ctx, const struct assay_service_env *env, char *errst
 	assay_catalog_destroy(r->cat);
 	r->cat = NULL;
 
+	r->log = env->log;
 	risk_config_params(r->cfg, &r->params);
 	err = risk_params_check(&r->params, errstr, errstr_size);
 	if (!err)
 		err = assay_catalog_load(env->conn, &r->cat, errstr, errstr_size);
 	if (!err)
-		err = load_model(r, env->conn, errstr, errstr_size);
-	if (!err)
-		err = load_state(r, env->conn, errstr, errstr_size);
+		err = reload(r, env->conn, errstr, errstr_size);
 	if (!err)
 		err = assay_codec_schema_by_name(env->codec, SCHEMA_SCORED, &r->s_scored, errstr,
 		                                 errstr_size);
@@ -1328,6 +1390,7 @@ void risk_service_def(struct risk *r, struct risk_config *cfg, struct assay_serv
 	def->handler.write = risk_write;
 	def->handler.committed = risk_committed;
 	def->handler.rolled_back = risk_rolled_back;
+	def->handler.assigned = risk_assigned;
 	def->handler.ctx = r;
 	def->init = risk_init;
 	def->fini = risk_fini;

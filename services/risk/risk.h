@@ -53,7 +53,9 @@ struct risk *risk_new(const struct risk_config *cfg);
 void risk_destroy(struct risk *r);
 
 /* Fills def: name "assay-risk", topics from cfg, metrics port 9104, settings, handler, init
- * hook (loads the catalog, the model data and the stored state) and fini. */
+ * hook (loads the catalog, the model data and the stored state), assigned hook (after every
+ * partition assignment and fenced batch: reads the model data and the stored state again and
+ * replaces the state in memory, so several instances can share one consumer group) and fini. */
 void risk_service_def(struct risk *r, struct risk_config *cfg, struct assay_service_def *def);
 
 #endif

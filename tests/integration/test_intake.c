@@ -550,10 +550,258 @@ static void test_intake_mixed_stream_and_replay(void **state)
 	assay_test_pg_drop_db(e.url);
 }
 
+/* ---- two instances in one consumer group ---- */
+
+#define GROUP_AUDITS 8
+#define GROUP_PARTS  4
+
+/* One instance of a shared group: the topics of e, group and metrics port of its own. */
+static pid_t spawn_intake_member(struct env *e, const char *group, int port)
+{
+	char v_group[200], v_port[64];
+	const char *vars[] = {e->v[0],
+	                      e->v[1],
+	                      e->v[2],
+	                      e->v[3],
+	                      e->v[4],
+	                      e->v[5],
+	                      e->v[6],
+	                      v_group,
+	                      v_port,
+	                      "ASSAY_TOPICS_PARTITIONS=4",
+	                      "ASSAY_BATCH_MAX_MS=20",
+	                      "ASSAY_RELAY_INTERVAL_MS=20",
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
+
+	snprintf(e->v[0], sizeof(e->v[0]), "ASSAY_PG_URL=%s", e->url);
+	snprintf(e->v[1], sizeof(e->v[1]), "ASSAY_TOPIC_EVIDENCE_SUBMITTED=%s", e->submitted);
+	snprintf(e->v[2], sizeof(e->v[2]), "ASSAY_TOPIC_AUDIT_EVENTS=%s", e->audits);
+	snprintf(e->v[3], sizeof(e->v[3]), "ASSAY_TOPIC_EVIDENCE_ACCEPTED=%s", e->accepted);
+	snprintf(e->v[4], sizeof(e->v[4]), "ASSAY_TOPIC_EVIDENCE_REJECTED=%s", e->rejected);
+	snprintf(e->v[5], sizeof(e->v[5]), "ASSAY_INSTANCE_ID=%s", e->instance);
+	snprintf(e->v[6], sizeof(e->v[6]), "ASSAY_DEADLETTER_TOPIC=%s", e->dlq);
+	snprintf(v_group, sizeof(v_group), "ASSAY_GROUP_ID=%s", group);
+	snprintf(v_port, sizeof(v_port), "ASSAY_METRICS_PORT=%d", port);
+	return assay_test_service_start("assay-intake", NULL, vars, NULL, -1);
+}
+
+/* Waits until the instance on port reports itself ready (partitions assigned). */
+static void wait_ready(int port)
+{
+	int64_t deadline = assay_test_now_ms() + 60000;
+
+	while (assay_test_metric(port, "assay_ready") != 1) {
+		if (assay_test_now_ms() > deadline)
+			fail_msg("instance on port %d not ready after 60 s", port);
+		usleep(100000);
+	}
+}
+
+/* Produces value to topic's partition (explicit, so the test knows which member owns it). */
+static void produce_to(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
+                       void *value, size_t len)
+{
+	assert_int_equal(
+	        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+	                          RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value, len),
+	                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+	        RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(rd_kafka_flush(rk, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+	free(value);
+}
+
+static void produce_evidence_to(rd_kafka_t *rk, struct assay_codec *codec, const char *topic, int k,
+                                const char *evidence_id, const char *sha_text, const char *control)
+{
+	struct assay_test_evidence_spec sp;
+	char audit[32], client[32], sha[65];
+	const char *controls[] = {control};
+	void *buf;
+	size_t len;
+
+	snprintf(audit, sizeof(audit), "g-audit-%d", k);
+	snprintf(client, sizeof(client), "g-client-%d", k);
+	assay_test_evidence_spec_init(&sp, TENANT, audit, client, evidence_id, sha);
+	if (sha_text)
+		assay_test_sha256_hex(sha_text, sha);
+	sp.controls = controls;
+	sp.ncontrols = 1;
+	assay_test_evidence_encode(codec, &sp, &buf, &len);
+	produce_to(rk, topic, k % GROUP_PARTS, audit, buf, len);
+}
+
+/*
+ * Two instances (same ASSAY_GROUP_ID, their own ASSAY_INSTANCE_ID) split four partitions of
+ * each topic; every audit k lives on partition k % 4 of both topics, so each instance projects
+ * the audits of its partitions. Then one instance is stopped (SIGTERM): the survivor takes
+ * every partition, and evidence of the audits the other one projected must find those audits,
+ * their SoAs and the evidence already stored (replay and HASH_CONFLICT, not a second row):
+ * only a reload of the state at the assignment gives that. Exactly once: every accepted and
+ * rejected event once, one row per evidence id, no dead letter.
+ */
+static void test_intake_two_instances_one_group(void **state)
+{
+	static const char *const only27[] = {"ISO27001_2022"};
+	const char *ids27[] = {"A.5.1", "A.5.15", "A.8.15", "A.8.16"};
+	const bool app27[] = {false, true, true, true};
+	struct env ea, eb;
+	struct assay_test_evidence_config gc = {0};
+	struct assay_test_evidence *g;
+	struct assay_codec *codec;
+	struct assay_test_record *acc, *rej, *dead;
+	size_t nacc, nrej, ndead;
+	char group[128], id[64];
+	int port_a = assay_test_free_port(), port_b;
+	pid_t pa, pb;
+	rd_kafka_t *rk;
+	void *buf;
+	size_t len;
+
+	(void)state;
+	memset(&ea, 0, sizeof(ea));
+	assay_test_pg_fresh_db(ea.url, sizeof(ea.url), "test_intake_group");
+	assay_test_pg_migrate(ea.url);
+	assay_test_kafka_topic(ea.submitted, sizeof(ea.submitted), "intake-g-submitted",
+	                       GROUP_PARTS);
+	assay_test_kafka_topic(ea.audits, sizeof(ea.audits), "intake-g-audits", GROUP_PARTS);
+	assay_test_kafka_topic(ea.accepted, sizeof(ea.accepted), "intake-g-accepted", GROUP_PARTS);
+	assay_test_kafka_topic(ea.rejected, sizeof(ea.rejected), "intake-g-rejected", GROUP_PARTS);
+	assay_test_kafka_topic(ea.dlq, sizeof(ea.dlq), "intake-g-dlq", 1);
+	assay_test_unique(group, sizeof(group), "intake-group");
+	eb = ea;
+	assay_test_unique(ea.instance, sizeof(ea.instance), "intake-a");
+	assay_test_unique(eb.instance, sizeof(eb.instance), "intake-b");
+	gc.pg_url = ea.url;
+	gc.audit_topic = ea.audits;
+	gc.evidence_topic = ea.submitted;
+	g = assay_test_evidence_new(&gc);
+	codec = assay_test_evidence_codec(g);
+	rk = assay_test_kafka_new(RD_KAFKA_PRODUCER, NULL, NULL, NULL);
+
+	/* A alone, then B joins: wait until both have their share */
+	pa = spawn_intake_member(&ea, group, port_a);
+	wait_ready(port_a);
+	port_b = assay_test_free_port();
+	pb = spawn_intake_member(&eb, group, port_b);
+	wait_ready(port_b);
+	wait_ready(port_a);
+
+	/* audits on every partition, each with an SoA that excludes A.5.1 */
+	for (int k = 0; k < GROUP_AUDITS; k++) {
+		char audit[32], client[32];
+
+		snprintf(audit, sizeof(audit), "g-audit-%d", k);
+		snprintf(client, sizeof(client), "g-client-%d", k);
+		assay_test_audit_opened_encode(codec, TENANT, audit, client, only27, 1, &buf, &len);
+		produce_to(rk, ea.audits, k % GROUP_PARTS, audit, buf, len);
+		assay_test_soa_encode(codec, TENANT, audit, client, "ISO27001_2022", 1, ids27,
+		                      app27, 4, &buf, &len);
+		produce_to(rk, ea.audits, k % GROUP_PARTS, audit, buf, len);
+	}
+	assay_test_pg_wait(ea.url, "SELECT count(*) FROM intake_audits", GROUP_AUDITS, 60000);
+	assay_test_pg_wait(ea.url, "SELECT count(*) FROM intake_soa", GROUP_AUDITS, 60000);
+	/* both instances projected audits (each owns two partitions of the audit topic) */
+	assert_true(assay_test_metric(port_a, "assay_consumed_total") > 0);
+	assert_true(assay_test_metric(port_b, "assay_consumed_total") > 0);
+
+	/* phase 1: one good item per audit, each accepted by the instance that owns it */
+	for (int k = 0; k < GROUP_AUDITS; k++) {
+		snprintf(id, sizeof(id), "g-ev-%d-1", k);
+		produce_evidence_to(rk, codec, ea.submitted, k, id, NULL, "ISO27001:A.8.16");
+	}
+	assay_test_pg_wait(ea.url, "SELECT count(*) FROM intake_evidence", GROUP_AUDITS, 60000);
+	assert_true(assay_test_metric(port_a, "assay_intake_accepted_total") > 0);
+	assert_true(assay_test_metric(port_b, "assay_intake_accepted_total") > 0);
+
+	/* B leaves; A takes every partition and reloads what B wrote */
+	assert_int_equal(assay_test_service_stop(pb), 0);
+
+	/* phase 2, per audit: a new good item, a replay of phase 1's item (same hash), the same
+	 * id with another hash, and a claim of the control the SoA excludes */
+	for (int k = 0; k < GROUP_AUDITS; k++) {
+		snprintf(id, sizeof(id), "g-ev-%d-2", k);
+		produce_evidence_to(rk, codec, ea.submitted, k, id, NULL, "ISO27001:A.8.15");
+		snprintf(id, sizeof(id), "g-ev-%d-1", k);
+		produce_evidence_to(rk, codec, ea.submitted, k, id, NULL, "ISO27001:A.8.16");
+		produce_evidence_to(rk, codec, ea.submitted, k, id, "other", "ISO27001:A.8.16");
+		snprintf(id, sizeof(id), "g-ev-%d-3", k);
+		produce_evidence_to(rk, codec, ea.submitted, k, id, NULL, "ISO27001:A.5.1");
+	}
+	{
+		char sql[512];
+
+		snprintf(sql, sizeof(sql),
+		         "SELECT sum(next_offset) FROM assay_offsets WHERE topic = '%s'",
+		         ea.submitted);
+		assay_test_pg_wait(ea.url, sql, 5 * GROUP_AUDITS, 90000);
+	}
+	assert_int_equal(assay_test_service_stop(pa), 0);
+
+	/* rows: phase 1 and phase 2's new items, once each, the originals' hashes kept */
+	assert_int_equal(assay_test_pg_scalar(ea.url, "SELECT count(*) FROM intake_evidence"),
+	                 2 * GROUP_AUDITS);
+	assert_int_equal(assay_test_pg_scalar(ea.url, "SELECT count(DISTINCT evidence_id) FROM "
+	                                              "intake_evidence"),
+	                 2 * GROUP_AUDITS);
+	assert_int_equal(assay_test_pg_scalar(ea.url, "SELECT count(*) FROM intake_evidence WHERE "
+	                                              "evidence_id LIKE 'g-ev-%-3'"),
+	                 0);
+
+	/* events: 16 accepted, each id once; 16 rejected: 8 HASH_CONFLICT, 8 EXCLUDED_IN_SOA */
+	acc = assay_test_read_topic(ea.accepted, "read_committed", 2 * GROUP_AUDITS, 3000, 60000,
+	                            &nacc);
+	rej = assay_test_read_topic(ea.rejected, "read_committed", 2 * GROUP_AUDITS, 3000, 60000,
+	                            &nrej);
+	assert_int_equal(nacc, 2 * GROUP_AUDITS);
+	assert_int_equal(nrej, 2 * GROUP_AUDITS);
+	{
+		struct stream none = {0};
+		struct outcome *oacc = calloc(nacc, sizeof(*oacc));
+		struct outcome *orej = calloc(nrej, sizeof(*orej));
+
+		assert_non_null(oacc);
+		assert_non_null(orej);
+		decode_outcomes(codec, acc, nacc, &none, oacc);
+		decode_outcomes(codec, rej, nrej, &none, orej);
+		for (int k = 0; k < GROUP_AUDITS; k++)
+			for (int n = 1; n <= 2; n++) {
+				int c = 0;
+
+				snprintf(id, sizeof(id), "g-ev-%d-%d", k, n);
+				for (size_t i = 0; i < nacc; i++)
+					c += strcmp(oacc[i].evidence_id, id) == 0;
+				assert_int_equal(c, 1);
+			}
+		for (int k = 0; k < GROUP_AUDITS; k++) {
+			snprintf(id, sizeof(id), "g-ev-%d-1", k);
+			assert_int_equal(count_reason(orej, nrej, "HASH_CONFLICT", id), 1);
+			snprintf(id, sizeof(id), "g-ev-%d-3", k);
+			assert_int_equal(count_reason(orej, nrej, "EXCLUDED_IN_SOA", id), 1);
+		}
+		free(oacc);
+		free(orej);
+	}
+	assay_test_records_free(acc, nacc);
+	assay_test_records_free(rej, nrej);
+	/* nothing dead-lettered (a row the projection missed would have been refused) */
+	dead = assay_test_read_topic(ea.dlq, "read_committed", 0, 2000, 10000, &ndead);
+	assert_int_equal(ndead, 0);
+	assay_test_records_free(dead, ndead);
+
+	rd_kafka_destroy(rk);
+	assay_test_evidence_destroy(g);
+	assay_test_pg_drop_db(ea.url);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_intake_mixed_stream_and_replay,
+	                                  assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_intake_two_instances_one_group,
 	                                  assay_test_service_teardown),
 	};
 

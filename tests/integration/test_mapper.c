@@ -33,13 +33,16 @@ struct ctx {
 	struct assay_codec *codec;
 	rd_kafka_t *producer;
 	PGconn *conn;
+	int32_t partition; /* where produce_raw puts messages: RD_KAFKA_PARTITION_UA (by key) */
 };
 
-static void ctx_setup(struct ctx *c, const char *prefix)
+/* A fresh database and unique topics, partitions each (the dead-letter topic has one). */
+static void ctx_setup(struct ctx *c, const char *prefix, int partitions)
 {
 	char err[1024];
 
 	memset(c, 0, sizeof(*c));
+	c->partition = RD_KAFKA_PARTITION_UA;
 	assay_test_pg_fresh_db(c->url, sizeof(c->url), prefix);
 	if (assay_pg_connect(c->url, &c->conn, err, sizeof(err)) ||
 	    assay_migrate(c->conn, assay_embedded_migrations, err, sizeof(err)))
@@ -50,9 +53,9 @@ static void ctx_setup(struct ctx *c, const char *prefix)
 	assert_non_null(c->codec);
 	if (assay_codec_register_embedded(c->codec, err, sizeof(err)))
 		fail_msg("%s", err);
-	assay_test_kafka_topic(c->t_evidence, sizeof(c->t_evidence), "map-ev", 2);
-	assay_test_kafka_topic(c->t_audit, sizeof(c->t_audit), "map-audit", 2);
-	assay_test_kafka_topic(c->t_mapped, sizeof(c->t_mapped), "map-out", 2);
+	assay_test_kafka_topic(c->t_evidence, sizeof(c->t_evidence), "map-ev", partitions);
+	assay_test_kafka_topic(c->t_audit, sizeof(c->t_audit), "map-audit", partitions);
+	assay_test_kafka_topic(c->t_mapped, sizeof(c->t_mapped), "map-out", partitions);
 	assay_test_kafka_topic(c->t_dlq, sizeof(c->t_dlq), "map-dlq", 1);
 	c->producer = assay_test_kafka_new(RD_KAFKA_PRODUCER, NULL, NULL, NULL);
 }
@@ -70,12 +73,12 @@ static void ctx_teardown(struct ctx *c)
 static void produce_raw(struct ctx *c, const char *topic, const char *key, const void *buf,
                         size_t len)
 {
-	assert_int_equal(rd_kafka_producev(c->producer, RD_KAFKA_V_TOPIC(topic),
-	                                   RD_KAFKA_V_KEY(key, strlen(key)),
-	                                   RD_KAFKA_V_VALUE((void *)buf, len),
-	                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-	                                   RD_KAFKA_V_END),
-	                 RD_KAFKA_RESP_ERR_NO_ERROR);
+	assert_int_equal(
+	        rd_kafka_producev(
+	                c->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(c->partition),
+	                RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)buf, len),
+	                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+	        RD_KAFKA_RESP_ERR_NO_ERROR);
 	assert_int_equal(rd_kafka_flush(c->producer, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
@@ -160,23 +163,29 @@ static void produce_evidence(struct ctx *c, const char *audit, const char *evide
 	produce_value(c, c->t_evidence, audit, s, &v);
 }
 
-static pid_t spawn_mapper(struct ctx *c, const char *instance)
+/* An instance; group: ASSAY_GROUP_ID (NULL: the default group), metrics on port (0: none). */
+static pid_t spawn_mapper_member(struct ctx *c, const char *instance, const char *group, int port)
 {
 	char v_url[600], v_ev[200], v_au[200], v_out[200], v_dlq[200], v_inst[200];
+	char v_group[200], v_port[64];
 	const char *vars[] = {v_url,
 	                      v_ev,
 	                      v_au,
 	                      v_out,
 	                      v_dlq,
 	                      v_inst,
-	                      "ASSAY_METRICS_PORT=0",
+	                      v_port,
+	                      "ASSAY_TOPICS_PARTITIONS=4",
 	                      "ASSAY_LOG_LEVEL=warn",
 	                      "ASSAY_BATCH_MAX_MS=20",
 	                      "ASSAY_RELAY_INTERVAL_MS=20",
 	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
 	                      "consumer.heartbeat.interval.ms=500",
+	                      group ? v_group : NULL,
 	                      NULL};
 
+	snprintf(v_group, sizeof(v_group), "ASSAY_GROUP_ID=%s", group ? group : "");
+	snprintf(v_port, sizeof(v_port), "ASSAY_METRICS_PORT=%d", port);
 	snprintf(v_url, sizeof(v_url), "ASSAY_PG_URL=%s", c->url);
 	snprintf(v_ev, sizeof(v_ev), "ASSAY_TOPIC_EVIDENCE_ACCEPTED=%s", c->t_evidence);
 	snprintf(v_au, sizeof(v_au), "ASSAY_TOPIC_AUDIT_EVENTS=%s", c->t_audit);
@@ -184,6 +193,11 @@ static pid_t spawn_mapper(struct ctx *c, const char *instance)
 	snprintf(v_dlq, sizeof(v_dlq), "ASSAY_DEADLETTER_TOPIC=%s", c->t_dlq);
 	snprintf(v_inst, sizeof(v_inst), "ASSAY_INSTANCE_ID=%s", instance);
 	return assay_test_service_start("assay-mapper", NULL, vars, NULL, -1);
+}
+
+static pid_t spawn_mapper(struct ctx *c, const char *instance)
+{
+	return spawn_mapper_member(c, instance, NULL, 0);
 }
 
 /* "STANDARD:ID:KIND[:VIA]" per link, ';'-separated, of a ControlMapped value */
@@ -237,7 +251,7 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 	pid_t pid;
 
 	(void)state;
-	ctx_setup(&c, "test_mapper");
+	ctx_setup(&c, "test_mapper", 2);
 	assay_test_unique(instance, sizeof(instance), "it");
 	produce_opened(&c, "A1", both, 2);
 	produce_soa(&c, "A1", "ISO42001_2023", "A.10.3", "A.10.2");
@@ -378,6 +392,151 @@ static void test_evidence_in_links_and_events_out_exactly_once(void **state)
 	ctx_teardown(&c);
 }
 
+#define GROUP_AUDITS 8
+#define GROUP_PARTS  4
+
+/* Waits until the instance on port reports itself ready (partitions assigned). */
+static void wait_ready(int port)
+{
+	int64_t deadline = assay_test_now_ms() + 60000;
+
+	while (assay_test_metric(port, "assay_ready") != 1) {
+		if (assay_test_now_ms() > deadline)
+			fail_msg("instance on port %d not ready after 60 s", port);
+		usleep(100000);
+	}
+}
+
+/*
+ * Two instances (same ASSAY_GROUP_ID, their own ASSAY_INSTANCE_ID) split four partitions of
+ * each topic; audit k and its evidence live on partition k % 4, so each instance projects the
+ * audits (scope and SoA) of its partitions, and evidence of audits P0..P3 that are not open yet
+ * waits in the pending table of the instance that owns it. Then one instance is stopped
+ * (SIGTERM): the survivor takes every partition and must map new evidence of the other's
+ * audits with their scope and SoA, and the other's waiting evidence when the AuditOpened comes:
+ * only a reload of the state at the assignment gives that. Exactly once: one ControlMapped per
+ * evidence item, the links once.
+ */
+static void test_two_instances_one_group(void **state)
+{
+	const char *const both[] = {"ISO27001_2022", "ISO42001_2023"};
+	/* A.10.3 is excluded in every M audit's 42001 SoA: only the medium edge to A.10.2 */
+	const char *soa_links =
+	        "ISO27001_2022:A.5.19:DIRECT;ISO42001_2023:A.10.2:NEEDS_CONFIRMATION:A.5.19";
+	const char *open_links = "ISO27001_2022:9.3.1:DIRECT;ISO42001_2023:9.3.1:AUTOMATIC:9.3.1";
+	char inst_a[64], inst_b[64], group[128], audit[32], ev[32], err[512], text[1024];
+	int port_a = assay_test_free_port(), port_b, seen[3 * GROUP_AUDITS + GROUP_PARTS] = {0};
+	struct ctx c;
+	struct assay_test_record *recs;
+	size_t count;
+	pid_t pa, pb;
+
+	(void)state;
+	ctx_setup(&c, "test_mapper_group", GROUP_PARTS);
+	assay_test_unique(inst_a, sizeof(inst_a), "map-a");
+	assay_test_unique(inst_b, sizeof(inst_b), "map-b");
+	assay_test_unique(group, sizeof(group), "map-group");
+
+	/* A alone, then B joins: wait until both have their share */
+	pa = spawn_mapper_member(&c, inst_a, group, port_a);
+	wait_ready(port_a);
+	port_b = assay_test_free_port();
+	pb = spawn_mapper_member(&c, inst_b, group, port_b);
+	wait_ready(port_b);
+	wait_ready(port_a);
+
+	for (int k = 0; k < GROUP_AUDITS; k++) {
+		snprintf(audit, sizeof(audit), "M%d", k);
+		c.partition = k % GROUP_PARTS;
+		produce_opened(&c, audit, both, 2);
+		produce_soa(&c, audit, "ISO42001_2023", "A.10.3", "A.10.2");
+	}
+	/* evidence of audits not open yet: pending, on every partition */
+	for (int k = 0; k < GROUP_PARTS; k++) {
+		snprintf(audit, sizeof(audit), "P%d", k);
+		snprintf(ev, sizeof(ev), "p%d", k);
+		c.partition = k;
+		produce_evidence(&c, audit, ev, "ISO27001_2022", "9.3.1");
+	}
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_audits", GROUP_AUDITS, 60000);
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_soa", GROUP_AUDITS, 60000);
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_pending", GROUP_PARTS, 60000);
+	/* phase 1: one item per audit, mapped by the instance that owns it */
+	for (int k = 0; k < GROUP_AUDITS; k++) {
+		snprintf(audit, sizeof(audit), "M%d", k);
+		snprintf(ev, sizeof(ev), "m%d-1", k);
+		c.partition = k % GROUP_PARTS;
+		produce_evidence(&c, audit, ev, "ISO27001_2022", "A.5.19");
+	}
+	assay_test_pg_wait(c.url, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links",
+	                   GROUP_AUDITS, 60000);
+	/* both instances did part of the work */
+	assert_true(assay_test_metric(port_a, "assay_mapper_evidence_mapped_total") > 0);
+	assert_true(assay_test_metric(port_b, "assay_mapper_evidence_mapped_total") > 0);
+
+	/* B leaves; A takes every partition and reloads what B wrote */
+	assert_int_equal(assay_test_service_stop(pb), 0);
+
+	/* phase 2: two more items per audit, and the AuditOpened of the waiting evidence */
+	for (int k = 0; k < GROUP_AUDITS; k++)
+		for (int n = 2; n <= 3; n++) {
+			snprintf(audit, sizeof(audit), "M%d", k);
+			snprintf(ev, sizeof(ev), "m%d-%d", k, n);
+			c.partition = k % GROUP_PARTS;
+			produce_evidence(&c, audit, ev, "ISO27001_2022", "A.5.19");
+		}
+	for (int k = 0; k < GROUP_PARTS; k++) {
+		snprintf(audit, sizeof(audit), "P%d", k);
+		c.partition = k;
+		produce_opened(&c, audit, both, 2);
+	}
+	assay_test_pg_wait(c.url, "SELECT count(DISTINCT evidence_id) FROM assay_mapper_links",
+	                   3 * GROUP_AUDITS + GROUP_PARTS, 90000);
+	assay_test_pg_wait(c.url, "SELECT count(*) FROM assay_mapper_pending", 0, 30000);
+	assert_int_equal(assay_test_service_stop(pa), 0);
+
+	/* rows: two links per item, once each */
+	assert_int_equal(assay_test_pg_scalar(c.url, "SELECT count(*) FROM assay_mapper_links"),
+	                 2 * (3 * GROUP_AUDITS + GROUP_PARTS));
+	assert_int_equal(assay_test_pg_scalar(c.url, "SELECT count(*) FROM assay_mapper_mapped"),
+	                 3 * GROUP_AUDITS + GROUP_PARTS);
+
+	/* events: one ControlMapped per item with the links of its audit's scope and SoA */
+	recs = assay_test_read_topic(c.t_mapped, "read_committed", 3 * GROUP_AUDITS + GROUP_PARTS,
+	                             3000, 60000, &count);
+	assert_int_equal(count, 3 * GROUP_AUDITS + GROUP_PARTS);
+	for (size_t i = 0; i < count; i++) {
+		struct assay_decoded d;
+		const char *id;
+		size_t len;
+		int k, n = 0, slot;
+
+		if (assay_codec_decode(c.codec, recs[i].value, recs[i].value_len, &d, err,
+		                       sizeof(err)))
+			fail_msg("%s", err);
+		assert_int_equal(assay_value_string(&d.value, "evidence_id", &id, &len), 0);
+		links_text(&d.value, text, sizeof(text));
+		if (sscanf(id, "m%d-%d", &k, &n) == 2) {
+			assert_true(k >= 0 && k < GROUP_AUDITS && n >= 1 && n <= 3);
+			slot = k * 3 + (n - 1);
+			if (strcmp(text, soa_links) != 0)
+				fail_msg("%s: %s", id, text);
+		} else {
+			assert_int_equal(sscanf(id, "p%d", &k), 1);
+			assert_true(k >= 0 && k < GROUP_PARTS);
+			slot = 3 * GROUP_AUDITS + k;
+			if (strcmp(text, open_links) != 0)
+				fail_msg("%s: %s", id, text);
+		}
+		seen[slot]++;
+		assay_decoded_release(&d);
+	}
+	for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++)
+		assert_int_equal(seen[i], 1);
+	assay_test_records_free(recs, count);
+	ctx_teardown(&c);
+}
+
 static void test_export_oscal(void **state)
 {
 	char url[512], path[] = "/tmp/assay_mapper_oscal_XXXXXX", cmd[2048];
@@ -424,6 +583,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_evidence_in_links_and_events_out_exactly_once,
+	                                  assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_two_instances_one_group,
 	                                  assay_test_service_teardown),
 	        cmocka_unit_test(test_export_oscal),
 	};

@@ -8,6 +8,10 @@
  * with every reason), two dead letters and the rows. Then the service restarts on the same
  * database: the state is reloaded (completed stage 1, decision maker, command ids), a re-sent
  * command is ignored, and the new commands are judged against the reloaded state.
+ *
+ * A second test runs two instances in one consumer group over a 4-partition command topic,
+ * stops one, and checks that the survivor, having reloaded the state on its new assignment,
+ * judges the following commands against what the stopped one wrote, each outcome once.
  */
 #include "assay_test.h"
 #include "assay_test_kafka.h"
@@ -138,13 +142,13 @@ static void send_value(struct ctx *c, const char *name, avro_value_t *v, const c
 
 static const int64_t ISSUED = (int64_t)20254 * DAY_MS; /* 2025-06-15, checked in setup */
 
-static void send_register_client(struct ctx *c)
+static void send_register_client_id(struct ctx *c, const char *client)
 {
 	static const char *sites[][2] = {{"hq", "Head office"}, {"s2", "Plant"}, {"s3", "Depot"}};
 	avro_value_t v, arr, e, roles;
 
 	value_new(c, "org.assay.v1.RegisterClient", &v, ISSUED);
-	OK(assay_value_set_string(&v, "client_id", "c1"));
+	OK(assay_value_set_string(&v, "client_id", client));
 	OK(assay_value_set_string(&v, "legal_name", "Client One B.V."));
 	OK(assay_value_field(&v, "sites", AVRO_ARRAY, &arr));
 	for (int i = 0; i < 3; i++) {
@@ -176,7 +180,12 @@ static void send_register_client(struct ctx *c)
 	append_enum(&roles, "USER");
 	OK(assay_value_set_enum(&e, "eu_ai_act_tier", "LIMITED_RISK"));
 	OK(assay_value_set_null_or_string(&e, "intended_purpose", "delivery routes"));
-	send_value(c, "org.assay.v1.RegisterClient", &v, "c1");
+	send_value(c, "org.assay.v1.RegisterClient", &v, client);
+}
+
+static void send_register_client(struct ctx *c)
+{
+	send_register_client_id(c, "c1");
 }
 
 struct comp {
@@ -216,8 +225,9 @@ static void send_record_auditor(struct ctx *c, const char *person, const struct 
 	send_value(c, "org.assay.v1.RecordAuditor", &v, person);
 }
 
-static void send_open_audit(struct ctx *c, const char *audit, const char *type,
-                            const char *const *standards, size_t n, int64_t issued, int32_t start)
+static void send_open_audit_for(struct ctx *c, const char *client, const char *audit,
+                                const char *type, const char *const *standards, size_t n,
+                                int64_t issued, int32_t start)
 {
 	static const char *const elements[] = {
 	        "documentation", "policy_and_objectives", "internal_audit",  "management_review",
@@ -226,7 +236,7 @@ static void send_open_audit(struct ctx *c, const char *audit, const char *type,
 
 	value_new(c, "org.assay.v1.OpenAudit", &v, issued);
 	OK(assay_value_set_string(&v, "audit_id", audit));
-	OK(assay_value_set_string(&v, "client_id", "c1"));
+	OK(assay_value_set_string(&v, "client_id", client));
 	OK(assay_value_set_enum(&v, "audit_type", type));
 	OK(assay_value_field(&v, "standards", AVRO_ARRAY, &arr));
 	for (size_t i = 0; i < n; i++) {
@@ -248,6 +258,12 @@ static void send_open_audit(struct ctx *c, const char *audit, const char *type,
 	OK(assay_value_set_double(&e, "percent", -10.0));
 	OK(assay_value_set_string(&e, "justification", "no in-house development"));
 	send_value(c, "org.assay.v1.OpenAudit", &v, audit);
+}
+
+static void send_open_audit(struct ctx *c, const char *audit, const char *type,
+                            const char *const *standards, size_t n, int64_t issued, int32_t start)
+{
+	send_open_audit_for(c, "c1", audit, type, standards, n, issued, start);
 }
 
 static void send_assign(struct ctx *c, const char *audit, const char *person, const char *role,
@@ -297,7 +313,8 @@ static void send_dm(struct ctx *c, const char *audit, const char *standard, cons
 	send_value(c, "org.assay.v1.RecordDecisionMaker", &v, audit);
 }
 
-static void send_complete(struct ctx *c, const char *audit)
+static void send_complete_stds(struct ctx *c, const char *audit, const char *const *standards,
+                               size_t n)
 {
 	avro_value_t v, arr;
 
@@ -307,9 +324,16 @@ static void send_complete(struct ctx *c, const char *audit)
 	OK(assay_value_set_enum(&v, "stage", "STAGE_1"));
 	OK(assay_value_set_int(&v, "last_day", assay_test_day(2025, 7, 3)));
 	OK(assay_value_field(&v, "standards", AVRO_ARRAY, &arr));
-	append_enum(&arr, "ISO27001_2022");
-	append_enum(&arr, "ISO42001_2023");
+	for (size_t i = 0; i < n; i++)
+		append_enum(&arr, standards[i]);
 	send_value(c, "org.assay.v1.CompleteStage", &v, audit);
+}
+
+static void send_complete(struct ctx *c, const char *audit)
+{
+	static const char *const both[] = {"ISO27001_2022", "ISO42001_2023"};
+
+	send_complete_stds(c, audit, both, 2);
 }
 
 /* Annex A ids of standard from the catalog tables of the fresh database. */
@@ -662,10 +686,201 @@ static void test_plan_end_to_end(void **state)
 	assay_test_pg_drop_db(e.url);
 }
 
+/* ---- two instances in one group ---- */
+
+#define NAUD 8
+
+static pid_t spawn_member(const struct env *e, const char *group, const char *instance, int port,
+                          char v[][700])
+{
+	const char *vars[] = {v[0],
+	                      v[1],
+	                      v[2],
+	                      v[3],
+	                      v[4],
+	                      v[5],
+	                      v[6],
+	                      "ASSAY_BATCH_MAX_MS=20",
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
+
+	snprintf(v[0], 700, "ASSAY_PG_URL=%s", e->url);
+	snprintf(v[1], 700, "ASSAY_TOPIC_AUDIT_COMMANDS=%s", e->commands);
+	snprintf(v[2], 700, "ASSAY_TOPIC_AUDIT_EVENTS=%s", e->events);
+	snprintf(v[3], 700, "ASSAY_DEADLETTER_TOPIC=%s", e->dlq);
+	snprintf(v[4], 700, "ASSAY_INSTANCE_ID=%s", instance);
+	snprintf(v[5], 700, "ASSAY_GROUP_ID=%s", group);
+	snprintf(v[6], 700, "ASSAY_METRICS_PORT=%d", port);
+	return assay_test_service_start("assay-plan", NULL, vars, NULL, -1);
+}
+
+/* Waits (at most 60 s) until the instance on port reports ready (partitions assigned). */
+static void wait_ready(int port)
+{
+	int64_t deadline = assay_test_now_ms() + 60000;
+	char body[512];
+
+	while (assay_test_http_get(port, "/readyz", body, sizeof(body)) != 200) {
+		if (assay_test_now_ms() > deadline)
+			fail_msg("instance on port %d not ready in 60 s", port);
+		usleep(100 * 1000);
+	}
+}
+
+/* Number of records of type under key. */
+static size_t count_key_type(const struct assay_test_record *r, size_t n, const char *key,
+                             const char *type)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += strcmp(r[i].key, key) == 0 &&
+		     assay_test_header_equals(&r[i], "event_type", type);
+	return k;
+}
+
+/*
+ * Two instances in one consumer group split the 4 partitions of the command topic and each
+ * opens and staffs some of eight audits; then one is stopped (SIGTERM) and the survivor takes
+ * every partition. The commands that follow for the same audits depend on what the stopped
+ * instance wrote: the re-sent OpenAudit is ignored (its command id is known), CompleteStage
+ * needs the audit and its team, a second one is refused as already completed, and the lead
+ * is refused as decision maker because of the team. Each outcome comes out exactly once.
+ */
+static void test_plan_two_instances(void **state)
+{
+	static const struct comp lead[] = {{"ISO27001_2022", "LEAD_AUDITOR"}};
+	static const char *const only27[] = {"ISO27001_2022"};
+	char errstr[512], codes[512], key[128], group[128], ia[128], ib[128];
+	char va[7][700], vb[7][700];
+	char audits[NAUD][16], clients[NAUD][16], open_sent[NAUD], second_cmd[NAUD][64],
+	        dm_cmd[NAUD][64];
+	struct env e;
+	struct ctx c;
+	struct assay_test_record *r;
+	size_t n;
+	pid_t a, b;
+	int port_a, port_b;
+	double applied_b;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	memset(&c, 0, sizeof(c));
+	assay_test_pg_fresh_db(e.url, sizeof(e.url), "test_plan2");
+	assay_test_pg_migrate(e.url);
+	assay_test_kafka_topic(e.commands, sizeof(e.commands), "plan2-cmd", 4);
+	assay_test_kafka_topic(e.events, sizeof(e.events), "plan2-evt", 4);
+	assay_test_kafka_topic(e.dlq, sizeof(e.dlq), "plan2-dlq", 1);
+	assay_test_unique(group, sizeof(group), "plan-group");
+	assay_test_unique(ia, sizeof(ia), "plan-a");
+	assay_test_unique(ib, sizeof(ib), "plan-b");
+	c.reg = assay_registry_pg_new(e.url, errstr, sizeof(errstr));
+	assert_non_null(c.reg);
+	c.codec = assay_codec_new(c.reg, 0, errstr, sizeof(errstr));
+	assert_non_null(c.codec);
+	OK(assay_codec_register_embedded(c.codec, errstr, sizeof(errstr)));
+	c.producer = assay_test_kafka_new(RD_KAFKA_PRODUCER, NULL, NULL, NULL);
+	c.topic = e.commands;
+	port_a = assay_test_free_port();
+	port_b = assay_test_free_port();
+
+	/* phase 1: one instance registers the clients and the lead auditor */
+	for (int k = 0; k < NAUD; k++) {
+		snprintf(audits[k], sizeof(audits[k]), "a%d", k + 1);
+		snprintf(clients[k], sizeof(clients[k]), "c%d", k + 1);
+		send_register_client_id(&c, clients[k]);
+	}
+	send_record_auditor(&c, "lead", lead, 1, false);
+	a = spawn_member(&e, group, ia, port_a, va);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM assay_plan_commands", NAUD + 1, 90000);
+
+	/* phase 2: a second instance joins; the two split the partitions and the audits */
+	b = spawn_member(&e, group, ib, port_b, vb);
+	wait_ready(port_b);
+	for (int k = 0; k < NAUD; k++) {
+		send_open_audit_for(&c, clients[k], audits[k], "STAGE_1", only27, 1, ISSUED,
+		                    assay_test_day(2025, 7, 1));
+		open_sent[k] = (char)(c.nsent - 1);
+		send_assign(&c, audits[k], "lead", "LEAD_AUDITOR", "ISO27001_2022");
+	}
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM assay_plan_commands", 3 * NAUD + 1, 90000);
+	/* both worked: the stopped one must have applied some of the audit commands */
+	applied_b = assay_test_metric(port_b, "assay_plan_commands_applied_total");
+	assert_true(applied_b > 0);
+	assert_true(assay_test_metric(port_a, "assay_plan_commands_applied_total") + applied_b ==
+	            3 * NAUD + 1);
+
+	/* phase 3: b leaves; a takes every partition and must know what b wrote */
+	assert_int_equal(assay_test_service_stop(b), 0);
+	for (int k = 0; k < NAUD; k++) {
+		int i = open_sent[k];
+
+		send_bytes(&c, c.sent[i].key, c.sent[i].value, c.sent[i].len); /* ignored */
+		send_complete_stds(&c, audits[k], only27, 1);
+		send_complete_stds(&c, audits[k], only27, 1);
+		snprintf(second_cmd[k], sizeof(second_cmd[k]), "%s", c.last_id);
+		send_dm(&c, audits[k], "ISO27001_2022", "lead");
+		snprintf(dm_cmd[k], sizeof(dm_cmd[k]), "%s", c.last_id);
+	}
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM assay_plan_commands", 6 * NAUD + 1, 120000);
+	assert_int_equal(assay_test_service_stop(a), 0);
+
+	/* events: each outcome exactly once */
+	r = assay_test_read_topic(e.events, "read_committed", 6 * NAUD + 1, 2000, 30000, &n);
+	assert_int_equal(n, 6 * NAUD + 1);
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = i + 1; k < n; k++)
+			assert_string_not_equal(r[i].event_id ? r[i].event_id : "",
+			                        r[k].event_id ? r[k].event_id : "");
+	assert_int_equal(count_type(r, n, "org.assay.v1.ClientRegistered"), NAUD);
+	assert_int_equal(count_type(r, n, "org.assay.v1.AuditorRecorded"), 1);
+	for (int k = 0; k < NAUD; k++) {
+		assert_int_equal(count_key_type(r, n, audits[k], "org.assay.v1.AuditOpened"), 1);
+		assert_int_equal(count_key_type(r, n, audits[k], "org.assay.v1.TeamMemberAssigned"),
+		                 1);
+		assert_int_equal(count_key_type(r, n, audits[k], "org.assay.v1.StageCompleted"), 1);
+		assert_int_equal(
+		        count_key_type(r, n, audits[k], "org.assay.v1.AuditCommandRefused"), 2);
+		assert_true(refusal_codes(c.codec, r, n, second_cmd[k], codes, sizeof(codes), key,
+		                          sizeof(key)));
+		assert_string_equal(codes, "STAGE_ALREADY_COMPLETED");
+		assert_string_equal(key, audits[k]);
+		assert_true(refusal_codes(c.codec, r, n, dm_cmd[k], codes, sizeof(codes), key,
+		                          sizeof(key)));
+		assert_string_equal(codes, "NOT_COMPETENT;TEAM_MEMBER_AS_DECISION_MAKER");
+	}
+	assay_test_records_free(r, n);
+
+	/* rows: one of each, no command twice */
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_audits"),
+	                 NAUD);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_team"), NAUD);
+	assert_int_equal(
+	        assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_stage_completions"),
+	        NAUD);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM assay_plan_cycles WHERE "
+	                                             "stage1_completed_on = DATE '2025-07-03'"),
+	                 NAUD);
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT count(*) FROM assay_plan_commands WHERE "
+	                                      "outcome = 'refused'"),
+	                 2 * NAUD);
+
+	for (size_t i = 0; i < c.nsent; i++)
+		free(c.sent[i].value);
+	rd_kafka_destroy(c.producer);
+	assay_codec_destroy(c.codec);
+	assay_registry_destroy(c.reg);
+	assay_test_pg_drop_db(e.url);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_plan_end_to_end, assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_plan_two_instances, assay_test_service_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

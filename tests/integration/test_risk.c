@@ -8,7 +8,10 @@
  * - nothing is published when a batch changes no score, summary or dimension;
  * - after a restart the state is loaded: the next change carries the stored previous score;
  * - determinism: one stream replayed with batch.max.messages 1, 7 and 1000 gives the same
- *   rows and the same final scores.
+ *   rows and the same final scores;
+ * - two instances in one consumer group split 4 partitions; after one is stopped the survivor
+ *   reloads the state on its new assignment, so the next score of an audit the stopped one
+ *   scored carries the previous value it computed, and every score is published once.
  */
 #include "assay_test.h"
 #include "assay_test_kafka.h"
@@ -35,7 +38,7 @@ struct env {
 	rd_kafka_t *producer;
 };
 
-static void env_init(struct env *e, const char *prefix)
+static void env_init_parts(struct env *e, const char *prefix, int partitions)
 {
 	char errstr[512];
 
@@ -48,8 +51,8 @@ static void env_init(struct env *e, const char *prefix)
 	assert_non_null(e->codec);
 	if (assay_codec_register_embedded(e->codec, errstr, sizeof(errstr)))
 		fail_msg("register: %s", errstr);
-	assay_test_kafka_topic(e->t_audit, sizeof(e->t_audit), "risk-audit", 2);
-	assay_test_kafka_topic(e->t_mapped, sizeof(e->t_mapped), "risk-mapped", 2);
+	assay_test_kafka_topic(e->t_audit, sizeof(e->t_audit), "risk-audit", partitions);
+	assay_test_kafka_topic(e->t_mapped, sizeof(e->t_mapped), "risk-mapped", partitions);
 	assay_test_unique(e->t_scored, sizeof(e->t_scored), "risk-scored");
 	assay_test_unique(e->t_dlq, sizeof(e->t_dlq), "risk-dlq");
 	{
@@ -57,6 +60,11 @@ static void env_init(struct env *e, const char *prefix)
 		                                   NULL};
 		e->producer = assay_test_kafka_new(RD_KAFKA_PRODUCER, conf, NULL, NULL);
 	}
+}
+
+static void env_init(struct env *e, const char *prefix)
+{
+	env_init_parts(e, prefix, 2);
 }
 
 static void env_release(struct env *e)
@@ -739,12 +747,197 @@ static void test_same_final_scores_for_any_batch_size(void **state)
 	}
 }
 
+/* ---- two instances in one group ---- */
+
+#define NAUD 8
+
+static pid_t spawn_member(struct env *e, const char *group, const char *instance, int port)
+{
+	char v_url[600], v_a[200], v_m[200], v_s[200], v_d[200], v_g[200], v_i[200], v_p[64];
+	const char *vars[] = {v_url,
+	                      v_a,
+	                      v_m,
+	                      v_s,
+	                      v_d,
+	                      v_g,
+	                      v_i,
+	                      v_p,
+	                      "ASSAY_LOG_LEVEL=warn",
+	                      "ASSAY_BATCH_MAX_MS=20",
+	                      "ASSAY_TOPICS_PARTITIONS=4",
+	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
+	                      "consumer.heartbeat.interval.ms=500",
+	                      NULL};
+
+	snprintf(v_url, sizeof(v_url), "ASSAY_PG_URL=%s", e->url);
+	snprintf(v_a, sizeof(v_a), "ASSAY_TOPIC_AUDIT_EVENTS=%s", e->t_audit);
+	snprintf(v_m, sizeof(v_m), "ASSAY_TOPIC_CONTROL_MAPPED=%s", e->t_mapped);
+	snprintf(v_s, sizeof(v_s), "ASSAY_TOPIC_RISK_SCORED=%s", e->t_scored);
+	snprintf(v_d, sizeof(v_d), "ASSAY_DEADLETTER_TOPIC=%s", e->t_dlq);
+	snprintf(v_g, sizeof(v_g), "ASSAY_GROUP_ID=%s", group);
+	snprintf(v_i, sizeof(v_i), "ASSAY_INSTANCE_ID=%s", instance);
+	snprintf(v_p, sizeof(v_p), "ASSAY_METRICS_PORT=%d", port);
+	return assay_test_service_start("assay-risk", NULL, vars, NULL, -1);
+}
+
+/* Waits (at most 60 s) until the instance on port reports ready (partitions assigned). */
+static void wait_ready(int port)
+{
+	int64_t deadline = assay_test_now_ms() + 60000;
+	char body[512];
+
+	while (assay_test_http_get(port, "/readyz", body, sizeof(body)) != 200) {
+		if (assay_test_now_ms() > deadline)
+			fail_msg("instance on port %d not ready in 60 s", port);
+		usleep(100 * 1000);
+	}
+}
+
+/*
+ * The A.8.8 entries of the ISO27001_2022 RiskScored events of audit, in topic order (one
+ * partition per audit): residual and previous residual (-1 when absent). Returns how many
+ * there were (at most 4).
+ */
+static size_t a88_scores(struct env *e, struct assay_test_record *recs, size_t n, const char *audit,
+                         int32_t res[4], int32_t prev[4])
+{
+	size_t found = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct assay_decoded d;
+		char errstr[256];
+		const char *au, *std, *cid;
+		avro_value_t arr, el;
+		size_t nc;
+
+		if (assay_codec_decode(e->codec, recs[i].value, recs[i].value_len, &d, errstr,
+		                       sizeof(errstr)))
+			fail_msg("decode RiskScored: %s", errstr);
+		assert_int_equal(assay_value_string(&d.value, "audit_id", &au, NULL), 0);
+		assert_int_equal(assay_value_enum(&d.value, "standard", &std), 0);
+		assert_int_equal(assay_value_array(&d.value, "controls", &arr, &nc), 0);
+		for (size_t k = 0;
+		     strcmp(au, audit) == 0 && strcmp(std, "ISO27001_2022") == 0 && k < nc; k++) {
+			assert_int_equal(assay_value_array_get(&arr, k, &el), 0);
+			assert_int_equal(assay_value_string(&el, "control_id", &cid, NULL), 0);
+			if (strcmp(cid, "A.8.8") != 0)
+				continue;
+			assert_true(found < 4);
+			assay_value_int_or(&el, "residual_score", -1, &res[found]);
+			assay_value_int_or(&el, "previous_residual_score", -1, &prev[found]);
+			found++;
+		}
+		assay_decoded_release(&d);
+	}
+	return found;
+}
+
+/*
+ * Phase 1: one instance takes the AuditOpened events of eight audits. Phase 2: a second
+ * instance joins the group (4 partitions per topic), and a scan of A.8.8 per audit is scored
+ * by whichever owns the audit's partition (residual 7). Phase 3: the second one is stopped
+ * with SIGTERM and a second source per audit lowers A.8.8: the survivor, which now owns every
+ * partition, must publish residual 6 with previous residual 7 for every audit, including
+ * those the stopped instance scored, and every score exactly once.
+ */
+static void test_two_instances_share_the_group(void **state)
+{
+	static const struct link l88[] = {{"ISO27001_2022", "A.8.8", "DIRECT"}};
+	char group[128], ia[128], ib[128], audits[NAUD][16], ev[64];
+	struct env e;
+	struct assay_test_record *recs;
+	size_t n1, n;
+	double scored_a, scored_b;
+	int port_a, port_b;
+	pid_t a, b;
+
+	(void)state;
+	env_init_parts(&e, "test_risk2", 4);
+	assay_test_unique(group, sizeof(group), "risk-group");
+	assay_test_unique(ia, sizeof(ia), "risk-a");
+	assay_test_unique(ib, sizeof(ib), "risk-b");
+	port_a = assay_test_free_port();
+	port_b = assay_test_free_port();
+
+	/* phase 1: one instance, the audits */
+	for (int k = 0; k < NAUD; k++) {
+		snprintf(audits[k], sizeof(audits[k]), "au-%d", k + 1);
+		send_opened(&e, audits[k], T0, NULL, 0);
+	}
+	flush(&e);
+	a = spawn_member(&e, group, ia, port_a);
+	assay_test_pg_wait(e.url, "SELECT count(*) FROM risk_audits", NAUD, 60000);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", 1, 2000, 60000, &n1);
+	assay_test_records_free(recs, n1);
+	assert_true(n1 >= 1);
+
+	/* phase 2: a second instance; the two split the partitions and score the scans */
+	b = spawn_member(&e, group, ib, port_b);
+	wait_ready(port_b);
+	for (int k = 0; k < NAUD; k++) {
+		snprintf(ev, sizeof(ev), "ev-scan-%s", audits[k]);
+		send_mapped(&e, audits[k], ev, T0 + 7200000, "scanner", "CONFIGURATION_SCAN",
+		            T0 - DAY_MS, l88, 1);
+	}
+	flush(&e);
+	assay_test_pg_wait(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", NAUD, 60000);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", n1 + NAUD, 2000, 60000, &n);
+	assay_test_records_free(recs, n);
+	assert_int_equal(n, n1 + NAUD);
+	/* both scored: the one about to stop published some of the phase 2 events */
+	scored_b = assay_test_metric(port_b, "assay_risk_scored_events_total");
+	scored_a = assay_test_metric(port_a, "assay_risk_scored_events_total");
+	assert_true(scored_b > 0);
+	assert_true(scored_a >= (double)n1);
+	assert_true(scored_a + scored_b == (double)(n1 + NAUD));
+
+	/* phase 3: b leaves; a owns every partition and must know b's scores */
+	assert_int_equal(assay_test_service_stop(b), 0);
+	for (int k = 0; k < NAUD; k++) {
+		snprintf(ev, sizeof(ev), "ev-policy-%s", audits[k]);
+		send_mapped(&e, audits[k], ev, T0 + 7200000, "grc", "POLICY", T0 - DAY_MS, l88, 1);
+	}
+	flush(&e);
+	assay_test_pg_wait(e.url, "SELECT coalesce(sum(items), 0) FROM risk_evidence", 2 * NAUD,
+	                   90000);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", n1 + 2 * NAUD, 3000, 60000, &n);
+	assert_int_equal(assay_test_service_stop(a), 0);
+	assert_int_equal(n, n1 + 2 * NAUD);
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = i + 1; k < n; k++)
+			assert_string_not_equal(recs[i].event_id ? recs[i].event_id : "",
+			                        recs[k].event_id ? recs[k].event_id : "");
+	for (int k = 0; k < NAUD; k++) {
+		int32_t res[4], prev[4];
+
+		/* opened (phase 1), scanned (phase 2), a second source (phase 3): once each */
+		assert_int_equal(a88_scores(&e, recs, n, audits[k], res, prev), 3);
+		assert_int_equal(res[0], 16); /* no evidence: 4 x 4 */
+		assert_int_equal(prev[0], -1);
+		assert_int_equal(res[1], 7); /* one fresh scan: 16 * 0.44 */
+		assert_int_equal(prev[1], 16);
+		assert_int_equal(res[2], 6); /* a second source: 16 * (1 - 0.613) */
+		assert_int_equal(prev[2], 7);
+	}
+	assay_test_records_free(recs, n);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_control_scores "
+	                                             "WHERE control_id = 'A.8.8' AND "
+	                                             "independent_sources = 2 AND "
+	                                             "residual_score = 6"),
+	                 NAUD);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_evidence"),
+	                 2 * NAUD);
+	env_release(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_scores_dead_letters_quiet_batches_and_restart,
 	                                  assay_test_service_teardown),
 	        cmocka_unit_test_teardown(test_same_final_scores_for_any_batch_size,
+	                                  assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_two_instances_share_the_group,
 	                                  assay_test_service_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
