@@ -333,6 +333,29 @@ int assay_pg_query(PGconn *conn, const char *sql, int nparams, const char *const
 	return 0;
 }
 
+int assay_pg_snapshot_begin(PGconn *conn, bool *own, char *errstr, size_t errstr_size)
+{
+	*own = PQtransactionStatus(conn) == PQTRANS_IDLE;
+	if (!*own)
+		return 0;
+	return assay_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr,
+	                     errstr_size);
+}
+
+int assay_pg_snapshot_end(PGconn *conn, bool own, int err, char *errstr, size_t errstr_size)
+{
+	PGTransactionStatusType st = PQtransactionStatus(conn);
+	char why[256];
+	int end;
+
+	if (!own || st == PQTRANS_IDLE || st == PQTRANS_UNKNOWN)
+		return err;
+	end = assay_pg_exec(conn, err ? "ROLLBACK" : "COMMIT", why, sizeof(why));
+	if (end && !err)
+		return assay_errf(end, errstr, errstr_size, "%s", why);
+	return err;
+}
+
 int assay_pg_prepare(PGconn *conn, const char *name, const char *sql, int nparams, char *errstr,
                      size_t errstr_size)
 {

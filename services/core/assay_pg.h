@@ -14,6 +14,7 @@
 #ifndef ASSAY_PG_H
 #define ASSAY_PG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +102,19 @@ int assay_pg_exec_params(PGconn *conn, const char *sql, int nparams, const char 
  */
 int assay_pg_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
                    PGresult **out, char *errstr, size_t errstr_size);
+
+/*
+ * A consistent read of several tables: when conn is idle, begins a read-only REPEATABLE READ
+ * transaction and sets *own; inside a caller's transaction it does nothing (*own false).
+ * Returns 0 or the class of the failure.
+ */
+int assay_pg_snapshot_begin(PGconn *conn, bool *own, char *errstr, size_t errstr_size);
+
+/*
+ * Ends what assay_pg_snapshot_begin started (nothing unless own): COMMIT when err is 0,
+ * ROLLBACK otherwise. Returns err, or the failure to end the transaction when err was 0.
+ */
+int assay_pg_snapshot_end(PGconn *conn, bool own, int err, char *errstr, size_t errstr_size);
 
 /*
  * Creates a named prepared statement on conn (PQprepare), for assay_pipeline_add_prepared()

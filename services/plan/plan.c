@@ -268,25 +268,16 @@ void assay_plan_service_destroy(struct assay_plan_service *svc)
 static int reload(struct assay_plan_service *svc, PGconn *conn, char *errstr, size_t errstr_size)
 {
 	struct assay_plan_state *st = assay_plan_state_new();
-	bool own = PQtransactionStatus(conn) == PQTRANS_IDLE;
+	bool own = false;
 	int err = 0;
 
 	if (st == NULL)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "plan state: out of memory");
-	if (own)
-		err = assay_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr,
-		                    errstr_size);
+	err = assay_pg_snapshot_begin(conn, &own, errstr, errstr_size);
 	if (!err)
 		err = assay_plan_db_load(conn, st, errstr, errstr_size);
-	if (own && PQtransactionStatus(conn) != PQTRANS_IDLE &&
-	    PQtransactionStatus(conn) != PQTRANS_UNKNOWN) {
-		char why[256];
-		int end = assay_pg_exec(conn, err ? "ROLLBACK" : "COMMIT", why, sizeof(why));
-
-		if (end && !err)
-			err = assay_errf(end, errstr, errstr_size, "%s", why);
-	}
+	err = assay_pg_snapshot_end(conn, own, err, errstr, errstr_size);
 	if (err) {
 		assay_plan_state_destroy(st);
 		return err;

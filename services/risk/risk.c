@@ -1284,24 +1284,15 @@ nomem:
 static int reload(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size)
 {
 	struct risk_state *st = NULL;
-	bool own = PQtransactionStatus(conn) == PQTRANS_IDLE;
+	bool own = false;
 	int err = 0;
 
-	if (own)
-		err = assay_pg_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", errstr,
-		                    errstr_size);
+	err = assay_pg_snapshot_begin(conn, &own, errstr, errstr_size);
 	if (!err)
 		err = load_model(r, conn, &st, errstr, errstr_size);
 	if (!err)
 		err = load_state(r, st, conn, errstr, errstr_size);
-	if (own && PQtransactionStatus(conn) != PQTRANS_IDLE &&
-	    PQtransactionStatus(conn) != PQTRANS_UNKNOWN) {
-		char why[256];
-		int end = assay_pg_exec(conn, err ? "ROLLBACK" : "COMMIT", why, sizeof(why));
-
-		if (end && !err)
-			err = assay_errf(end, errstr, errstr_size, "%s", why);
-	}
+	err = assay_pg_snapshot_end(conn, own, err, errstr, errstr_size);
 	if (err) {
 		risk_state_destroy(st);
 		return err;
