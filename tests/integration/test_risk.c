@@ -875,7 +875,7 @@ static void test_two_instances_share_the_group(void **state)
 	b = spawn_member(&e, group, ib, port_b);
 	wait_ready(port_b);
 	for (int k = 0; k < NAUD; k++) {
-		snprintf(ev, sizeof(ev), "ev-scan-%s", audits[k]);
+		snprintf(ev, sizeof(ev), "ev-scan-au-%d", k + 1);
 		send_mapped(&e, audits[k], ev, T0 + 7200000, "scanner", "CONFIGURATION_SCAN",
 		            T0 - DAY_MS, l88, 1);
 	}
@@ -894,7 +894,7 @@ static void test_two_instances_share_the_group(void **state)
 	/* phase 3: b leaves; a owns every partition and must know b's scores */
 	assert_int_equal(assay_test_service_stop(b), 0);
 	for (int k = 0; k < NAUD; k++) {
-		snprintf(ev, sizeof(ev), "ev-policy-%s", audits[k]);
+		snprintf(ev, sizeof(ev), "ev-policy-au-%d", k + 1);
 		send_mapped(&e, audits[k], ev, T0 + 7200000, "grc", "POLICY", T0 - DAY_MS, l88, 1);
 	}
 	flush(&e);
