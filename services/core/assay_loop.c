@@ -365,50 +365,61 @@ static void error_cb(rd_kafka_t *rk, int kerr, const char *reason, void *opaque)
 	               ASSAY_LF_STR("reason", reason));
 }
 
-/* The outbox rows of the batch, COPY'd in the batch transaction. */
+/* The batch's events, COPY'd in the batch transaction: one outbox row per stream, holding
+ * the events its messages caused in order (assay_outbox.c). */
 static int write_outbox(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
                         size_t errstr_size)
 {
 	struct assay_copybin *b = &loop->outbox;
+	size_t written = 0;
 
 	if (batch->nevents == 0)
 		return 0;
 	assay_copybin_reset(b);
-	for (size_t k = 0; k < batch->nevents; k++) {
-		const struct out_event *e = &batch->events[k];
-		const struct assay_msg *m = &batch->msgs[e->msg];
-		const struct part *p = assay_loop_part_find(loop, m->topic, m->partition);
-		unsigned char *hbuf;
-		size_t hlen;
+	for (size_t i = 0; i < loop->nparts; i++) {
+		const struct part *p = &loop->parts[i];
+		int64_t first = -1, last = -1;
+		size_t at;
 
-		if (p == NULL)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                  "message from unassigned partition %s/%d", m->topic,
-			                  (int)m->partition);
-		if (assay_headers_encode(&e->headers, &hbuf, &hlen))
-			return ASSAY_ERR_FATAL;
-		assay_copybin_row(b, 7);
+		for (size_t k = 0; k < batch->nevents; k++) {
+			const struct assay_msg *m = &batch->msgs[batch->events[k].msg];
+
+			if (m->partition == p->partition && strcmp(m->topic, p->topic) == 0) {
+				if (first < 0)
+					first = m->offset;
+				last = m->offset;
+			}
+		}
+		if (first < 0)
+			continue;
+		assay_copybin_row(b, 4);
 		assay_copybin_int32(b, p->stream);
-		assay_copybin_int64(b, m->offset);
-		assay_copybin_int32(b, e->seq);
-		assay_copybin_bytes(b, e->topic, strlen(e->topic));
-		if (e->key)
-			assay_copybin_bytes(b, e->key, e->key_len);
-		else
-			assay_copybin_null(b);
-		if (e->value)
-			assay_copybin_bytes(b, e->value, e->value_len);
-		else
-			assay_copybin_null(b);
-		if (hbuf)
-			assay_copybin_bytes(b, hbuf, hlen);
-		else
-			assay_copybin_null(b);
-		free(hbuf);
+		assay_copybin_int64(b, first);
+		assay_copybin_int64(b, last + 1);
+		at = assay_copybin_bytes_open(b);
+		for (size_t k = 0; k < batch->nevents; k++) {
+			const struct out_event *e = &batch->events[k];
+			const struct assay_msg *m = &batch->msgs[e->msg];
+			unsigned char *hbuf;
+			size_t hlen;
+
+			if (m->partition != p->partition || strcmp(m->topic, p->topic) != 0)
+				continue;
+			if (assay_headers_encode(&e->headers, &hbuf, &hlen))
+				return ASSAY_ERR_FATAL;
+			assay_outbox_put(b, m->offset, e, hbuf, hlen);
+			free(hbuf);
+			written++;
+		}
+		assay_copybin_bytes_close(b, at);
 	}
+	if (written != batch->nevents)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "%zu events of the batch come from unassigned partitions",
+		                  batch->nevents - written);
 	return assay_pg_copy_binary(loop->conn,
-	                            "COPY assay_outbox (stream, source_offset, seq, topic, key, "
-	                            "value, headers) FROM STDIN (FORMAT binary)",
+	                            "COPY assay_outbox (stream, first_offset, next_offset, events) "
+	                            "FROM STDIN (FORMAT binary)",
 	                            b, errstr, errstr_size);
 }
 
@@ -470,7 +481,7 @@ static int write_offsets(struct assay_loop *loop, struct assay_batch *batch, cha
 		err = assay_pg_exec_params(loop->conn,
 		                           "DELETE FROM assay_outbox o USING unnest($1::int[], "
 		                           "$2::bigint[]) AS v(s, below) "
-		                           "WHERE o.stream = v.s AND o.source_offset < v.below",
+		                           "WHERE o.stream = v.s AND o.next_offset <= v.below",
 		                           2, params, NULL, errstr, errstr_size);
 	}
 out:
@@ -514,14 +525,16 @@ static int batch_attempt(struct assay_loop *loop, struct assay_batch *batch, cha
 	err = assay_loop_db_ensure(loop, errstr, errstr_size);
 	if (err)
 		return err;
+	/* the offsets first: a stale owner is fenced before its rows can collide with the new
+	 * owner's (a collision would look like a refused row) */
 	err = assay_pg_exec(loop->conn, "BEGIN", errstr, errstr_size);
+	if (!err)
+		err = write_offsets(loop, batch, errstr, errstr_size);
 	if (!err && loop->handler.write)
 		err = loop->handler.write(loop->handler.ctx, loop->conn, batch, errstr,
 		                          errstr_size);
 	if (!err)
 		err = write_outbox(loop, batch, errstr, errstr_size);
-	if (!err)
-		err = write_offsets(loop, batch, errstr, errstr_size);
 	if (!err)
 		err = assay_pg_exec(loop->conn, "COMMIT", errstr, errstr_size);
 	if (err) {
@@ -640,9 +653,9 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 			if (!err)
 				err = assay_pg_exec(loop->conn, "BEGIN", errstr, errstr_size);
 			if (!err)
-				err = write_outbox(loop, &batch, errstr, errstr_size);
-			if (!err)
 				err = write_offsets(loop, &batch, errstr, errstr_size);
+			if (!err)
+				err = write_outbox(loop, &batch, errstr, errstr_size);
 			if (!err)
 				err = assay_pg_exec(loop->conn, "COMMIT", errstr, errstr_size);
 			if (!err)

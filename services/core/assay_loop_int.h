@@ -14,10 +14,11 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#define RELAY_MAX_ROWS     20000
-#define RELAY_UNKNOWN      (-2)
-#define OUTBOX_CLEANUP_MS  1000
-#define DEFAULT_DEADLETTER "assay.deadletter"
+/* outbox rows read per partition and recovery transaction (each holds one batch) */
+#define RELAY_MAX_OUTBOX_ROWS 16
+#define RELAY_UNKNOWN         (-2)
+#define OUTBOX_CLEANUP_MS     1000
+#define DEFAULT_DEADLETTER    "assay.deadletter"
 
 struct part {
 	char *topic;
@@ -144,6 +145,28 @@ int assay_batch_decode_all(struct assay_loop *loop, struct assay_batch *batch, c
                            size_t errstr_size);
 void assay_batch_reset_outputs(struct assay_batch *batch);
 void assay_batch_release(struct assay_batch *batch);
+
+/* assay_outbox.c: the events of one outbox row (sql/007_outbox_batches.sql). An event read
+ * back points into the row's value; topic is not NUL-terminated; NULL pointers for NULL. */
+struct outbox_event {
+	int64_t source_offset;
+	int32_t seq;
+	const char *topic;
+	size_t topic_len;
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+	const void *headers; /* assay_headers encoding */
+	size_t headers_len;
+};
+
+/* Appends event e, caused by the message at source_offset, to the open bytea field of b. */
+void assay_outbox_put(struct assay_copybin *b, int64_t source_offset, const struct out_event *e,
+                      const void *headers, size_t headers_len);
+/* Reads the event at *pos of an outbox value of len bytes into *out and moves *pos past it:
+ * 1, 0 at the end of the value, -1 when the bytes are malformed. */
+int assay_outbox_get(const void *value, size_t len, size_t *pos, struct outbox_event *out);
 
 /* assay_relay.c */
 void *assay_relay_main(void *loop);

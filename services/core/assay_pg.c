@@ -388,6 +388,8 @@ void assay_copybuf_reset(struct assay_copybuf *b)
 	b->rows = 0;
 	b->columns = 0;
 	b->failed = 0;
+	b->streaming = 0;
+	b->sent_rows = 0;
 }
 
 /* Room for extra more bytes; 0, or -1 with failed set. */
@@ -541,55 +543,61 @@ void assay_copybuf_end_row(struct assay_copybuf *b)
 
 size_t assay_copybuf_rows(const struct assay_copybuf *b)
 {
-	return b->rows;
+	return b->sent_rows + b->rows;
 }
 
 /* ---- COPY FROM STDIN ---- */
 
-/* Runs copy_sql and sends data (then trailer, which may be NULL) as its input; checks that
- * the server stored rows rows. Shared by the text and the binary buffers. */
-static int copy_send(PGconn *conn, const char *copy_sql, const char *data, size_t len,
-                     const char *trailer, size_t trailer_len, size_t rows, char *errstr,
-                     size_t errstr_size)
+/* Runs copy_sql, which must be a COPY FROM STDIN: 0 with conn in the copy-in state, or the
+ * class of the failure. */
+static int copy_open(PGconn *conn, const char *copy_sql, char *errstr, size_t errstr_size)
 {
 	PGresult *res;
-	size_t off;
-	int rc = 0, sent_all = 1, guard;
-	int64_t stored = -1;
+	int rc;
 
 	if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "copy failed: not allowed in pipeline mode");
-
 	res = PQexec(conn, copy_sql);
-	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
-		rc = check_result(res, conn, "copy failed", errstr, errstr_size);
-		if (rc == 0) /* a statement that was not COPY FROM STDIN */
-			rc = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                "copy failed: statement is not COPY FROM STDIN");
+	if (res != NULL && PQresultStatus(res) == PGRES_COPY_IN) {
 		PQclear(res);
-		return rc;
+		return 0;
 	}
+	rc = check_result(res, conn, "copy failed", errstr, errstr_size);
+	if (rc == 0) /* a statement that was not COPY FROM STDIN */
+		rc = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                "copy failed: statement is not COPY FROM STDIN");
 	PQclear(res);
+	return rc;
+}
 
-	for (off = 0; off < len; off += COPY_CHUNK) {
+/* Sends len bytes of copy data in chunks; 0, or -1 when libpq could not send them. */
+static int copy_put(PGconn *conn, const char *data, size_t len)
+{
+	for (size_t off = 0; off < len; off += COPY_CHUNK) {
 		size_t n = len - off < COPY_CHUNK ? len - off : COPY_CHUNK;
 
-		if (PQputCopyData(conn, data + off, (int)n) != 1) {
-			sent_all = 0;
-			break;
-		}
+		if (PQputCopyData(conn, data + off, (int)n) != 1)
+			return -1;
 	}
-	if (sent_all && trailer != NULL && PQputCopyData(conn, trailer, (int)trailer_len) != 1)
-		sent_all = 0;
-	if (PQputCopyEnd(conn, sent_all ? NULL : "client failed to send the copy data") != 1) {
+	return 0;
+}
+
+/* Ends the copy (failing it on purpose with why when why is not NULL), reads every result
+ * so that conn is idle afterwards, and checks that the server stored rows rows. */
+static int copy_close(PGconn *conn, const char *why, size_t rows, char *errstr, size_t errstr_size)
+{
+	PGresult *res;
+	int rc = 0, guard;
+	int64_t stored = -1;
+
+	if (PQputCopyEnd(conn, why) != 1) {
 		/* the connection is gone: report libpq's reason */
 		rc = assay_pg_result_error(NULL, conn, "copy failed", errstr, errstr_size);
 		if (rc == 0)
 			rc = ASSAY_ERR_FATAL;
 	}
-
-	/* Every result up to NULL, so that conn is idle afterwards; the first failure wins. */
+	/* the first failure wins */
 	for (guard = 0; guard < 100 && (res = PQgetResult(conn)) != NULL; guard++) {
 		ExecStatusType st = PQresultStatus(res);
 
@@ -605,13 +613,36 @@ static int copy_send(PGconn *conn, const char *copy_sql, const char *data, size_
 			break; /* libpq could not leave the copy state: the connection is unusable
 			        */
 	}
-	if (rc == 0 && !sent_all)
-		rc = assay_pg_result_error(NULL, conn, "copy failed", errstr, errstr_size);
+	if (why != NULL) {
+		/* the server's answer is the failure we asked for: report ours, or libpq's
+		 * reason when the connection broke */
+		if (PQstatus(conn) == CONNECTION_BAD)
+			return assay_pg_result_error(NULL, conn, "copy failed", errstr,
+			                             errstr_size);
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "copy failed: %s", why);
+	}
 	if (rc == 0 && stored != (int64_t)rows)
 		rc = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                "copy failed: server stored %" PRId64 " rows, the buffer holds %zu",
 		                stored, rows);
 	return rc;
+}
+
+/* Runs copy_sql and sends data (then trailer, which may be NULL) as its input; checks that
+ * the server stored rows rows. Shared by the text and the binary buffers. */
+static int copy_send(PGconn *conn, const char *copy_sql, const char *data, size_t len,
+                     const char *trailer, size_t trailer_len, size_t rows, char *errstr,
+                     size_t errstr_size)
+{
+	int rc = copy_open(conn, copy_sql, errstr, errstr_size);
+
+	if (rc)
+		return rc;
+	if (copy_put(conn, data, len) != 0 ||
+	    (trailer != NULL && copy_put(conn, trailer, trailer_len) != 0))
+		return copy_close(conn, "client failed to send the copy data", rows, errstr,
+		                  errstr_size);
+	return copy_close(conn, NULL, rows, errstr, errstr_size);
 }
 
 int assay_pg_copy(PGconn *conn, const char *copy_sql, const struct assay_copybuf *b, char *errstr,
@@ -624,6 +655,49 @@ int assay_pg_copy(PGconn *conn, const char *copy_sql, const struct assay_copybuf
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "copy failed: the last row is unfinished (no end_row)");
 	return copy_send(conn, copy_sql, b->data, b->len, NULL, 0, b->rows, errstr, errstr_size);
+}
+
+int assay_pg_copy_begin(PGconn *conn, const char *copy_sql, struct assay_copybuf *b, char *errstr,
+                        size_t errstr_size)
+{
+	int rc;
+
+	assay_copybuf_reset(b);
+	rc = copy_open(conn, copy_sql, errstr, errstr_size);
+	b->streaming = rc == 0;
+	return rc;
+}
+
+void assay_pg_copy_flush(PGconn *conn, struct assay_copybuf *b)
+{
+	if (!b->streaming || b->failed || b->columns != 0 || b->len < COPY_CHUNK)
+		return;
+	if (copy_put(conn, b->data, b->len) != 0) {
+		b->failed = 1; /* reported by assay_pg_copy_end */
+		return;
+	}
+	b->sent_rows += b->rows;
+	b->rows = 0;
+	b->len = 0;
+}
+
+int assay_pg_copy_end(PGconn *conn, struct assay_copybuf *b, char *errstr, size_t errstr_size)
+{
+	const char *why = NULL;
+	size_t rows = b->sent_rows + b->rows;
+
+	if (!b->streaming)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "copy failed: no copy was begun");
+	b->streaming = 0;
+	if (b->failed)
+		why = "out of memory or a failed send while building the rows";
+	else if (b->columns != 0)
+		why = "the last row is unfinished (no end_row)";
+	else if (copy_put(conn, b->data, b->len) != 0)
+		why = "client failed to send the copy data";
+	b->sent_rows = rows;
+	return copy_close(conn, why, rows, errstr, errstr_size);
 }
 
 /* ---- COPY binary-format buffer ---- */
@@ -712,6 +786,37 @@ void assay_copybin_int64(struct assay_copybin *b, int64_t v)
 void assay_copybin_bytes(struct assay_copybin *b, const void *p, size_t len)
 {
 	copybin_field(b, p, len);
+}
+
+size_t assay_copybin_bytes_open(struct assay_copybin *b)
+{
+	size_t at;
+
+	if (copybin_reserve(b, 4) != 0)
+		return 0;
+	at = b->len;
+	b->len += 4;
+	return at;
+}
+
+void assay_copybin_append(struct assay_copybin *b, const void *p, size_t len)
+{
+	if (copybin_reserve(b, len) != 0)
+		return;
+	if (len)
+		memcpy(b->data + b->len, p, len);
+	b->len += len;
+}
+
+void assay_copybin_bytes_close(struct assay_copybin *b, size_t at)
+{
+	if (b->failed || at == 0)
+		return;
+	if (b->len - at - 4 > INT32_MAX) {
+		b->failed = 1;
+		return;
+	}
+	put_be(b->data + at, (uint64_t)(b->len - at - 4), 4);
 }
 
 void assay_copybin_null(struct assay_copybin *b)

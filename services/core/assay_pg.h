@@ -139,12 +139,14 @@ int assay_pg_prepare(PGconn *conn, const char *name, const char *sql, int nparam
  * (ASSAY_ERR_FATAL), so callers need not check each append.
  */
 struct assay_copybuf {
-	char *data;     /* owned; len bytes of COPY text, not NUL-terminated; NULL when empty */
-	size_t len;     /* bytes used */
-	size_t cap;     /* bytes allocated */
-	size_t rows;    /* complete rows (assay_copybuf_end_row() calls) */
-	size_t columns; /* columns written in the current, unfinished row */
-	int failed;     /* an allocation failed: the contents are incomplete */
+	char *data;       /* owned; len bytes of COPY text, not NUL-terminated; NULL when empty */
+	size_t len;       /* bytes used */
+	size_t cap;       /* bytes allocated */
+	size_t rows;      /* complete rows (assay_copybuf_end_row() calls) */
+	size_t columns;   /* columns written in the current, unfinished row */
+	int failed;       /* an allocation failed: the contents are incomplete */
+	int streaming;    /* between assay_pg_copy_begin() and assay_pg_copy_end() */
+	size_t sent_rows; /* rows already sent by assay_pg_copy_flush() */
 };
 
 void assay_copybuf_init(struct assay_copybuf *b);
@@ -166,7 +168,7 @@ void assay_copybuf_null(struct assay_copybuf *b);
 void assay_copybuf_bool(struct assay_copybuf *b, int v);
 /* Ends the current row (newline) and counts it. */
 void assay_copybuf_end_row(struct assay_copybuf *b);
-/* Complete rows in the buffer. */
+/* Complete rows in the buffer (with those already sent, while streaming). */
 size_t assay_copybuf_rows(const struct assay_copybuf *b);
 
 /*
@@ -184,6 +186,25 @@ size_t assay_copybuf_rows(const struct assay_copybuf *b);
  */
 int assay_pg_copy(PGconn *conn, const char *copy_sql, const struct assay_copybuf *b, char *errstr,
                   size_t errstr_size);
+
+/*
+ * The same COPY sent while its rows are built, so that the server parses and stores them
+ * while the caller builds the next ones (the two overlap on two cores):
+ *
+ *	assay_pg_copy_begin(conn, "COPY t (a, b) FROM STDIN", &b, ...);  // empties b
+ *	for each row: assay_copybuf_...(&b, ...); assay_copybuf_end_row(&b);
+ *	              assay_pg_copy_flush(conn, &b);   // sends b once it holds 64 KiB
+ *	rc = assay_pg_copy_end(conn, &b, ...);           // the rest, then the result
+ *
+ * conn must not be used for anything else in between. assay_pg_copy_end() must follow a
+ * successful begin, also when the caller gives up half-way (the transaction is rolled back
+ * anyway); it returns what assay_pg_copy() would for all the rows. A failed send while
+ * flushing is reported by assay_pg_copy_end().
+ */
+int assay_pg_copy_begin(PGconn *conn, const char *copy_sql, struct assay_copybuf *b, char *errstr,
+                        size_t errstr_size);
+void assay_pg_copy_flush(PGconn *conn, struct assay_copybuf *b);
+int assay_pg_copy_end(PGconn *conn, struct assay_copybuf *b, char *errstr, size_t errstr_size);
 
 /*
  * COPY binary-format buffer, for wide rows of bytes (an outbox of Avro events): no escaping
@@ -209,6 +230,11 @@ void assay_copybin_int64(struct assay_copybin *b, int64_t v);
 /* bytea, or text given as UTF-8 bytes; p may be NULL when len is 0 */
 void assay_copybin_bytes(struct assay_copybin *b, const void *p, size_t len);
 void assay_copybin_null(struct assay_copybin *b);
+/* A bytea field written in pieces: open returns where its length goes (0 when memory ran
+ * out), append adds bytes, close writes the length of everything appended since open. */
+size_t assay_copybin_bytes_open(struct assay_copybin *b);
+void assay_copybin_append(struct assay_copybin *b, const void *p, size_t len);
+void assay_copybin_bytes_close(struct assay_copybin *b, size_t at);
 
 /* As assay_pg_copy() for "COPY t (...) FROM STDIN (FORMAT binary)". */
 int assay_pg_copy_binary(PGconn *conn, const char *copy_sql, const struct assay_copybin *b,

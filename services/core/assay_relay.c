@@ -25,14 +25,6 @@ static int64_t be64(const char *p)
 	return (int64_t)be64toh(v);
 }
 
-static int32_t be32(const char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return (int32_t)be32toh(v);
-}
-
 /* Drops the relay queue (after waiting for the job in flight); the next relay reads the
  * outbox, which holds everything not yet published. */
 void assay_relay_forget(struct assay_loop *loop)
@@ -177,8 +169,8 @@ static int relay_positions(struct assay_loop *loop, char *errstr, size_t errstr_
 	return 0;
 }
 
-/* Produces the outbox rows of partition p between relay_pos and db_next (at most
- * RELAY_MAX_ROWS, whole input messages only) and sets *new_pos to where that ends. */
+/* Produces the events of partition p's outbox rows between relay_pos and db_next (at
+ * most RELAY_MAX_OUTBOX_ROWS rows, whole rows only) and sets *new_pos to where that ends. */
 static int relay_from_outbox(struct assay_loop *loop, const struct part *p, int64_t *new_pos,
                              size_t *produced, char *errstr, size_t errstr_size)
 {
@@ -190,13 +182,12 @@ static int relay_from_outbox(struct assay_loop *loop, const struct part *p, int6
 	snprintf(stream, sizeof(stream), "%" PRId32, p->stream);
 	snprintf(lo, sizeof(lo), "%" PRId64, p->relay_pos);
 	snprintf(hi, sizeof(hi), "%" PRId64, p->db_next);
-	snprintf(limit, sizeof(limit), "%d", RELAY_MAX_ROWS);
-	res = PQexecParams(
-	        loop->conn,
-	        "SELECT source_offset, seq, topic, key, value, headers FROM assay_outbox "
-	        "WHERE stream = $1 AND source_offset >= $2 AND source_offset < $3 "
-	        "ORDER BY source_offset, seq LIMIT $4",
-	        4, NULL, params, NULL, NULL, 1);
+	snprintf(limit, sizeof(limit), "%d", RELAY_MAX_OUTBOX_ROWS);
+	res = PQexecParams(loop->conn,
+	                   "SELECT next_offset, events FROM assay_outbox "
+	                   "WHERE stream = $1 AND next_offset > $2 AND first_offset < $3 "
+	                   "ORDER BY first_offset LIMIT $4",
+	                   4, NULL, params, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		err = assay_pg_result_error(res, loop->conn, "reading outbox failed", errstr,
 		                            errstr_size);
@@ -205,31 +196,40 @@ static int relay_from_outbox(struct assay_loop *loop, const struct part *p, int6
 	}
 	rows = PQntuples(res);
 	*new_pos = p->db_next;
-	if (rows == RELAY_MAX_ROWS) /* stop before the last message, which may be cut */
+	if (rows == RELAY_MAX_OUTBOX_ROWS) /* the rest in the next transaction */
 		*new_pos = be64(PQgetvalue(res, rows - 1, 0));
 	for (int r = 0; r < rows && !err; r++) {
-		struct assay_headers h;
-		char topic[256];
-		int64_t offset = be64(PQgetvalue(res, r, 0));
+		const char *value = PQgetvalue(res, r, 1);
+		size_t len = (size_t)PQgetlength(res, r, 1), pos = 0;
+		struct outbox_event ev;
+		int more;
 
-		if (offset >= *new_pos)
-			break;
-		snprintf(topic, sizeof(topic), "%.*s", PQgetlength(res, r, 2),
-		         PQgetvalue(res, r, 2));
-		assay_headers_init(&h);
-		if (!PQgetisnull(res, r, 5) &&
-		    assay_headers_decode(&h, PQgetvalue(res, r, 5), (size_t)PQgetlength(res, r, 5),
-		                         errstr, errstr_size))
-			err = ASSAY_ERR_FATAL; /* we wrote these bytes: an invariant is broken */
-		if (!err)
-			err = produce(
-			        loop, topic, PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3),
-			        (size_t)PQgetlength(res, r, 3),
-			        PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4),
-			        (size_t)PQgetlength(res, r, 4), NULL, &h, p->topic, p->partition,
-			        offset, be32(PQgetvalue(res, r, 1)), errstr, errstr_size);
-		assay_headers_release(&h);
-		(*produced)++;
+		while (!err && (more = assay_outbox_get(value, len, &pos, &ev)) == 1) {
+			struct assay_headers h;
+			char topic[256];
+
+			/* a row that began before the published position (another owner's batch
+			 * boundaries): its earlier events are in Kafka already */
+			if (ev.source_offset < p->relay_pos)
+				continue;
+			snprintf(topic, sizeof(topic), "%.*s", (int)ev.topic_len, ev.topic);
+			assay_headers_init(&h);
+			if (ev.headers && assay_headers_decode(&h, ev.headers, ev.headers_len,
+			                                       errstr, errstr_size))
+				err = ASSAY_ERR_FATAL; /* we wrote these bytes: an invariant is
+				                          broken */
+			if (!err)
+				err = produce(loop, topic, ev.key, ev.key_len, ev.value,
+				              ev.value_len, NULL, &h, p->topic, p->partition,
+				              ev.source_offset, ev.seq, errstr, errstr_size);
+			assay_headers_release(&h);
+			(*produced)++;
+		}
+		if (!err && more < 0)
+			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                 "outbox row of stream %" PRId32
+			                 " is malformed at byte %zu",
+			                 p->stream, pos);
 	}
 	PQclear(res);
 	return err;

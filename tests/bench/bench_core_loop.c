@@ -12,6 +12,8 @@
 #include "assay_test_loop.h"
 #include "assay_test_pg.h"
 
+#include "assay_loop_int.h" /* the outbox row format, for the plain COPY baseline */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +49,7 @@ static double copy_same_rows_per_s(const char *url, const char *out_topic, long 
 		assay_copybuf_reset(&rows);
 		assay_copybin_reset(&outbox);
 		for (long i = first; i < first + 1000 && i < n; i++) {
-			int klen = snprintf(key, sizeof(key), "k-%ld", i);
-			int elen = snprintf(event, sizeof(event), "out:msg-%ld", i);
-
+			snprintf(key, sizeof(key), "k-%ld", i);
 			snprintf(value, sizeof(value), "msg-%ld", i);
 			assay_copybuf_str(&rows, "bench-topic");
 			assay_copybuf_int64(&rows, i % 4);
@@ -58,15 +58,27 @@ static double copy_same_rows_per_s(const char *url, const char *out_topic, long 
 			assay_copybuf_str(&rows, value);
 			assay_copybuf_str(&rows, "copy");
 			assay_copybuf_end_row(&rows);
-			/* the outbox row as the loop writes it (binary COPY) */
-			assay_copybin_row(&outbox, 7);
-			assay_copybin_int32(&outbox, (int32_t)(i % 4));
-			assay_copybin_int64(&outbox, i / 4);
-			assay_copybin_int32(&outbox, 0);
-			assay_copybin_bytes(&outbox, out_topic, strlen(out_topic));
-			assay_copybin_bytes(&outbox, key, (size_t)klen);
-			assay_copybin_bytes(&outbox, event, (size_t)elen);
-			assay_copybin_null(&outbox);
+		}
+		/* the events as the loop writes them: one outbox row per partition */
+		for (int p = 0; p < 4; p++) {
+			long end = first + 1000 < n ? first + 1000 : n;
+			size_t at;
+
+			assay_copybin_row(&outbox, 4);
+			assay_copybin_int32(&outbox, p);
+			assay_copybin_int64(&outbox, first / 4);
+			assay_copybin_int64(&outbox, (end + 3) / 4);
+			at = assay_copybin_bytes_open(&outbox);
+			for (long i = first + p; i < end; i += 4) {
+				struct out_event ev = {
+				        .topic = (char *)out_topic, .key = key, .value = event};
+
+				ev.key_len = (size_t)snprintf(key, sizeof(key), "k-%ld", i);
+				ev.value_len =
+				        (size_t)snprintf(event, sizeof(event), "out:msg-%ld", i);
+				assay_outbox_put(&outbox, i / 4, &ev, NULL, 0);
+			}
+			assay_copybin_bytes_close(&outbox, at);
 		}
 		if (assay_pg_exec(conn, "BEGIN", errstr, sizeof(errstr)) ||
 		    assay_pg_copy(conn,
@@ -75,8 +87,8 @@ static double copy_same_rows_per_s(const char *url, const char *out_topic, long 
 		                  &rows, errstr, sizeof(errstr)) ||
 		    assay_pg_copy_binary(
 		            conn,
-		            "COPY copy_outbox (stream, source_offset, seq, topic, key, "
-		            "value, headers) FROM STDIN (FORMAT binary)",
+		            "COPY copy_outbox (stream, first_offset, next_offset, events) "
+		            "FROM STDIN (FORMAT binary)",
 		            &outbox, errstr, sizeof(errstr)) ||
 		    assay_pg_exec(conn, "COMMIT", errstr, sizeof(errstr)))
 			fail_msg("%s", errstr);

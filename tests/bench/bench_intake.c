@@ -26,6 +26,7 @@
 #include "assay_test_service.h"
 
 #include "assay_kafka.h"
+#include "assay_loop_int.h" /* the outbox row format, for the plain COPY baseline */
 #include "assay_pg.h"
 
 #include <pthread.h>
@@ -180,7 +181,9 @@ static double copy_same_rows_per_s(const char *url, const void *sample, size_t s
 	        "size_bytes, uri, controls, attributes, src_topic, src_partition, "
 	        "src_offset";
 	struct assay_copybin outbox;
+	struct out_event ev = {.topic = (char *)topic, .key = "audit-0", .key_len = 7};
 	char errstr[512], sql[1024];
+	size_t at = 0;
 	PGconn *out = NULL, *in = NULL;
 	PGresult *res;
 	char *chunk = NULL, *line;
@@ -202,6 +205,8 @@ static double copy_same_rows_per_s(const char *url, const void *sample, size_t s
 	assert_int_equal(PQresultStatus(res), PGRES_COPY_OUT);
 	PQclear(res);
 	assay_copybin_init(&outbox);
+	ev.value = (void *)sample;
+	ev.value_len = sample_len;
 	while (!done) {
 		n = PQgetCopyData(out, &line, 0);
 		if (n > 0) {
@@ -213,15 +218,16 @@ static double copy_same_rows_per_s(const char *url, const void *sample, size_t s
 			memcpy(chunk + clen, line, (size_t)n);
 			clen += (size_t)n;
 			PQfreemem(line);
-			/* the outbox row the service writes for this event, as it writes it */
-			assay_copybin_row(&outbox, 7);
-			assay_copybin_int32(&outbox, 1);
-			assay_copybin_int64(&outbox, rows);
-			assay_copybin_int32(&outbox, 0);
-			assay_copybin_bytes(&outbox, topic, strlen(topic));
-			assay_copybin_bytes(&outbox, "audit-0", 7);
-			assay_copybin_bytes(&outbox, sample, sample_len);
-			assay_copybin_bytes(&outbox, "\0\0\0\0", 4);
+			/* the event as the service writes it into the chunk's outbox row */
+			if (in_chunk == 0) {
+				assay_copybin_reset(&outbox);
+				assay_copybin_row(&outbox, 4);
+				assay_copybin_int32(&outbox, 1);
+				assay_copybin_int64(&outbox, rows);
+				assay_copybin_int64(&outbox, rows + 1000);
+				at = assay_copybin_bytes_open(&outbox);
+			}
+			assay_outbox_put(&outbox, rows, &ev, "\0\0\0\0", 4);
 			in_chunk++;
 			rows++;
 		} else {
@@ -245,17 +251,17 @@ static double copy_same_rows_per_s(const char *url, const void *sample, size_t s
 			PQclear(r);
 			while ((r = PQgetResult(in)) != NULL)
 				PQclear(r);
+			assay_copybin_bytes_close(&outbox, at);
 			if (assay_pg_copy_binary(
 			            in,
-			            "COPY copy_outbox (stream, source_offset, seq, topic, "
-			            "key, value, headers) FROM STDIN (FORMAT binary)",
+			            "COPY copy_outbox (stream, first_offset, next_offset, events) "
+			            "FROM STDIN (FORMAT binary)",
 			            &outbox, errstr, sizeof(errstr)) ||
 			    assay_pg_exec(in, "COMMIT", errstr, sizeof(errstr)))
 				fail_msg("%s", errstr);
 			timed += (double)(assay_test_now_ms() - t0);
 			clen = 0;
 			in_chunk = 0;
-			assay_copybin_reset(&outbox);
 		}
 	}
 	while ((res = PQgetResult(out)) != NULL)

@@ -224,6 +224,10 @@ static int child_main(void)
 	assay_test_loop_config(&cfg, getenv("ASSAY_TEST_CHILD_SERVICE"), "child",
 	                       getenv("ASSAY_TEST_CHILD_PG"), &topic,
 	                       getenv("ASSAY_TEST_CHILD_DLQ"), &child_stop);
+	if (getenv("ASSAY_TEST_CHILD_HOLD")) { /* apply, but do not publish for 10 minutes */
+		cfg.relay_interval_ms = 600000;
+		cfg.relay_max_events = 1000000;
+	}
 	loop = assay_loop_new(&cfg, &handler, errstr, sizeof(errstr));
 	if (loop == NULL) {
 		fprintf(stderr, "child: %s\n", errstr);
@@ -237,12 +241,14 @@ static int child_main(void)
 	return rc ? 1 : 0;
 }
 
-static pid_t spawn_child(const struct fixture *f)
+/* hold: the child applies but does not publish (its events stay in the outbox) */
+static pid_t spawn_child_holding(const struct fixture *f, bool hold)
 {
 	static const char *const argv[] = {"test_loop", "--child", NULL};
 	static const char *const inherit[] = {"ASSAY_", NULL}; /* the whole environment */
 	char v[5][600];
-	const char *vars[] = {v[0], v[1], v[2], v[3], v[4], NULL};
+	const char *vars[] = {v[0], v[1], v[2], v[3], v[4], hold ? "ASSAY_TEST_CHILD_HOLD=1" : NULL,
+	                      NULL};
 
 	snprintf(v[0], sizeof(v[0]), "ASSAY_TEST_CHILD_TOPIC=%s", f->in);
 	snprintf(v[1], sizeof(v[1]), "ASSAY_TEST_CHILD_OUT=%s", f->out);
@@ -250,6 +256,11 @@ static pid_t spawn_child(const struct fixture *f)
 	snprintf(v[3], sizeof(v[3]), "ASSAY_TEST_CHILD_SERVICE=%s", f->service);
 	snprintf(v[4], sizeof(v[4]), "ASSAY_TEST_CHILD_PG=%s", f->url);
 	return assay_test_service_start("/proc/self/exe", argv, vars, inherit, -1);
+}
+
+static pid_t spawn_child(const struct fixture *f)
+{
+	return spawn_child_holding(f, false);
 }
 
 struct paced_producer {
@@ -301,6 +312,45 @@ static void test_sigkill_at_random_moments(void **state)
 	wait_rows(f.url, 30000, 120000);
 	assert_int_equal(assay_test_service_stop(pid), 0);
 	assert_exactly_once(&f, 30000, NULL);
+	fixture_release(&f);
+}
+
+/*
+ * The recovery path on its own: a child applies 5,000 messages but publishes at most its
+ * first batch (the other events wait in the outbox) and is killed; the next one must publish exactly those events
+ * from the outbox before new ones, and delete the outbox rows once Kafka holds them.
+ */
+static void test_outbox_published_after_kill(void **state)
+{
+	struct fixture f;
+	struct assay_test_record *recs;
+	size_t count;
+	pid_t pid;
+
+	(void)state;
+	fixture_init(&f, "outbox");
+	assay_test_produce(f.in, 0, 5000, NULL, NULL);
+	pid = spawn_child_holding(&f, true);
+	assert_int_equal(wait_rows(f.url, 5000, 60000), 5000);
+	assert_true(assay_test_pg_scalar(f.url, "SELECT count(*) FROM assay_outbox") > 0);
+	/* held: the first batch may be published at once, the rest waits in the outbox */
+	recs = assay_test_read_topic(f.out, "read_committed", 5000, 1000, 3000, &count);
+	assay_test_records_free(recs, count);
+	assert_true(count <= 1000);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(assay_test_service_wait(pid), -1);
+
+	pid = spawn_child(&f);
+	recs = assay_test_read_topic(f.out, "read_committed", 5000, 3000, 60000, &count);
+	assay_test_records_free(recs, count);
+	assert_int_equal(count, 5000);
+	/* a later batch deletes the rows Kafka holds */
+	assay_test_produce(f.in, 5000, 1000, NULL, NULL);
+	assert_int_equal(wait_rows(f.url, 6000, 60000), 6000);
+	assay_test_pg_wait(f.url, "SELECT count(*) FROM assay_outbox WHERE first_offset = 0", 0,
+	                   30000);
+	assert_int_equal(assay_test_service_stop(pid), 0);
+	assert_exactly_once(&f, 6000, NULL);
 	fixture_release(&f);
 }
 
@@ -465,6 +515,7 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_poison_is_deadlettered),
 	        cmocka_unit_test(test_two_instances_share_and_hand_over),
 	        cmocka_unit_test(test_offsets_moved_by_another_owner),
+	        cmocka_unit_test(test_outbox_published_after_kill),
 	        cmocka_unit_test(test_database_restart),
 	        cmocka_unit_test(test_broker_restart),
 	        cmocka_unit_test_teardown(test_sigkill_at_random_moments,
