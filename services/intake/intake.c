@@ -1066,6 +1066,7 @@ static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 	struct stored *st = NULL;
 	size_t nst = 0;
 	double t0 = mono_s();
+	bool copying;
 	int err;
 
 	if (in->retry)
@@ -1073,10 +1074,21 @@ static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 	in->n_accepted = in->n_replayed = in->n_queries = 0;
 	memset(in->n_rejected, 0, sizeof(in->n_rejected));
 	in->nnew = 0;
-	assay_copybuf_reset(&in->rows);
 	err = bmap_reset(in);
 	if (!err)
 		err = query_candidates(in, conn, &res, &st, &nst, errstr, errstr_size);
+	if (!err)
+		err = write_audits(in, conn, errstr, errstr_size);
+	/* the evidence rows stream to the server while the events are built */
+	if (!err)
+		err = assay_pg_copy_begin(
+		        conn,
+		        "COPY intake_evidence (tenant_id, evidence_id, sha256, "
+		        "audit_id, client_id, submitted_event_id, source_system, "
+		        "kind, collected_at, size_bytes, uri, controls, attributes, "
+		        "src_topic, src_partition, src_offset) FROM STDIN",
+		        &in->rows, errstr, errstr_size);
+	copying = err == 0;
 	for (size_t k = 0; !err && k < in->nitems; k++) {
 		struct item *it = &in->items[k];
 		const struct item *prior;
@@ -1118,6 +1130,7 @@ static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 		}
 		bmap_add(in, it);
 		add_row(in, batch, it);
+		assay_pg_copy_flush(conn, &in->rows);
 		err = emit_accepted(in, batch, it, errstr, errstr_size);
 		if (!err &&
 		    grow((void **)&in->new_fps, &in->new_cap, in->nnew + 1, sizeof(*in->new_fps)))
@@ -1128,16 +1141,14 @@ static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 	}
 	PQclear(res);
 	free(st);
-	if (!err)
-		err = write_audits(in, conn, errstr, errstr_size);
-	if (!err && assay_copybuf_rows(&in->rows) > 0)
-		err = assay_pg_copy(
-		        conn,
-		        "COPY intake_evidence (tenant_id, evidence_id, sha256, audit_id, "
-		        "client_id, submitted_event_id, source_system, kind, "
-		        "collected_at, size_bytes, uri, controls, attributes, src_topic, "
-		        "src_partition, src_offset) FROM STDIN",
-		        &in->rows, errstr, errstr_size);
+	if (copying) { /* ended also after a failure, so the connection leaves the copy */
+		char ignored[256];
+
+		if (err)
+			assay_pg_copy_end(conn, &in->rows, ignored, sizeof(ignored));
+		else
+			err = assay_pg_copy_end(conn, &in->rows, errstr, errstr_size);
+	}
 	assay_histogram_observe(in->m_write_s, mono_s() - t0);
 	return err;
 }
