@@ -2,7 +2,10 @@
  * assay-risk's handler (risk.h): reads ControlMapped, AuditOpened and SoaSubmitted into the
  * plain structs of risk_state.h, lets the state recompute what the batch touched, publishes
  * one RiskScored per changed audit and standard, and writes the changed rows in one libpq
- * pipeline (array parameters with unnest, so a batch is one round trip whatever its size).
+ * pipeline (array parameters with unnest, so a batch is one round trip whatever its size)
+ * and its evidence, grouped per control, source, tier and link kind, with one COPY to the
+ * append-only log risk_evidence_links (sql/008_risk_evidence_log.sql), which a batch folds
+ * into risk_evidence_base every risk.evidence.compact.rows rows.
  * At start (init) it loads the catalog, the model data and the stored state; after every
  * partition assignment and every fenced batch (assigned) it reads the model data and the
  * stored state again and replaces the state in memory, since another instance of the group
@@ -18,6 +21,7 @@
 #include "assay_pg.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +108,10 @@ const struct assay_setting risk_settings[] = {
          CFG(band_critical), "lowest score of band CRITICAL"},
         {"risk.top.count", "ASSAY_RISK_TOP_COUNT", ASSAY_SETTING_INT, "5", 0, RISK_TOP_MAX,
          CFG(top_count), "top risks listed per standard summary"},
+        {"risk.evidence.compact.rows", "ASSAY_RISK_EVIDENCE_COMPACT_ROWS", ASSAY_SETTING_INT,
+         "500000", 1, 1000000000, CFG(compact_rows),
+         "rows appended to the evidence log (risk_evidence_links) after which a batch folds "
+         "the log into risk_evidence_base; bounds the log a state reload aggregates"},
         {NULL, NULL, 0, NULL, 0, 0, 0, "assay-risk settings"},
 };
 
@@ -249,10 +257,21 @@ struct risk {
 	avro_value_t v_scored;
 	bool have_value;
 	struct assay_counter *m_published, *m_recomputed, *m_skipped;
+	struct assay_histogram *m_write;  /* seconds of risk_write's statements */
 	struct assay_log *log;            /* the service's, from init */
 	const struct risk_batch_out *out; /* of the batch in hand, from handle */
 	struct assay_pipeline pipe;
 	struct arr cols[NCOLS];
+	/* the evidence log: the batch's deltas grouped, their COPY rows, and how many rows the
+	 * log holds since its last compaction (as far as this instance knows: read at every
+	 * reload, counted up by its own batches) */
+	struct risk_evidence_delta *ev;
+	int32_t *ev_items;
+	size_t cap_ev;
+	struct assay_copybin copy;
+	long long log_rows;
+	size_t batch_rows;   /* rows the batch in hand appended */
+	bool batch_compacts; /* the batch in hand folds the log into risk_evidence_base */
 	/* decode scratch */
 	const char **strs;
 	size_t cap_strs;
@@ -271,6 +290,7 @@ struct risk *risk_new(const struct risk_config *cfg)
 		return NULL;
 	r->cfg = cfg;
 	assay_pipeline_init(&r->pipe);
+	assay_copybin_init(&r->copy);
 	return r;
 }
 
@@ -291,6 +311,9 @@ void risk_destroy(struct risk *r)
 	risk_state_destroy(r->state);
 	assay_catalog_destroy(r->cat);
 	assay_pipeline_release(&r->pipe);
+	assay_copybin_release(&r->copy);
+	free(r->ev);
+	free(r->ev_items);
 	for (int i = 0; i < NCOLS; i++)
 		free(r->cols[i].p);
 	free(r->strs);
@@ -692,25 +715,177 @@ static bool cols_failed(const struct risk *r)
 
 static const char *const link_symbols[RISK_NLINKS] = {"DIRECT", "AUTOMATIC", "NEEDS_CONFIRMATION"};
 
-static int risk_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
-                      size_t errstr_size)
+/* Orders deltas by (audit, standard, control, source, tier, link kind); any fixed order of
+ * the audits will do, so they compare by address. */
+static int delta_cmp(const void *pa, const void *pb)
 {
-	struct risk *r = ctx;
+	const struct risk_evidence_delta *a = pa, *b = pb;
+	uintptr_t x = (uintptr_t)a->audit, y = (uintptr_t)b->audit;
+
+	if (x != y)
+		return x < y ? -1 : 1;
+	if (a->std != b->std)
+		return a->std < b->std ? -1 : 1;
+	if (a->pos != b->pos)
+		return a->pos < b->pos ? -1 : 1;
+	if (a->source != b->source)
+		return a->source < b->source ? -1 : 1;
+	if (a->tier != b->tier)
+		return a->tier < b->tier ? -1 : 1;
+	if (a->link != b->link)
+		return a->link < b->link ? -1 : 1;
+	return 0;
+}
+
+/*
+ * The batch's evidence deltas (one per item and link) grouped by their key into r->ev[0..*n):
+ * the newest day in day, the number of items in r->ev_items. Returns 0 or ASSAY_ERR_FATAL
+ * (memory).
+ */
+static int group_deltas(struct risk *r, const struct risk_batch_out *out, size_t *n)
+{
+	size_t k = 0;
+
+	if (out->ndeltas > r->cap_ev) {
+		struct risk_evidence_delta *ev = realloc(r->ev, out->ndeltas * sizeof(*ev));
+		int32_t *items;
+
+		if (ev == NULL)
+			return ASSAY_ERR_FATAL;
+		r->ev = ev;
+		items = realloc(r->ev_items, out->ndeltas * sizeof(*items));
+		if (items == NULL)
+			return ASSAY_ERR_FATAL;
+		r->ev_items = items;
+		r->cap_ev = out->ndeltas;
+	}
+	memcpy(r->ev, out->deltas, out->ndeltas * sizeof(*r->ev));
+	qsort(r->ev, out->ndeltas, sizeof(*r->ev), delta_cmp);
+	for (size_t i = 0; i < out->ndeltas; i++) {
+		if (k > 0 && delta_cmp(&r->ev[k - 1], &r->ev[i]) == 0) {
+			if (r->ev[i].day > r->ev[k - 1].day)
+				r->ev[k - 1].day = r->ev[i].day;
+			r->ev_items[k - 1]++;
+			continue;
+		}
+		r->ev[k] = r->ev[i];
+		r->ev_items[k++] = 1;
+	}
+	*n = k;
+	return 0;
+}
+
+/* A smallint field of a binary COPY row: 2 bytes, big-endian. */
+static void copybin_int16(struct assay_copybin *b, int v)
+{
+	unsigned char be[2] = {(unsigned char)((unsigned)v >> 8), (unsigned char)v};
+
+	assay_copybin_bytes(b, be, sizeof(be));
+}
+
+static void copybin_str(struct assay_copybin *b, const char *s)
+{
+	assay_copybin_bytes(b, s, strlen(s));
+}
+
+/* Appends the grouped deltas r->ev[0..n) to the evidence log with one binary COPY. */
+static int write_links(struct risk *r, PGconn *conn, size_t n, char *errstr, size_t errstr_size)
+{
+	struct assay_copybin *b = &r->copy;
+	struct risk_state *s = r->state;
+	int err;
+
+	if (n == 0)
+		return 0;
+	assay_copybin_reset(b);
+	for (size_t i = 0; i < n; i++) {
+		const struct risk_evidence_delta *d = &r->ev[i];
+
+		assay_copybin_row(b, 8);
+		copybin_str(b, d->audit->audit_id);
+		copybin_str(b, risk_state_std_symbol(s, d->std));
+		copybin_str(b, risk_state_control(s, d->std, d->pos)->id);
+		copybin_str(b, risk_state_source_name(s, d->source));
+		copybin_int16(b, d->tier);
+		copybin_str(b, link_symbols[d->link]);
+		assay_copybin_int32(b, d->day);
+		assay_copybin_int32(b, r->ev_items[i]);
+	}
+	err = assay_pg_copy_binary(conn,
+	                           "COPY risk_evidence_links (audit_id, standard, control_id, "
+	                           "source_system, tier, link_kind, newest_day, items) FROM STDIN "
+	                           "(FORMAT binary)",
+	                           b, errstr, errstr_size);
+	if (!err)
+		r->batch_rows = n;
+	return err;
+}
+
+/*
+ * Queues the compaction of the evidence log: every row appended so far is folded into
+ * risk_evidence_base (sums and maxima, as the view risk_evidence computes them) and the log
+ * is emptied. The ACCESS EXCLUSIVE lock waits for the batches of other instances that
+ * appended rows to commit, and keeps out their appends, their compactions and their state
+ * reloads (which lock the log before their snapshot) until this batch ends: none of them sees
+ * the base without the log or the log twice, and no two compactions write the base at once
+ * (so MERGE, which a concurrent insert of the same key would make fail, is safe; it joins
+ * the grouped log with the base instead of probing the key index per row, about a third
+ * cheaper than INSERT ... ON CONFLICT here). TRUNCATE, not DELETE: no dead rows to vacuum.
+ */
+static void add_compaction(struct risk *r)
+{
+	char errstr[256];
+
+	assay_pipeline_add(&r->pipe, "LOCK TABLE risk_evidence_links IN ACCESS EXCLUSIVE MODE", 0,
+	                   NULL, errstr, sizeof(errstr));
+	assay_pipeline_add(&r->pipe,
+	                   "MERGE INTO risk_evidence_base t "
+	                   "USING (SELECT audit_id, standard, control_id, source_system, tier, "
+	                   "link_kind, max(newest_day) AS newest_day, sum(items) AS items "
+	                   "FROM risk_evidence_links GROUP BY audit_id, standard, control_id, "
+	                   "source_system, tier, link_kind) v "
+	                   "ON t.audit_id = v.audit_id AND t.standard = v.standard "
+	                   "AND t.control_id = v.control_id AND t.source_system = v.source_system "
+	                   "AND t.tier = v.tier AND t.link_kind = v.link_kind "
+	                   "WHEN MATCHED THEN UPDATE SET "
+	                   "newest_day = greatest(t.newest_day, v.newest_day), "
+	                   "items = t.items + v.items "
+	                   "WHEN NOT MATCHED THEN INSERT (audit_id, standard, control_id, "
+	                   "source_system, tier, link_kind, newest_day, items) "
+	                   "VALUES (v.audit_id, v.standard, v.control_id, v.source_system, v.tier, "
+	                   "v.link_kind, v.newest_day, v.items)",
+	                   0, NULL, errstr, sizeof(errstr));
+	assay_pipeline_add(&r->pipe, "TRUNCATE risk_evidence_links", 0, NULL, errstr,
+	                   sizeof(errstr));
+}
+
+static int write_rows(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size)
+{
 	const struct risk_batch_out *out = r->out;
 	struct risk_state *s = r->state;
 	bool failed = false;
+	size_t nev = 0, nrows;
 	int err;
 
-	(void)batch;
 	if (out == NULL)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "risk write: no batch");
-	if (out->naudit_rows + out->nsoa_rows + out->ndeltas + out->nscore_rows +
-	            out->nscore_deletes + out->nsummary_rows + out->ndim_rows ==
-	    0)
-		return 0;
+	r->batch_rows = 0;
+	r->batch_compacts = false;
+	if (out->ndeltas) {
+		err = group_deltas(r, out, &nev);
+		if (err)
+			return assay_errf(err, errstr, errstr_size, "risk write: out of memory");
+		r->batch_compacts = r->log_rows >= r->cfg->compact_rows;
+	}
+	nrows = out->naudit_rows + out->nsoa_rows + out->nscore_rows + out->nscore_deletes +
+	        out->nsummary_rows + out->ndim_rows;
+	if (nrows == 0 && !r->batch_compacts)
+		return write_links(r, conn, nev, errstr, errstr_size); /* the usual batch */
 	err = assay_pipeline_begin(&r->pipe, conn, errstr, errstr_size);
 	if (err)
 		return err;
+	if (r->batch_compacts)
+		add_compaction(r);
 	if (out->naudit_rows) {
 		size_t nai = 0;
 
@@ -800,33 +975,6 @@ static int risk_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *
 		         "ON CONFLICT (audit_id, standard) DO UPDATE SET revision = "
 		         "EXCLUDED.revision, excluded = EXCLUDED.excluded",
 		         4);
-	}
-	if (out->ndeltas) {
-		cols_reset(r, 7);
-		for (size_t i = 0; i < out->ndeltas; i++) {
-			const struct risk_evidence_delta *d = &out->deltas[i];
-
-			arr_text(&r->cols[0], d->audit->audit_id);
-			arr_text(&r->cols[1], risk_state_std_symbol(s, d->std));
-			arr_text(&r->cols[2], risk_state_control(s, d->std, d->pos)->id);
-			arr_text(&r->cols[3], risk_state_source_name(s, d->source));
-			arr_int(&r->cols[4], d->tier);
-			arr_text(&r->cols[5], link_symbols[d->link]);
-			arr_int(&r->cols[6], d->day);
-		}
-		failed |= cols_failed(r);
-		add_stmt(r,
-		         "INSERT INTO risk_evidence AS t (audit_id, standard, control_id, "
-		         "source_system, tier, link_kind, newest_day, items) "
-		         "SELECT a, s, c, src, tr, lk, max(d), count(*) FROM unnest($1::text[], "
-		         "$2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[], "
-		         "$7::int[]) "
-		         "AS v(a, s, c, src, tr, lk, d) GROUP BY a, s, c, src, tr, lk "
-		         "ON CONFLICT (audit_id, standard, control_id, source_system, tier, "
-		         "link_kind) "
-		         "DO UPDATE SET newest_day = greatest(t.newest_day, EXCLUDED.newest_day), "
-		         "items = t.items + EXCLUDED.items",
-		         7);
 	}
 	if (out->nscore_rows) {
 		cols_reset(r, 12);
@@ -967,13 +1115,37 @@ static int risk_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *
 	err = assay_pipeline_end(&r->pipe, errstr, errstr_size);
 	if (!err && failed)
 		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "risk write: out of memory");
-	if (!err) {
-		if (r->m_recomputed)
-			assay_counter_add(r->m_recomputed, out->recomputed);
-		if (r->m_published)
-			assay_counter_add(r->m_published, out->nresults);
-	}
+	if (!err)
+		err = write_links(r, conn, nev, errstr, errstr_size);
 	return err;
+}
+
+static double mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int risk_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
+                      size_t errstr_size)
+{
+	struct risk *r = ctx;
+	double t0 = mono_seconds();
+	int err;
+
+	(void)batch;
+	err = write_rows(r, conn, errstr, errstr_size);
+	if (err)
+		return err;
+	if (r->m_write)
+		assay_histogram_observe(r->m_write, mono_seconds() - t0);
+	if (r->m_recomputed)
+		assay_counter_add(r->m_recomputed, r->out->recomputed);
+	if (r->m_published)
+		assay_counter_add(r->m_published, r->out->nresults);
+	return 0;
 }
 
 static void risk_committed(void *ctx, struct assay_batch *batch)
@@ -983,6 +1155,9 @@ static void risk_committed(void *ctx, struct assay_batch *batch)
 	(void)batch;
 	r->out = NULL;
 	risk_state_commit(r->state);
+	r->log_rows = (r->batch_compacts ? 0 : r->log_rows) + (long long)r->batch_rows;
+	r->batch_rows = 0;
+	r->batch_compacts = false;
 }
 
 static void risk_rolled_back(void *ctx, struct assay_batch *batch)
@@ -992,6 +1167,8 @@ static void risk_rolled_back(void *ctx, struct assay_batch *batch)
 	(void)batch;
 	r->out = NULL;
 	risk_state_rollback(r->state);
+	r->batch_rows = 0;
+	r->batch_compacts = false;
 }
 
 /* ---- start-up ---- */
@@ -1168,7 +1345,7 @@ static int load_state(struct risk *r, struct risk_state *st, PGconn *conn, char 
 	PQclear(res);
 	if (err)
 		goto nomem;
-	/* evidence aggregates */
+	/* evidence aggregates: the view groups the compacted base and the log */
 	err = query(conn,
 	            "SELECT audit_id, standard, control_id, source_system, tier, link_kind, "
 	            "newest_day, items FROM risk_evidence",
@@ -1280,18 +1457,33 @@ nomem:
  * (its own REPEATABLE READ transaction when conn is idle) and, on success only, replaces
  * r->state with it, freeing the old one; on failure r->state is left as it was. The model
  * rows are cheap to read and the state is built over them, so they are read again too.
+ * The evidence comes from the view risk_evidence (the compacted base and the log, grouped);
+ * the size of the log decides when this instance's next batch compacts it.
  */
 static int reload(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size)
 {
 	struct risk_state *st = NULL;
+	PGresult *res = NULL;
+	long long log_rows = 0;
 	bool own = false;
 	int err = 0;
 
 	err = assay_pg_snapshot_begin(conn, &own, errstr, errstr_size);
+	/* before the snapshot is taken (the first query): a compaction that empties the log
+	 * either committed before it or waits until this transaction ends */
+	if (!err)
+		err = assay_pg_exec(conn, "LOCK TABLE risk_evidence_links IN ACCESS SHARE MODE",
+		                    errstr, errstr_size);
 	if (!err)
 		err = load_model(r, conn, &st, errstr, errstr_size);
 	if (!err)
 		err = load_state(r, st, conn, errstr, errstr_size);
+	if (!err)
+		err = query(conn, "SELECT count(*) FROM risk_evidence_links", &res, errstr,
+		            errstr_size);
+	if (!err)
+		log_rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
 	err = assay_pg_snapshot_end(conn, own, err, errstr, errstr_size);
 	if (err) {
 		risk_state_destroy(st);
@@ -1300,6 +1492,7 @@ static int reload(struct risk *r, PGconn *conn, char *errstr, size_t errstr_size
 	risk_state_destroy(r->state);
 	r->state = st;
 	r->out = NULL;
+	r->log_rows = log_rows;
 	return 0;
 }
 
@@ -1358,6 +1551,15 @@ static int risk_init(void *ctx, const struct assay_service_env *env, char *errst
 	                              "control scores recomputed", NULL);
 	r->m_skipped = assay_metrics_counter(env->metrics, "assay_risk_skipped_events_total",
 	                                     "audit events assay-risk does not use", NULL);
+	{
+		static const double bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+		                                0.05,  0.1,    0.25,  0.5,  1};
+
+		r->m_write = assay_metrics_histogram(env->metrics, "assay_risk_write_seconds",
+		                                     "time of assay-risk's own statements in a "
+		                                     "batch (within assay_batch_seconds)",
+		                                     bounds, sizeof(bounds) / sizeof(bounds[0]));
+	}
 	assay_log_info(env->log, "risk state loaded",
 	               ASSAY_LF_INT("audits", (long long)risk_state_naudits(r->state)));
 	return 0;

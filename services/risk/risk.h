@@ -5,8 +5,8 @@
  * Consumes assay.control.mapped (ControlMapped) and assay.audit.events (AuditOpened,
  * SoaSubmitted; other types are skipped); publishes RiskScored on assay.risk.scored, one per
  * audit and standard whose control scores, summary or dimension scores a batch changed, and
- * nothing when nothing changed. State: sql/006_risk.sql, mirrored in memory (risk_state.h);
- * the model: risk_model.h.
+ * nothing when nothing changed. State: sql/006_risk.sql and sql/008_risk_evidence_log.sql,
+ * mirrored in memory (risk_state.h); the model: risk_model.h.
  *
  *	static struct risk_config cfg;
  *	struct risk *r = risk_new(&cfg);
@@ -35,6 +35,7 @@ struct risk_config {
 	long long single_source, source_bonus, max_reduction;
 	long long band_low, band_medium, band_high, band_critical;
 	long long top_count;
+	long long compact_rows; /* evidence log rows appended before a batch compacts the log */
 };
 
 /* The settings table of assay-risk (ends with an entry whose name is NULL). */

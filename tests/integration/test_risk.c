@@ -8,7 +8,12 @@
  * - nothing is published when a batch changes no score, summary or dimension;
  * - after a restart the state is loaded: the next change carries the stored previous score;
  * - determinism: one stream replayed with batch.max.messages 1, 7 and 1000 gives the same
- *   rows and the same final scores;
+ *   rows and the same final scores; so does a run that compacts the evidence log
+ *   (risk_evidence_links into risk_evidence_base) after nearly every batch and is restarted
+ *   halfway, and the restart replays nothing (no event, no evidence row);
+ * - migration 008 on a database with 006's risk_evidence table: the view risk_evidence and
+ *   risk_control_scores show the same rows as before, and the service loads them (the next
+ *   score of a migrated control counts the migrated items and sources);
  * - two instances in one consumer group split 4 partitions; after one is stopped the survivor
  *   reloads the state on its new assignment, so the next score of an audit the stopped one
  *   scored carries the previous value it computed, and every score is published once.
@@ -18,7 +23,9 @@
 #include "assay_test_pg.h"
 #include "assay_test_service.h"
 #include "assay_codec.h"
+#include "assay_embed.h"
 #include "assay_headers.h"
+#include "assay_migrate.h"
 #include "assay_pg.h"
 #include "assay_registry.h"
 
@@ -38,13 +45,11 @@ struct env {
 	rd_kafka_t *producer;
 };
 
-static void env_init_parts(struct env *e, const char *prefix, int partitions)
+/* The registry, codec, topics and producer of e over the migrated database at e->url. */
+static void env_open(struct env *e, int partitions)
 {
 	char errstr[512];
 
-	memset(e, 0, sizeof(*e));
-	assay_test_pg_fresh_db(e->url, sizeof(e->url), prefix);
-	assay_test_pg_migrate(e->url);
 	e->reg = assay_registry_pg_new(e->url, errstr, sizeof(errstr));
 	assert_non_null(e->reg);
 	e->codec = assay_codec_new(e->reg, 0, errstr, sizeof(errstr));
@@ -60,6 +65,14 @@ static void env_init_parts(struct env *e, const char *prefix, int partitions)
 		                                   NULL};
 		e->producer = assay_test_kafka_new(RD_KAFKA_PRODUCER, conf, NULL, NULL);
 	}
+}
+
+static void env_init_parts(struct env *e, const char *prefix, int partitions)
+{
+	memset(e, 0, sizeof(*e));
+	assay_test_pg_fresh_db(e->url, sizeof(e->url), prefix);
+	assay_test_pg_migrate(e->url);
+	env_open(e, partitions);
 }
 
 static void env_init(struct env *e, const char *prefix)
@@ -265,21 +278,24 @@ static void send_mapped(struct env *e, const char *audit, const char *evidence, 
 
 /* ---- the service process ---- */
 
-static pid_t spawn_risk(struct env *e, int batch_max)
+/* assay-risk with batch.max.messages batch_max; compact_rows > 0 sets
+ * risk.evidence.compact.rows; port > 0 the metrics port (0: none). */
+static pid_t spawn_risk_opts(struct env *e, int batch_max, int compact_rows, int port)
 {
-	char v_url[600], v_a[200], v_m[200], v_s[200], v_d[200], v_b[64];
+	char v_url[600], v_a[200], v_m[200], v_s[200], v_d[200], v_b[64], v_c[64], v_p[64];
 	const char *vars[] = {v_url,
 	                      v_a,
 	                      v_m,
 	                      v_s,
 	                      v_d,
 	                      v_b,
-	                      "ASSAY_METRICS_PORT=0",
+	                      v_p,
 	                      "ASSAY_LOG_LEVEL=warn",
 	                      "ASSAY_BATCH_MAX_MS=20",
 	                      "ASSAY_TOPICS_PARTITIONS=2",
 	                      "ASSAY_KAFKA_PROPERTIES=consumer.session.timeout.ms=6000,"
 	                      "consumer.heartbeat.interval.ms=500",
+	                      compact_rows > 0 ? v_c : NULL,
 	                      NULL};
 
 	snprintf(v_url, sizeof(v_url), "ASSAY_PG_URL=%s", e->url);
@@ -288,7 +304,14 @@ static pid_t spawn_risk(struct env *e, int batch_max)
 	snprintf(v_s, sizeof(v_s), "ASSAY_TOPIC_RISK_SCORED=%s", e->t_scored);
 	snprintf(v_d, sizeof(v_d), "ASSAY_DEADLETTER_TOPIC=%s", e->t_dlq);
 	snprintf(v_b, sizeof(v_b), "ASSAY_BATCH_MAX_MESSAGES=%d", batch_max);
+	snprintf(v_c, sizeof(v_c), "ASSAY_RISK_EVIDENCE_COMPACT_ROWS=%d", compact_rows);
+	snprintf(v_p, sizeof(v_p), "ASSAY_METRICS_PORT=%d", port);
 	return assay_test_service_start("assay-risk", NULL, vars, NULL, -1);
+}
+
+static pid_t spawn_risk(struct env *e, int batch_max)
+{
+	return spawn_risk_opts(e, batch_max, 0, 0);
 }
 
 /* ---- reading back ---- */
@@ -621,8 +644,23 @@ static void test_scores_dead_letters_quiet_batches_and_restart(void **state)
 	env_release(&e);
 }
 
-/* One stream, deterministic content: 3 audits, SoAs, evidence over 200 days of event time. */
-static void produce_stream(struct env *e, long *links)
+/* Waits (at most 60 s) until the instance on port reports ready (partitions assigned). */
+static void wait_ready(int port)
+{
+	int64_t deadline = assay_test_now_ms() + 60000;
+	char body[512];
+
+	while (assay_test_http_get(port, "/readyz", body, sizeof(body)) != 200) {
+		if (assay_test_now_ms() > deadline)
+			fail_msg("instance on port %d not ready in 60 s", port);
+		usleep(100 * 1000);
+	}
+}
+
+/* One stream, deterministic content: 3 audits, SoAs, evidence over 200 days of event time.
+ * Produces its part [from, to) of the 90 ControlMapped (the audits and the first SoA with
+ * the part that starts at 0) and adds the links it made to *links. */
+static void produce_stream_part(struct env *e, int from, int to, long *links)
 {
 	static const struct ai ai[] = {{"cv", "HIGH_RISK", "PROVIDER"}};
 	static const char *const ctl27[] = {"A.5.1",  "A.5.15", "A.8.8", "A.8.15",
@@ -636,11 +674,11 @@ static void produce_stream(struct env *e, long *links)
 	static const char *const ex2[] = {"A.6.3", "A.8.16"};
 	const char *audits[] = {"au-x", "au-y", "au-z"};
 
-	*links = 0;
-	for (int a = 0; a < 3; a++)
+	for (int a = 0; from == 0 && a < 3; a++)
 		send_opened(e, audits[a], T0 + a * DAY_MS, a == 1 ? ai : NULL, a == 1 ? 1 : 0);
-	send_soa(e, "au-x", T0 + DAY_MS, 1, ex1, 1);
-	for (int i = 0; i < 90; i++) {
+	if (from == 0)
+		send_soa(e, "au-x", T0 + DAY_MS, 1, ex1, 1);
+	for (int i = from; i < to; i++) {
 		const char *audit = audits[i % 3];
 		int64_t at = T0 + (int64_t)(i * 2) * DAY_MS + i * 1000;
 		int64_t collected = at - (int64_t)((i * 37) % 300) * DAY_MS;
@@ -663,19 +701,57 @@ static void produce_stream(struct env *e, long *links)
 	flush(e);
 }
 
-static void run_once(int batch_max, char **rows, char **fold)
+/*
+ * Runs the stream through assay-risk with batch.max.messages batch_max and returns the rows
+ * of every risk table and the scores folded from the events. compact_rows > 0: the evidence
+ * log is compacted every compact_rows rows. restart_at > 0: only the first restart_at
+ * ControlMapped are produced, the service is stopped once it applied them (and must have
+ * compacted the log by then) and started again, which must replay nothing, then the rest of
+ * the stream follows.
+ */
+static void run_once_opts(int batch_max, int compact_rows, int restart_at, char **rows, char **fold)
 {
 	struct env e;
 	struct assay_test_record *recs;
 	size_t n;
-	long links;
-	char sql[128];
+	long links = 0;
+	const char *sql = "SELECT coalesce(sum(items), 0) FROM risk_evidence";
 	pid_t pid;
 
 	env_init(&e, "test_risk_det");
-	produce_stream(&e, &links);
-	pid = spawn_risk(&e, batch_max);
-	snprintf(sql, sizeof(sql), "SELECT coalesce(sum(items), 0) FROM risk_evidence");
+	if (restart_at > 0) {
+		size_t n_mid;
+		long rows_mid;
+		int port = assay_test_free_port();
+
+		produce_stream_part(&e, 0, restart_at, &links);
+		pid = spawn_risk_opts(&e, batch_max, compact_rows, 0);
+		assay_test_pg_wait(e.url, sql, links, 90000);
+		recs = assay_test_read_topic(e.t_scored, "read_committed", 1, 3000, 60000, &n_mid);
+		assay_test_records_free(recs, n_mid);
+		assert_int_equal(assay_test_service_stop(pid), 0);
+		/* compacted: the base holds aggregates, the log holds less than every batch's rows
+		 */
+		assert_true(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_evidence_base") >
+		            0);
+		rows_mid = assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_evidence");
+		assert_true(assay_test_pg_scalar(
+		                    e.url, "SELECT count(*) FROM risk_evidence_links") < rows_mid);
+
+		/* restarted: the state is loaded and nothing is applied twice */
+		pid = spawn_risk_opts(&e, batch_max, compact_rows, port);
+		wait_ready(port);
+		recs = assay_test_read_topic(e.t_scored, "read_committed", n_mid, 2000, 60000, &n);
+		assay_test_records_free(recs, n);
+		assert_int_equal(n, n_mid);
+		assert_int_equal(assay_test_pg_scalar(e.url, sql), links);
+		assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_evidence"),
+		                 rows_mid);
+		produce_stream_part(&e, restart_at, 90, &links);
+	} else {
+		produce_stream_part(&e, 0, 90, &links);
+		pid = spawn_risk_opts(&e, batch_max, compact_rows, 0);
+	}
 	assay_test_pg_wait(e.url, sql, links, 90000);
 	/* the last batch's events reach Kafka shortly after its commit */
 	recs = assay_test_read_topic(e.t_scored, "read_committed", 1, 3000, 60000, &n);
@@ -724,24 +800,27 @@ static void run_once(int batch_max, char **rows, char **fold)
 
 static void test_same_final_scores_for_any_batch_size(void **state)
 {
-	static const int sizes[] = {1000, 1, 7};
-	char *rows[3], *fold[3];
+	/* batch.max.messages; risk.evidence.compact.rows (0: the default, never reached here);
+	 * where the run is restarted (0: never) */
+	static const int runs[][3] = {{1000, 0, 0}, {1, 0, 0}, {7, 0, 0}, {7, 5, 45}};
+	enum { NRUNS = sizeof(runs) / sizeof(runs[0]) };
+	char *rows[NRUNS], *fold[NRUNS];
 
 	(void)state;
-	for (int i = 0; i < 3; i++) {
-		run_once(sizes[i], &rows[i], &fold[i]);
-		print_message("batch.max.messages=%d: %zu bytes of rows, %zu bytes of folded "
-		              "scores\n",
-		              sizes[i], strlen(rows[i]), strlen(fold[i]));
+	for (int i = 0; i < NRUNS; i++) {
+		run_once_opts(runs[i][0], runs[i][1], runs[i][2], &rows[i], &fold[i]);
+		print_message("batch.max.messages=%d compact.rows=%d restart at %d: %zu bytes of "
+		              "rows, %zu bytes of folded scores\n",
+		              runs[i][0], runs[i][1], runs[i][2], strlen(rows[i]), strlen(fold[i]));
 	}
 	/* not trivial: many scored controls, some evidence, a moved reference day */
 	assert_true(strlen(rows[0]) > 10000);
 	assert_non_null(strstr(rows[0], "evidence|au-x"));
-	for (int i = 1; i < 3; i++) {
+	for (int i = 1; i < NRUNS; i++) {
 		assert_string_equal(rows[i], rows[0]);
 		assert_string_equal(fold[i], fold[0]);
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < NRUNS; i++) {
 		free(rows[i]);
 		free(fold[i]);
 	}
@@ -778,19 +857,6 @@ static pid_t spawn_member(struct env *e, const char *group, const char *instance
 	snprintf(v_i, sizeof(v_i), "ASSAY_INSTANCE_ID=%s", instance);
 	snprintf(v_p, sizeof(v_p), "ASSAY_METRICS_PORT=%d", port);
 	return assay_test_service_start("assay-risk", NULL, vars, NULL, -1);
-}
-
-/* Waits (at most 60 s) until the instance on port reports ready (partitions assigned). */
-static void wait_ready(int port)
-{
-	int64_t deadline = assay_test_now_ms() + 60000;
-	char body[512];
-
-	while (assay_test_http_get(port, "/readyz", body, sizeof(body)) != 200) {
-		if (assay_test_now_ms() > deadline)
-			fail_msg("instance on port %d not ready in 60 s", port);
-		usleep(100 * 1000);
-	}
 }
 
 /*
@@ -930,6 +996,145 @@ static void test_two_instances_share_the_group(void **state)
 	env_release(&e);
 }
 
+/* ---- migration 008 over a database of 006 ---- */
+
+/* Applies the embedded migrations up to version last only. */
+static void migrate_upto(const char *url, long last)
+{
+	struct assay_embedded files[64];
+	size_t n = 0;
+	char errstr[512];
+	PGconn *conn = NULL;
+
+	for (size_t i = 0; assay_embedded_migrations[i].name; i++)
+		if (assay_migrate_version(assay_embedded_migrations[i].name) <= last) {
+			assert_true(n + 1 < sizeof(files) / sizeof(files[0]));
+			files[n++] = assay_embedded_migrations[i];
+		}
+	memset(&files[n], 0, sizeof(files[n]));
+	if (assay_pg_connect(url, &conn, errstr, sizeof(errstr)) ||
+	    assay_migrate(conn, files, errstr, sizeof(errstr)))
+		fail_msg("migrate to %ld: %s", last, errstr);
+	PQfinish(conn);
+}
+
+/*
+ * A database that 006 created and an earlier assay-risk filled (rows written here as it
+ * wrote them): after 008 the view risk_evidence and risk_control_scores give the same rows,
+ * the aggregates sit in risk_evidence_base, and the service loads them: a second source for
+ * A.8.8 lowers it from 7 to 6 with the three migrated items counted, and its row goes to the
+ * log.
+ */
+static void test_migration_keeps_the_evidence(void **state)
+{
+	static const struct link l88[] = {{"ISO27001_2022", "A.8.8", "DIRECT"}};
+	static const char *const ev_sql = "SELECT audit_id, standard, control_id, source_system, "
+	                                  "tier, link_kind, newest_day, "
+	                                  "items FROM risk_evidence ORDER BY 1, 2, 3, 4, 5, 6";
+	static const char *const sc_sql = "SELECT * FROM risk_control_scores ORDER BY 1, 2, 3";
+	const long day = T0 / DAY_MS;
+	struct env e;
+	struct assay_test_record *recs;
+	char sql[2048], *ev_before, *sc_before, *ev_after, *sc_after;
+	size_t n;
+	bool found = false;
+	pid_t pid;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	assay_test_pg_fresh_db(e.url, sizeof(e.url), "test_risk_mig");
+	migrate_upto(e.url, 6);
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO risk_audits (audit_id, tenant_id, client_id, opened, ref_day, "
+	         "standards) VALUES ('au-m', 'cb-1', 'client-1', true, %ld, "
+	         "'{ISO27001_2022}'), ('au-n', 'cb-1', 'client-1', true, %ld, '{ISO42001_2023}');"
+	         "INSERT INTO risk_evidence VALUES "
+	         "('au-m', 'ISO27001_2022', 'A.8.8', 'scanner', 0, 'DIRECT', %ld, 3),"
+	         "('au-m', 'ISO27001_2022', 'A.8.16', 'siem', 1, 'NEEDS_CONFIRMATION', %ld, 2),"
+	         "('au-n', 'ISO42001_2023', 'A.7.4', 'scanner', 0, 'AUTOMATIC', %ld, 1);"
+	         "INSERT INTO risk_scores (audit_id, standard, control_id, likelihood, impact, "
+	         "inherent_score, coverage_permille, independent_sources, residual_score, band, "
+	         "blocking) VALUES "
+	         "('au-m', 'ISO27001_2022', 'A.8.8', 4, 4, 16, 700, 1, 7, 'LOW', false),"
+	         "('au-m', 'ISO27001_2022', 'A.8.16', 4, 4, 16, 0, 0, 16, 'HIGH', false)",
+	         day, day, day - 1, day - 2, day - 5);
+	{
+		PGconn *conn = NULL;
+		char errstr[512];
+
+		if (assay_pg_connect(e.url, &conn, errstr, sizeof(errstr)) ||
+		    assay_pg_exec(conn, sql, errstr, sizeof(errstr)))
+			fail_msg("old rows: %s", errstr);
+		PQfinish(conn);
+	}
+	ev_before = query_text(e.url, ev_sql);
+	sc_before = query_text(e.url, sc_sql);
+	assay_test_pg_migrate(e.url);
+	ev_after = query_text(e.url, ev_sql);
+	sc_after = query_text(e.url, sc_sql);
+	assert_string_equal(ev_after, ev_before);
+	assert_string_equal(sc_after, sc_before);
+	assert_non_null(strstr(sc_after, "au-m|ISO27001_2022|A.8.8|4|4|16|700|3|0|0|1|7|LOW|f"));
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_evidence_base"), 3);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_evidence_links"),
+	                 0);
+	free(ev_before);
+	free(sc_before);
+	free(ev_after);
+	free(sc_after);
+
+	/* the service loads the migrated evidence */
+	env_open(&e, 2);
+	pid = spawn_risk(&e, 1000);
+	send_mapped(&e, "au-m", "ev-m1", T0 + 7200000, "grc", "POLICY", T0 - DAY_MS, l88, 1);
+	flush(&e);
+	assay_test_pg_wait(e.url,
+	                   "SELECT coalesce(sum(items), 0) FROM risk_evidence WHERE audit_id = "
+	                   "'au-m'",
+	                   6, 60000);
+	recs = assay_test_read_topic(e.t_scored, "read_committed", 1, 2000, 60000, &n);
+	assert_int_equal(assay_test_service_stop(pid), 0);
+	for (size_t i = 0; i < n; i++) {
+		struct assay_decoded d;
+		char errstr[256];
+		avro_value_t arr, el;
+		size_t nc;
+		const char *cid;
+		int32_t v;
+
+		assert_int_equal(assay_codec_decode(e.codec, recs[i].value, recs[i].value_len, &d,
+		                                    errstr, sizeof(errstr)),
+		                 0);
+		assert_int_equal(assay_value_array(&d.value, "controls", &arr, &nc), 0);
+		for (size_t k = 0; k < nc; k++) {
+			assay_value_array_get(&arr, k, &el);
+			assay_value_string(&el, "control_id", &cid, NULL);
+			if (strcmp(cid, "A.8.8") != 0)
+				continue;
+			found = true;
+			/* 700 + 450 * 150 / 1000 = 767: 16 * (1 - 0.613) = 6 */
+			assay_value_int(&el, "residual_score", &v);
+			assert_int_equal(v, 6);
+			assay_value_int(&el, "previous_residual_score", &v);
+			assert_int_equal(v, 7);
+			assay_value_int(&el, "direct_links", &v);
+			assert_int_equal(v, 4);
+			assay_value_int(&el, "independent_sources", &v);
+			assert_int_equal(v, 2);
+		}
+		assay_decoded_release(&d);
+	}
+	assert_true(found);
+	assay_test_records_free(recs, n);
+	assert_int_equal(assay_test_pg_scalar(e.url, "SELECT count(*) FROM risk_evidence_links"),
+	                 1);
+	assert_int_equal(assay_test_pg_scalar(e.url,
+	                                      "SELECT direct_links FROM risk_control_scores WHERE "
+	                                      "audit_id = 'au-m' AND control_id = 'A.8.8'"),
+	                 4);
+	env_release(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -938,6 +1143,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_same_final_scores_for_any_batch_size,
 	                                  assay_test_service_teardown),
 	        cmocka_unit_test_teardown(test_two_instances_share_the_group,
+	                                  assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_migration_keeps_the_evidence,
 	                                  assay_test_service_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
