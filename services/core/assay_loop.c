@@ -365,54 +365,17 @@ static void error_cb(rd_kafka_t *rk, int kerr, const char *reason, void *opaque)
 	               ASSAY_LF_STR("reason", reason));
 }
 
-/* The batch's events, COPY'd in the batch transaction: one outbox row per stream, holding
- * the events its messages caused in order (assay_outbox.c). */
+/* The batch's events, COPY'd in the batch transaction (assay_outbox_rows). */
 static int write_outbox(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
                         size_t errstr_size)
 {
-	struct assay_copybin *b = &loop->outbox;
-	size_t written = 0;
+	size_t written;
 
 	if (batch->nevents == 0)
 		return 0;
-	assay_copybin_reset(b);
-	for (size_t i = 0; i < loop->nparts; i++) {
-		const struct part *p = &loop->parts[i];
-		int64_t first = -1, last = -1;
-		size_t at;
-
-		for (size_t k = 0; k < batch->nevents; k++) {
-			const struct assay_msg *m = &batch->msgs[batch->events[k].msg];
-
-			if (m->partition == p->partition && strcmp(m->topic, p->topic) == 0) {
-				if (first < 0)
-					first = m->offset;
-				last = m->offset;
-			}
-		}
-		if (first < 0)
-			continue;
-		assay_copybin_row(b, 4);
-		assay_copybin_int32(b, p->stream);
-		assay_copybin_int64(b, first);
-		assay_copybin_int64(b, last + 1);
-		at = assay_copybin_bytes_open(b);
-		for (size_t k = 0; k < batch->nevents; k++) {
-			const struct out_event *e = &batch->events[k];
-			const struct assay_msg *m = &batch->msgs[e->msg];
-			unsigned char *hbuf;
-			size_t hlen;
-
-			if (m->partition != p->partition || strcmp(m->topic, p->topic) != 0)
-				continue;
-			if (assay_headers_encode(&e->headers, &hbuf, &hlen))
-				return ASSAY_ERR_FATAL;
-			assay_outbox_put(b, m->offset, e, hbuf, hlen);
-			free(hbuf);
-			written++;
-		}
-		assay_copybin_bytes_close(b, at);
-	}
+	if (assay_outbox_rows(&loop->outbox, loop->parts, loop->nparts, batch, &written) != 0)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "building the outbox rows failed: out of memory");
 	if (written != batch->nevents)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "%zu events of the batch come from unassigned partitions",
@@ -420,7 +383,7 @@ static int write_outbox(struct assay_loop *loop, struct assay_batch *batch, char
 	return assay_pg_copy_binary(loop->conn,
 	                            "COPY assay_outbox (stream, first_offset, next_offset, events) "
 	                            "FROM STDIN (FORMAT binary)",
-	                            b, errstr, errstr_size);
+	                            &loop->outbox, errstr, errstr_size);
 }
 
 /*
@@ -634,6 +597,9 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 		if (loop->m_deadlettered && batch.ndead)
 			assay_counter_add(loop->m_deadlettered, batch.ndead);
 	} else if (err == ASSAY_ERR_REJECT && n > 1) {
+		assay_log_warn(loop->cfg.log,
+		               "batch refused by the database, applying it message by message",
+		               ASSAY_LF_STR("error", errstr), ASSAY_LF_INT("messages", (int64_t)n));
 		assay_batch_release(&batch);
 		for (size_t k = 0; k < n; k++) {
 			err = apply(loop, first + k, 1, errstr, errstr_size);

@@ -164,6 +164,12 @@ struct outbox_event {
 /* Appends event e, caused by the message at source_offset, to the open bytea field of b. */
 void assay_outbox_put(struct assay_copybin *b, int64_t source_offset, const struct out_event *e,
                       const void *headers, size_t headers_len);
+/* The outbox rows of batch (COPY binary: stream, first_offset, next_offset, events) into b:
+ * one per partition of parts the batch emitted for. *written: the events stored (fewer
+ * than batch->nevents when some come from partitions not in parts). 0, or -1 when memory
+ * ran out. */
+int assay_outbox_rows(struct assay_copybin *b, const struct part *parts, size_t nparts,
+                      const struct assay_batch *batch, size_t *written);
 /* Reads the event at *pos of an outbox value of len bytes into *out and moves *pos past it:
  * 1, 0 at the end of the value, -1 when the bytes are malformed. */
 int assay_outbox_get(const void *value, size_t len, size_t *pos, struct outbox_event *out);

@@ -1,11 +1,13 @@
 /*
- * The events of one outbox row (sql/007_outbox_batches.sql): the loop appends each event a
- * batch caused on a stream to that row's value, the relay reads them back after a start,
- * a rebalance or a failure. Per event: source offset (8 bytes), sequence (4), then topic,
- * key, value and headers, each a 4-byte length (-1 for NULL) and its bytes; big-endian.
+ * The outbox rows (sql/007_outbox_batches.sql): one per stream and batch, holding the events
+ * the batch's messages of that stream caused, in the order they were emitted; the relay
+ * reads them back after a start, a rebalance or a failure. Per event: source offset
+ * (8 bytes), sequence (4), then topic, key, value and headers, each a 4-byte length (-1 for
+ * NULL) and its bytes; big-endian.
  */
 #include "assay_loop_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static void put_u32(struct assay_copybin *b, uint32_t v)
@@ -91,4 +93,56 @@ int assay_outbox_get(const void *value, size_t len, size_t *pos, struct outbox_e
 	out->seq = (int32_t)seq;
 	out->topic = topic;
 	return 1;
+}
+
+static bool of_part(const struct assay_msg *m, const struct part *p)
+{
+	return m->partition == p->partition && strcmp(m->topic, p->topic) == 0;
+}
+
+int assay_outbox_rows(struct assay_copybin *b, const struct part *parts, size_t nparts,
+                      const struct assay_batch *batch, size_t *written)
+{
+	*written = 0;
+	assay_copybin_reset(b);
+	for (size_t i = 0; i < nparts; i++) {
+		const struct part *p = &parts[i];
+		int64_t first = -1, last = -1;
+		size_t at;
+
+		/* a handler may emit for its messages in any order: the row spans them all */
+		for (size_t k = 0; k < batch->nevents; k++) {
+			const struct assay_msg *m = &batch->msgs[batch->events[k].msg];
+
+			if (!of_part(m, p))
+				continue;
+			if (first < 0 || m->offset < first)
+				first = m->offset;
+			if (m->offset > last)
+				last = m->offset;
+		}
+		if (first < 0)
+			continue;
+		assay_copybin_row(b, 4);
+		assay_copybin_int32(b, p->stream);
+		assay_copybin_int64(b, first);
+		assay_copybin_int64(b, last + 1);
+		at = assay_copybin_bytes_open(b);
+		for (size_t k = 0; k < batch->nevents; k++) {
+			const struct out_event *e = &batch->events[k];
+			const struct assay_msg *m = &batch->msgs[e->msg];
+			unsigned char *hbuf;
+			size_t hlen;
+
+			if (!of_part(m, p))
+				continue;
+			if (assay_headers_encode(&e->headers, &hbuf, &hlen))
+				return -1;
+			assay_outbox_put(b, m->offset, e, hbuf, hlen);
+			free(hbuf);
+			(*written)++;
+		}
+		assay_copybin_bytes_close(b, at);
+	}
+	return b->failed ? -1 : 0;
 }
