@@ -450,6 +450,27 @@ static double run(long events, double rate, bool latency, double *p99_ms, double
 		        got ? (long long)lat[(size_t)((double)(got - 1) * 0.9)] : -1,
 		        got ? (long long)lat[(size_t)((double)(got - 1) * 0.99)] : -1,
 		        got ? (long long)lat[got - 1] : -1);
+		/* the same per 5 s of sending time: whether the tail is a start-up effect or comes
+		 * back during the run */
+		for (int64_t w = 0;; w++) {
+			int64_t from = t0 + w * 5000, to = from + 5000;
+			long n = 0;
+
+			if (from > t_done)
+				break;
+			for (long i = 0; i < r.probes_sent; i++)
+				if (r.probe_recv[i] && r.probe_sent[i] >= from &&
+				    r.probe_sent[i] < to)
+					lat[n++] = r.probe_recv[i] - r.probe_sent[i];
+			if (n == 0)
+				continue;
+			qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
+			fprintf(stderr,
+			        "    sent %3lld-%3lld s: %4ld probes, p50 %lld p99 %lld ms\n",
+			        (long long)(w * 5), (long long)(w * 5 + 5), n,
+			        (long long)lat[(n - 1) / 2],
+			        (long long)lat[(size_t)((double)(n - 1) * 0.99)]);
+		}
 		free(lat);
 	}
 	*rss_mb = 0;
