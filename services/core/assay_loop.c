@@ -830,7 +830,7 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 	if (loop->cfg.batch_max_messages <= 0)
 		loop->cfg.batch_max_messages = 1000;
 	if (loop->cfg.batch_max_ms <= 0)
-		loop->cfg.batch_max_ms = 100;
+		loop->cfg.batch_max_ms = 50;
 	if (loop->cfg.transaction_timeout_ms <= 0)
 		loop->cfg.transaction_timeout_ms = 30000;
 	if (loop->cfg.shutdown_timeout_ms <= 0)

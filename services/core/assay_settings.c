@@ -25,7 +25,7 @@ const struct assay_setting assay_core_settings[] = {
          "Confluent-compatible backend is not implemented yet"},
         {"batch.max.messages", "ASSAY_BATCH_MAX_MESSAGES", ASSAY_SETTING_INT, "1000", 1, 100000,
          CORE(batch_max_messages), "largest number of messages handled in one batch"},
-        {"batch.max.ms", "ASSAY_BATCH_MAX_MS", ASSAY_SETTING_INT, "100", 1, 60000,
+        {"batch.max.ms", "ASSAY_BATCH_MAX_MS", ASSAY_SETTING_INT, "50", 1, 60000,
          CORE(batch_max_ms), "longest time in milliseconds spent filling one batch"},
         {"relay.interval.ms", "ASSAY_RELAY_INTERVAL_MS", ASSAY_SETTING_INT, "100", 1, 60000,
          CORE(relay_interval_ms),
