@@ -65,7 +65,7 @@ static void test_core_defaults(void **state)
 	assert_string_equal(core.pg_url, "postgresql://assay@127.0.0.1:15432/assay");
 	assert_string_equal(core.schema_registry, "builtin");
 	assert_int_equal(core.batch_max_messages, 1000);
-	assert_int_equal(core.batch_max_ms, 100);
+	assert_int_equal(core.batch_max_ms, 50);
 	assert_int_equal(core.message_max_bytes, 1048576);
 	assert_int_equal(core.transaction_timeout_ms, 30000);
 	assert_int_equal(core.retry_backoff_ms, 100);
