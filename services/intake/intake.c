@@ -14,6 +14,7 @@
  */
 #include "intake.h"
 #include "intake_audits.h"
+#include "intake_avro.h"
 #include "intake_dedup.h"
 
 #include "assay_catalog.h"
@@ -69,44 +70,6 @@ const struct assay_setting intake_settings[] = {
 
 enum item_kind { ITEM_EVIDENCE, ITEM_UTF8 };
 
-/* EvidenceAccepted is built for every accepted message: its fields are set by index, looked
- * up once at init (by name they cost a hash lookup and a copy each). */
-enum {
-	A_EVENT_ID,
-	A_TENANT_ID,
-	A_OCCURRED_AT,
-	A_AUDIT_ID,
-	A_CLIENT_ID,
-	A_EVIDENCE_ID,
-	A_SUBMITTED_EVENT_ID,
-	A_SOURCE_SYSTEM,
-	A_KIND,
-	A_COLLECTED_AT,
-	A_SHA256,
-	A_SIZE_BYTES,
-	A_URI,
-	A_CLAIMED_CONTROLS,
-	A_SOURCE,
-	A_NFIELDS
-};
-static const char *const accepted_fields[A_NFIELDS] = {
-        "event_id",
-        "tenant_id",
-        "occurred_at",
-        "audit_id",
-        "client_id",
-        "evidence_id",
-        "submitted_event_id",
-        "source_system",
-        "kind",
-        "collected_at",
-        "sha256",
-        "size_bytes",
-        "uri",
-        "claimed_controls",
-        "source",
-};
-
 /* One evidence message of the batch and what handle() found about it. */
 struct item {
 	size_t msg;
@@ -117,7 +80,7 @@ struct item {
 	bool candidate;          /* fingerprint in the set: settle with the query */
 	uint64_t fp;
 	struct intake_evidence ev; /* views; arrays bound by item_bind */
-	size_t c_off, a_off;       /* into the control and attribute arenas */
+	size_t c_off, a_off;       /* into in->lists (and resolved, bad) */
 	char message[256];
 };
 
@@ -138,10 +101,10 @@ struct intake {
 	struct intake_dedup *dedup;
 	struct intake_audits *audits;
 	const struct assay_schema *s_accepted, *s_rejected;
-	avro_value_t v_accepted, v_rejected;
+	avro_value_t v_rejected;
 	bool values_ready;
-	int acc_idx[A_NFIELDS];
-	avro_schema_t kind_enum, standard_enum;
+	struct intake_submitted_reader reader; /* EvidenceSubmitted of intake's own schema */
+	struct intake_accepted_writer writer;
 
 	/* metrics */
 	struct assay_counter *m_accepted, *m_replayed, *m_rejected[INTAKE_REASON_COUNT];
@@ -155,12 +118,10 @@ struct intake {
 	char retry_msg[256];
 	struct item *items;
 	size_t nitems, items_cap;
-	struct intake_str *cstr;
-	struct intake_control *resolved;
-	bool *bad;
-	size_t nc, c_cap;
-	struct intake_attr *attrs;
-	size_t na, a_cap;
+	struct intake_lists lists;       /* claimed controls and attributes */
+	struct intake_control *resolved; /* parallel to lists.controls */
+	bool *bad;                       /* parallel to lists.controls */
+	size_t r_cap;
 	struct { /* fingerprint -> item accepted in this batch */
 		uint64_t fp;
 		size_t item;
@@ -224,12 +185,17 @@ static void sbuf_add(struct sbuf *b, const char *s, size_t len)
 /* An element of a PostgreSQL array literal: quoted, with " and \ escaped. */
 static void sbuf_array_elem(struct sbuf *b, const char *s, size_t len)
 {
+	size_t start = 0;
+
 	sbuf_add(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '"' || s[i] == '\\')
-			sbuf_add(b, "\\", 1);
-		sbuf_add(b, s + i, 1);
+		if (s[i] != '"' && s[i] != '\\')
+			continue;
+		sbuf_add(b, s + start, i - start);
+		sbuf_add(b, "\\", 1);
+		start = i; /* the quoted character starts the next run */
 	}
+	sbuf_add(b, s + start, len - start);
 	sbuf_add(b, "\"", 1);
 }
 
@@ -260,17 +226,44 @@ static void sbuf_json_str(struct sbuf *b, const char *s, size_t len)
 	sbuf_add(b, "\"", 1);
 }
 
-/* "2024-05-01 12:00:00.250+00" for a COPY timestamptz. */
+/* v as width decimal digits at p (v < 10^width); returns the end. */
+static char *put_digits(char *p, int v, int width)
+{
+	for (int k = width - 1; k >= 0; k--, v /= 10)
+		p[k] = (char)('0' + v % 10);
+	return p + width;
+}
+
+/* "2024-05-01 12:00:00.250+00" for a COPY timestamptz (digits by hand: snprintf showed in
+ * the per-row profile). */
 static void format_ts(int64_t ms, char *out, size_t size)
 {
 	int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
 	int frac = (int)(ms - sec * 1000);
 	time_t t = (time_t)sec;
 	struct tm tm;
+	char *p = out;
 
 	gmtime_r(&t, &tm);
-	snprintf(out, size, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999 || size < 27) {
+		snprintf(out, size, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+		return;
+	}
+	p = put_digits(p, tm.tm_year + 1900, 4);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mday, 2);
+	*p++ = ' ';
+	p = put_digits(p, tm.tm_hour, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_min, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_sec, 2);
+	*p++ = '.';
+	p = put_digits(p, frac, 3);
+	memcpy(p, "+00", 4);
 }
 
 static bool str_eq(const struct intake_str *a, const struct intake_str *b)
@@ -317,106 +310,29 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-static int controls_reserve(struct intake *in, size_t need)
+/* Room in resolved and bad (parallel to the claimed controls) for need entries. */
+static int verdicts_reserve(struct intake *in, size_t need)
 {
-	size_t cap = in->c_cap;
+	size_t cap = in->r_cap;
 
 	if (need <= cap)
 		return 0;
-	if (grow((void **)&in->cstr, &cap, need, sizeof(*in->cstr)))
-		return ASSAY_ERR_FATAL;
-	cap = in->c_cap;
 	if (grow((void **)&in->resolved, &cap, need, sizeof(*in->resolved)))
 		return ASSAY_ERR_FATAL;
-	cap = in->c_cap;
+	cap = in->r_cap;
 	if (grow((void **)&in->bad, &cap, need, sizeof(*in->bad)))
 		return ASSAY_ERR_FATAL;
-	in->c_cap = cap;
+	in->r_cap = cap;
 	return 0;
 }
 
 static void item_bind(struct intake *in, struct item *it)
 {
-	it->ev.controls = in->cstr ? in->cstr + it->c_off : NULL;
-	it->ev.attrs = in->attrs ? in->attrs + it->a_off : NULL;
+	it->ev.controls = in->lists.controls ? in->lists.controls + it->c_off : NULL;
+	it->ev.attrs = in->lists.attrs ? in->lists.attrs + it->a_off : NULL;
 }
 
 /* ---- decoding ---- */
-
-static int get_str(avro_value_t *rec, const char *field, struct intake_str *out)
-{
-	return assay_value_string(rec, field, &out->p, &out->len);
-}
-
-/* Fills it from an EvidenceSubmitted value. ASSAY_ERR_REJECT when a field is missing or of
- * another type (a dead letter), ASSAY_ERR_FATAL when out of memory. */
-static int evidence_from_value(struct intake *in, struct item *it, avro_value_t *v, char *why,
-                               size_t why_size)
-{
-	struct intake_evidence *ev = &it->ev;
-	avro_value_t arr, map, elem;
-	size_t n = 0;
-	const char *kind = NULL;
-	const struct {
-		const char *name;
-		struct intake_str *dest;
-	} strings[] = {
-	        {"event_id", &ev->event_id},       {"tenant_id", &ev->tenant_id},
-	        {"audit_id", &ev->audit_id},       {"client_id", &ev->client_id},
-	        {"evidence_id", &ev->evidence_id}, {"source_system", &ev->source_system},
-	        {"sha256", &ev->sha256},           {"uri", &ev->uri},
-	};
-
-	memset(ev, 0, sizeof(*ev));
-	for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++)
-		if (get_str(v, strings[k].name, strings[k].dest) != 0)
-			return assay_errf(ASSAY_ERR_REJECT, why, why_size,
-			                  "evidence field %s missing or not a string",
-			                  strings[k].name);
-	if (assay_value_enum_or(v, "kind", "OTHER", &kind) != 0)
-		return assay_errf(ASSAY_ERR_REJECT, why, why_size, "evidence field kind invalid");
-	ev->kind.p = kind;
-	ev->kind.len = strlen(kind);
-	if (assay_value_long(v, "collected_at", &ev->collected_at_ms) != 0 ||
-	    assay_value_long(v, "size_bytes", &ev->size_bytes) != 0)
-		return assay_errf(ASSAY_ERR_REJECT, why, why_size,
-		                  "evidence field collected_at or size_bytes missing");
-	if (assay_value_array(v, "claimed_controls", &arr, &n) != 0)
-		return assay_errf(ASSAY_ERR_REJECT, why, why_size,
-		                  "evidence field claimed_controls missing");
-	it->c_off = in->nc;
-	if (controls_reserve(in, in->nc + n))
-		return ASSAY_ERR_FATAL;
-	for (size_t i = 0; i < n; i++) {
-		struct intake_str *s = &in->cstr[in->nc + i];
-
-		if (assay_value_array_get(&arr, i, &elem) != 0 ||
-		    assay_value_as_string(&elem, &s->p, &s->len) != 0)
-			return assay_errf(ASSAY_ERR_REJECT, why, why_size,
-			                  "claimed control %zu is not a string", i);
-	}
-	in->nc += n;
-	ev->ncontrols = n;
-	if (assay_value_map_opt(v, "attributes", &map, &n) != 0)
-		return assay_errf(ASSAY_ERR_REJECT, why, why_size,
-		                  "evidence field attributes invalid");
-	it->a_off = in->na;
-	if (grow((void **)&in->attrs, &in->a_cap, in->na + n, sizeof(*in->attrs)))
-		return ASSAY_ERR_FATAL;
-	for (size_t i = 0; i < n; i++) {
-		struct intake_attr *a = &in->attrs[in->na + i];
-
-		if (assay_value_map_get(&map, i, &a->key.p, &elem) != 0 ||
-		    assay_value_as_string(&elem, &a->value.p, &a->value.len) != 0)
-			return assay_errf(ASSAY_ERR_REJECT, why, why_size,
-			                  "attribute %zu is not a string", i);
-		a->key.len = strlen(a->key.p);
-	}
-	in->na += n;
-	ev->nattrs = n;
-	item_bind(in, it);
-	return 0;
-}
 
 /* The codec's refusals that mean "a string is not usable UTF-8" (assay_avro_check). */
 static bool is_utf8_refusal(const char *why)
@@ -507,8 +423,7 @@ out:
 static void batch_clear(struct intake *in)
 {
 	in->nitems = 0;
-	in->nc = 0;
-	in->na = 0;
+	intake_lists_clear(&in->lists);
 	in->nnew = 0;
 	in->retry = 0;
 	in->n_accepted = in->n_replayed = in->n_queries = 0;
@@ -516,11 +431,60 @@ static void batch_clear(struct intake *in)
 	intake_audits_rollback(in->audits);
 }
 
+/* decode_generic's answer when the message needs nothing more: an INVALID_UTF8 item was added,
+ * the message was dead-lettered, or a transient failure was noted for write() */
+#define SETTLED 1
+
+static int settle_deadletter(struct assay_batch *batch, size_t i, const char *why)
+{
+	int err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+
+	return err ? err : SETTLED;
+}
+
+/* Decodes m with the codec (any writer schema) into it->ev. Returns 0, SETTLED, or
+ * ASSAY_ERR_FATAL. */
+static int decode_generic(struct intake *in, struct assay_batch *batch, size_t i,
+                          struct assay_msg *m, struct item *it)
+{
+	char why[512];
+	int err;
+
+	if (!m->decoded_ok) {
+		err = assay_codec_decode(in->codec, m->value, m->value_len, &m->decoded, why,
+		                         sizeof(why));
+		if (err == ASSAY_ERR_REJECT && is_utf8_refusal(why)) {
+			it->kind = ITEM_UTF8;
+			it->form = INTAKE_INVALID_UTF8;
+			snprintf(it->message, sizeof(it->message), "not valid utf-8: %.200s", why);
+			in->nitems++;
+			return SETTLED;
+		}
+		if (err == ASSAY_ERR_REJECT)
+			return settle_deadletter(batch, i, why);
+		if (err) {
+			in->retry = err == ASSAY_ERR_RETRY ? ASSAY_ERR_RETRY : ASSAY_ERR_FATAL;
+			snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s",
+			         why);
+			return SETTLED;
+		}
+		m->decoded_ok = true;
+	}
+	if (strcmp(m->decoded.schema->full_name, SCHEMA_SUBMITTED) != 0) {
+		snprintf(why, sizeof(why), "unexpected event type %s on the evidence topic",
+		         m->decoded.schema->full_name);
+		return settle_deadletter(batch, i, why);
+	}
+	err = intake_submitted_from_value(&m->decoded.value, &it->ev, &in->lists, why, sizeof(why));
+	if (err == ASSAY_ERR_REJECT)
+		return settle_deadletter(batch, i, why);
+	return err;
+}
+
 static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t i,
                            struct assay_msg *m)
 {
 	struct item *it;
-	char why[512];
 	int err;
 
 	if (grow((void **)&in->items, &in->items_cap, in->nitems + 1, sizeof(*in->items)))
@@ -530,36 +494,20 @@ static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t 
 	it->msg = i;
 	it->form = INTAKE_OK;
 	it->rule = INTAKE_OK;
-	if (!m->decoded_ok) {
-		err = assay_codec_decode(in->codec, m->value, m->value_len, &m->decoded, why,
-		                         sizeof(why));
-		if (err == ASSAY_ERR_REJECT && is_utf8_refusal(why)) {
-			it->kind = ITEM_UTF8;
-			it->form = INTAKE_INVALID_UTF8;
-			snprintf(it->message, sizeof(it->message), "not valid utf-8: %.200s", why);
-			in->nitems++;
-			return 0;
-		}
-		if (err == ASSAY_ERR_REJECT)
-			return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
-		if (err) {
-			in->retry = err == ASSAY_ERR_RETRY ? ASSAY_ERR_RETRY : ASSAY_ERR_FATAL;
-			snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s",
-			         why);
-			return 0;
-		}
-		m->decoded_ok = true;
-	}
-	if (strcmp(m->decoded.schema->full_name, SCHEMA_SUBMITTED) != 0) {
-		snprintf(why, sizeof(why), "unexpected event type %s on the evidence topic",
-		         m->decoded.schema->full_name);
-		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
-	}
-	err = evidence_from_value(in, it, &m->decoded.value, why, sizeof(why));
-	if (err == ASSAY_ERR_REJECT)
-		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+	it->c_off = in->lists.ncontrols;
+	it->a_off = in->lists.nattrs;
+	/* intake's own schema is read straight from the bytes; other writer schemas, and
+	 * whatever the fast decoder is not sure of, by the codec (m->decoded_ok: by the codec
+	 * in an earlier call for this batch) */
+	err = m->decoded_ok ? INTAKE_AVRO_GENERIC
+	                    : intake_submitted_decode(&in->reader, m->value, m->value_len, &it->ev,
+	                                              &in->lists);
+	if (err == INTAKE_AVRO_GENERIC)
+		err = decode_generic(in, batch, i, m, it);
 	if (err)
-		return err;
+		return err == SETTLED ? 0 : err;
+	if (verdicts_reserve(in, in->lists.ncontrols))
+		return ASSAY_ERR_FATAL;
 	it->kind = ITEM_EVIDENCE;
 	it->form =
 	        intake_check_form(&it->ev, &in->lim, &it->usable, it->message, sizeof(it->message));
@@ -785,77 +733,40 @@ static int set_source(avro_value_t *v, const struct assay_msg *m)
 	return 0;
 }
 
-/* Field idx of v (a record of the accepted schema) into *f. */
-static int acc_field(const struct intake *in, avro_value_t *v, int idx, avro_value_t *f)
-{
-	return avro_value_get_by_index(v, (size_t)in->acc_idx[idx], f, NULL) != 0;
-}
-
-/* A string field from a view into a decoded value: those are NUL-terminated, so avro-c can
- * copy them directly (it copies len + 1 bytes). */
-static int acc_str(const struct intake *in, avro_value_t *v, int idx, const struct intake_str *s)
-{
-	avro_value_t f;
-
-	return acc_field(in, v, idx, &f) || avro_value_set_string_len(&f, s->p, s->len + 1) != 0;
-}
-
-static int acc_long(const struct intake *in, avro_value_t *v, int idx, int64_t n)
-{
-	avro_value_t f;
-
-	return acc_field(in, v, idx, &f) || avro_value_set_long(&f, n) != 0;
-}
-
+/* EvidenceAccepted for an accepted item: encoded by intake's writer (not through avro-c's
+ * generic values) and emitted as the codec would frame it, with the event_type header. */
 static int emit_accepted(struct intake *in, struct assay_batch *batch, const struct item *it,
                          char *errstr, size_t errstr_size)
 {
 	const struct assay_msg *m = assay_batch_msg(batch, it->msg);
-	const struct intake_evidence *ev = &it->ev;
-	avro_value_t *v = &in->v_accepted, f, elem, x;
 	char event_id[ASSAY_UUID_LEN];
-	int kind, err = 0;
+	struct intake_accepted a = {
+	        .event_id = event_id,
+	        .occurred_at_ms = in->now_ms,
+	        .ev = &it->ev,
+	        .controls = in->resolved + it->c_off,
+	        .topic = m->topic,
+	        .partition = m->partition,
+	        .offset = m->offset,
+	};
+	struct assay_headers headers;
+	int err;
 
-	avro_value_reset(v);
 	assay_batch_next_event_id(batch, it->msg, event_id);
-	err |= acc_field(in, v, A_EVENT_ID, &f) || avro_value_set_string(&f, event_id) != 0;
-	err |= acc_str(in, v, A_TENANT_ID, &ev->tenant_id);
-	err |= acc_long(in, v, A_OCCURRED_AT, in->now_ms);
-	err |= acc_str(in, v, A_AUDIT_ID, &ev->audit_id);
-	err |= acc_str(in, v, A_CLIENT_ID, &ev->client_id);
-	err |= acc_str(in, v, A_EVIDENCE_ID, &ev->evidence_id);
-	err |= acc_str(in, v, A_SUBMITTED_EVENT_ID, &ev->event_id);
-	err |= acc_str(in, v, A_SOURCE_SYSTEM, &ev->source_system);
-	kind = avro_schema_enum_get_by_name(in->kind_enum, ev->kind.p);
-	if (kind < 0) /* a symbol newer than ours */
-		kind = avro_schema_enum_get_by_name(in->kind_enum, "OTHER");
-	err |= acc_field(in, v, A_KIND, &f) || avro_value_set_enum(&f, kind) != 0;
-	err |= acc_long(in, v, A_COLLECTED_AT, ev->collected_at_ms);
-	err |= acc_str(in, v, A_SHA256, &ev->sha256);
-	err |= acc_long(in, v, A_SIZE_BYTES, ev->size_bytes);
-	err |= acc_str(in, v, A_URI, &ev->uri);
-	err |= acc_field(in, v, A_CLAIMED_CONTROLS, &f);
-	for (size_t k = 0; !err && k < ev->ncontrols; k++) {
-		const struct intake_control *c = &in->resolved[it->c_off + k];
-		int std = avro_schema_enum_get_by_name(in->standard_enum, c->standard);
-
-		err |= std < 0 || avro_value_append(&f, &elem, NULL) != 0 ||
-		       avro_value_get_by_index(&elem, 0, &x, NULL) != 0 ||
-		       avro_value_set_enum(&x, std) != 0 ||
-		       avro_value_get_by_index(&elem, 1, &x, NULL) != 0 ||
-		       avro_value_set_string(&x, c->id) != 0;
-	}
-	err |= acc_field(in, v, A_SOURCE, &f) || avro_value_get_by_index(&f, 0, &x, NULL) != 0 ||
-	       avro_value_set_string(&x, m->topic) != 0 ||
-	       avro_value_get_by_index(&f, 1, &x, NULL) != 0 ||
-	       avro_value_set_int(&x, m->partition) != 0 ||
-	       avro_value_get_by_index(&f, 2, &x, NULL) != 0 ||
-	       avro_value_set_long(&x, m->offset) != 0;
+	err = intake_accepted_encode(&in->writer, &a, errstr, errstr_size);
 	if (err)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "building EvidenceAccepted failed");
-	return assay_batch_emit_avro(batch, it->msg, in->cfg->produces[0], ev->audit_id.p,
-	                             ev->audit_id.len, in->s_accepted, v, errstr, errstr_size);
+		return err;
+	assay_headers_init(&headers);
+	if (assay_headers_add_str(&headers, "event_type", in->s_accepted->full_name)) {
+		assay_headers_release(&headers);
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	}
+	/* headers are taken over by the batch */
+	err = assay_batch_emit(batch, it->msg, in->cfg->produces[0], it->ev.audit_id.p,
+	                       it->ev.audit_id.len, in->writer.buf, in->writer.len, &headers);
+	if (err)
+		return assay_errf(err, errstr, errstr_size, "emitting EvidenceAccepted failed");
+	return 0;
 }
 
 static int set_opt(avro_value_t *v, const char *field, const struct intake_str *s, bool usable,
@@ -946,9 +857,15 @@ static void add_row(struct intake *in, const struct assay_batch *batch, const st
 	for (size_t k = 0; k < ev->ncontrols; k++) {
 		const struct intake_control *c = &in->resolved[it->c_off + k];
 		char ref[INTAKE_STANDARD_LEN + INTAKE_ID_LEN + 2];
-		int n = snprintf(ref, sizeof(ref), "%s:%s", c->standard, c->id);
+		size_t sl = strlen(c->standard), il = strnlen(c->id, sizeof(c->id)), n = 0;
 
-		sbuf_array_elem(&in->scratch, ref, (size_t)n < sizeof(ref) ? (size_t)n : 0);
+		if (sl + 1 + il <= sizeof(ref)) { /* "ISO27001_2022:A.8.15" */
+			memcpy(ref, c->standard, sl);
+			ref[sl] = ':';
+			memcpy(ref + sl + 1, c->id, il);
+			n = sl + 1 + il;
+		}
+		sbuf_array_elem(&in->scratch, ref, n);
 	}
 	sbuf_add(&in->scratch, "}", 1);
 	assay_copybuf_text(b, in->scratch.p, in->scratch.len);
@@ -1390,35 +1307,31 @@ static int intake_init(void *ctx, const struct assay_service_env *env, char *err
 	in->lim.max_controls = (size_t)cfg->max_controls;
 
 	if (!in->values_ready) {
+		/* the codec's frame limit, which env->core set (the codec does not tell it) */
+		size_t max_bytes = env->core ? (size_t)env->core->message_max_bytes : 0;
+		const struct assay_schema *submitted;
+		char why[256];
+
 		err = assay_codec_schema_by_name(in->codec, SCHEMA_ACCEPTED, &in->s_accepted,
 		                                 errstr, errstr_size);
 		if (!err)
 			err = assay_codec_schema_by_name(in->codec, SCHEMA_REJECTED,
 			                                 &in->s_rejected, errstr, errstr_size);
+		if (!err)
+			err = assay_codec_schema_by_name(in->codec, SCHEMA_SUBMITTED, &submitted,
+			                                 errstr, errstr_size);
+		if (!err)
+			err = intake_accepted_writer_init(&in->writer, in->s_accepted, max_bytes,
+			                                  errstr, errstr_size);
 		if (err)
 			return err;
-		if (assay_codec_value_new(in->s_accepted, &in->v_accepted) != 0)
+		if (intake_submitted_reader_init(&in->reader, submitted, max_bytes, why,
+		                                 sizeof(why)) != 0)
+			assay_log_warn(in->log, "evidence is decoded by the generic path only",
+			               ASSAY_LF_STR("error", why));
+		if (assay_codec_value_new(in->s_rejected, &in->v_rejected) != 0)
 			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-		if (assay_codec_value_new(in->s_rejected, &in->v_rejected) != 0) {
-			avro_value_decref(&in->v_accepted);
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-		}
 		in->values_ready = true;
-		for (int k = 0; k < A_NFIELDS; k++) {
-			in->acc_idx[k] = avro_schema_record_field_get_index(in->s_accepted->schema,
-			                                                    accepted_fields[k]);
-			if (in->acc_idx[k] < 0)
-				return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-				                  "EvidenceAccepted has no field %s",
-				                  accepted_fields[k]);
-		}
-		in->kind_enum = avro_schema_record_field_get(in->s_accepted->schema, "kind");
-		{
-			avro_schema_t items = avro_schema_array_items(avro_schema_record_field_get(
-			        in->s_accepted->schema, "claimed_controls"));
-
-			in->standard_enum = avro_schema_record_field_get(items, "standard");
-		}
 	}
 
 	assay_catalog_destroy(in->catalog);
@@ -1491,9 +1404,9 @@ struct intake *intake_new(const struct intake_config *cfg)
 	}
 	assay_copybuf_init(&in->rows);
 	assay_pipeline_init(&in->pipe);
-	/* the arenas always exist, so arena + offset is never arithmetic on NULL */
-	if (controls_reserve(in, 256) ||
-	    grow((void **)&in->attrs, &in->a_cap, 256, sizeof(*in->attrs))) {
+	intake_lists_init(&in->lists);
+	/* resolved and bad always exist, so resolved + offset is never arithmetic on NULL */
+	if (verdicts_reserve(in, 256)) {
 		intake_destroy(in);
 		return NULL;
 	}
@@ -1504,18 +1417,16 @@ void intake_destroy(struct intake *in)
 {
 	if (in == NULL)
 		return;
-	if (in->values_ready) {
-		avro_value_decref(&in->v_accepted);
+	if (in->values_ready)
 		avro_value_decref(&in->v_rejected);
-	}
+	intake_accepted_writer_release(&in->writer);
 	assay_catalog_destroy(in->catalog);
 	intake_dedup_destroy(in->dedup);
 	intake_audits_destroy(in->audits);
 	free(in->items);
-	free(in->cstr);
+	intake_lists_release(&in->lists);
 	free(in->resolved);
 	free(in->bad);
-	free(in->attrs);
 	free(in->bmap);
 	free(in->new_fps);
 	free(in->scratch.p);

@@ -67,6 +67,18 @@ bool intake_utf8_valid(const char *str, size_t len)
 		size_t n;
 		unsigned char lo = 0x80, hi = 0xbf;
 
+		/* eight ASCII bytes at a time: no byte with its high bit set, and none zero (the
+		 * high bit of (b | 0x80) - 1 is clear only for b = 0 or 0x80; no borrows) */
+		if (len - i >= 8) {
+			const uint64_t high = 0x8080808080808080ULL, ones = 0x0101010101010101ULL;
+			uint64_t w;
+
+			memcpy(&w, s + i, 8);
+			if (((w | ~((w | high) - ones)) & high) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 		if (c == 0)
 			return false;
 		if (c < 0x80) {
