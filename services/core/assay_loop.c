@@ -274,6 +274,7 @@ static int on_assign(struct assay_loop *loop, rd_kafka_topic_partition_list_t *l
 		p->partition = list->elems[i].partition;
 		p->stream = streams[i];
 		p->db_next = list->elems[i].offset;
+		p->polled_next = p->db_next;
 		p->relay_pos = RELAY_UNKNOWN;
 		if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR && committed->elems[i].err == 0)
 			p->relay_pos =
@@ -536,6 +537,7 @@ static int reseek(struct assay_loop *loop, char *errstr, size_t errstr_size)
 				                                      list->elems[i].partition);
 				if (p) {
 					p->db_next = list->elems[i].offset;
+					p->polled_next = p->db_next;
 					p->relay_pos = RELAY_UNKNOWN; /* re-read what Kafka holds */
 				}
 			}
@@ -720,11 +722,12 @@ static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_
 	        "partition.assignment.strategy", "range,roundrobin", "enable.partition.eof",
 	        "false",
 	        /* librdkafka prefetches up to 64 MB by default, the whole memory budget of a
-	         * service (DESIGN §7): 8 MB holds several batches. A full queue backs its
-	         * partitions off for fetch.error.backoff.ms (500 ms), which starves a bounded
-	         * queue (intake measured 11,000 instead of 26,000 events/s): 10 ms. Lowering
+	         * service (DESIGN §7): 4 MB holds several batches (a full queue no longer
+	         * stalls the loop: wake_stalled_fetches). A full queue backs its partitions
+	         * off for fetch.error.backoff.ms (500 ms), which starves a bounded queue
+	         * (intake measured 11,000 instead of 26,000 events/s): 10 ms. Lowering
 	         * queued.min.messages as well cost the mapper 40 % (55,000 → 32,000/s). */
-	        "queued.max.messages.kbytes", "8192", "fetch.error.backoff.ms", "10", NULL};
+	        "queued.max.messages.kbytes", "4096", "fetch.error.backoff.ms", "10", NULL};
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t kerr;
 
@@ -838,7 +841,7 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 	if (loop->cfg.relay_interval_ms <= 0)
 		loop->cfg.relay_interval_ms = 100;
 	if (loop->cfg.relay_max_events <= 0)
-		loop->cfg.relay_max_events = 20000;
+		loop->cfg.relay_max_events = 5000;
 	if (loop->cfg.retry_backoff_ms <= 0)
 		loop->cfg.retry_backoff_ms = 100;
 	if (loop->cfg.retry_backoff_max_ms < loop->cfg.retry_backoff_ms)
@@ -890,6 +893,48 @@ static void update_lag(struct assay_loop *loop)
 }
 
 /* Collects up to batch_max_messages or batch_max_ms of messages into rkms. */
+/*
+ * Restarts fetching where the broker has messages the consumer has not delivered while its
+ * local queue is empty. librdkafka 2.0.2 stops fetching once the queue holds
+ * queued.max.messages.kbytes and decides again only when its broker thread next wakes up,
+ * up to a second later even when the queue drained long before: with a backlog, intake sat
+ * idle 0.6-1 s after every 8 MB (37,000 instead of 68,000 events/s). A seek to the next
+ * undelivered offset wakes that thread. A partition one past (a transaction's commit
+ * marker) is not stalled. At most every FETCH_WAKE_MS.
+ */
+static void wake_stalled_fetches(struct assay_loop *loop)
+{
+	rd_kafka_topic_partition_list_t *list = NULL;
+	rd_kafka_error_t *error;
+	int64_t now = assay_now_ms();
+
+	if (now - loop->last_fetch_wake_ms < FETCH_WAKE_MS)
+		return;
+	loop->last_fetch_wake_ms = now;
+	for (size_t i = 0; i < loop->nparts; i++) {
+		struct part *p = &loop->parts[i];
+		int64_t lo, hi;
+
+		if (rd_kafka_get_watermark_offsets(loop->consumer, p->topic, p->partition, &lo,
+		                                   &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+		    hi <= p->polled_next + 1)
+			continue;
+		if (list == NULL)
+			list = rd_kafka_topic_partition_list_new((int)loop->nparts);
+		rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset =
+		        p->polled_next;
+	}
+	if (list == NULL)
+		return;
+	error = rd_kafka_seek_partitions(loop->consumer, list, 0); /* asynchronous */
+	if (error) {
+		assay_log_warn(loop->cfg.log, "waking the fetcher failed",
+		               ASSAY_LF_STR("error", rd_kafka_error_string(error)));
+		rd_kafka_error_destroy(error);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
 static void poll_batch(struct assay_loop *loop)
 {
 	int64_t deadline = assay_now_ms() + loop->cfg.batch_max_ms;
@@ -898,10 +943,15 @@ static void poll_batch(struct assay_loop *loop)
 	       !loop->fatal) {
 		int64_t left = deadline - assay_now_ms();
 		rd_kafka_message_t *rkm;
+		struct part *p;
 
 		if (left <= 0)
 			break;
-		rkm = rd_kafka_consumer_poll(loop->consumer, (int)left);
+		rkm = rd_kafka_consumer_poll(loop->consumer, 0);
+		if (rkm == NULL) { /* the local queue is empty */
+			wake_stalled_fetches(loop);
+			rkm = rd_kafka_consumer_poll(loop->consumer, (int)left);
+		}
 		if (rkm == NULL)
 			continue;
 		if (rkm->err) {
@@ -911,11 +961,16 @@ static void poll_batch(struct assay_loop *loop)
 			rd_kafka_message_destroy(rkm);
 			continue;
 		}
-		if (assay_loop_part_find(loop, rd_kafka_topic_name(rkm->rkt), rkm->partition) ==
-		    NULL) {
+		p = assay_loop_part_find(loop, rd_kafka_topic_name(rkm->rkt), rkm->partition);
+		if (p == NULL) {
 			rd_kafka_message_destroy(rkm); /* from a partition no longer ours */
 			continue;
 		}
+		if (rkm->offset < p->polled_next) {
+			rd_kafka_message_destroy(rkm); /* delivered again: in hand or applied */
+			continue;
+		}
+		p->polled_next = rkm->offset + 1;
 		loop->rkms[loop->nrkms++] = rkm;
 	}
 }

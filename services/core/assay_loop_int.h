@@ -18,6 +18,7 @@
 #define RELAY_MAX_OUTBOX_ROWS 16
 #define RELAY_UNKNOWN         (-2)
 #define OUTBOX_CLEANUP_MS     1000
+#define FETCH_WAKE_MS         50 /* wake_stalled_fetches at most this often */
 #define DEFAULT_DEADLETTER    "assay.deadletter"
 
 struct part {
@@ -25,6 +26,7 @@ struct part {
 	int32_t partition;
 	int32_t stream;      /* assay_offsets.id: the partition's rows in the outbox */
 	int64_t db_next;     /* next offset to apply (as stored in PostgreSQL) */
+	int64_t polled_next; /* next offset to take from the consumer (db_next after a seek) */
 	int64_t relay_pos;   /* input offset below which the outbox is published; RELAY_UNKNOWN */
 	int64_t cleaned_pos; /* outbox rows below this are deleted */
 	struct assay_gauge *lag;
@@ -97,6 +99,7 @@ struct assay_loop {
 	bool mem_valid;
 	int64_t last_relay_ms;
 	int64_t last_cleanup_ms;
+	int64_t last_fetch_wake_ms;
 
 	/* The relay thread runs one Kafka transaction (a job) at a time while this thread
 	 * goes on applying batches; mu guards job and quit. */

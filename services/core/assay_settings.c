@@ -31,7 +31,7 @@ const struct assay_setting assay_core_settings[] = {
          CORE(relay_interval_ms),
          "longest time in milliseconds applied events wait before the outbox relay publishes "
          "them in one Kafka transaction"},
-        {"relay.max.events", "ASSAY_RELAY_MAX_EVENTS", ASSAY_SETTING_INT, "20000", 1, 1000000,
+        {"relay.max.events", "ASSAY_RELAY_MAX_EVENTS", ASSAY_SETTING_INT, "5000", 1, 1000000,
          CORE(relay_max_events),
          "events that make the relay publish before relay.interval.ms; twice this many queued "
          "make the loop wait for the relay"},
