@@ -734,6 +734,15 @@ static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_
 	loop->consumer = new_client(loop, RD_KAFKA_CONSUMER, kv, errstr, errstr_size);
 	if (loop->consumer == NULL)
 		return ASSAY_ERR_FATAL;
+	{ /* the queue size in force (a pass-through property may have changed it) */
+		char kbytes[32];
+		size_t size = sizeof(kbytes);
+
+		loop->fetch_queue_bytes = 4096 * 1024;
+		if (rd_kafka_conf_get(rd_kafka_conf(loop->consumer), "queued.max.messages.kbytes",
+		                      kbytes, &size) == RD_KAFKA_CONF_OK)
+			loop->fetch_queue_bytes = (size_t)strtoull(kbytes, NULL, 10) * 1024;
+	}
 	rd_kafka_poll_set_consumer(loop->consumer);
 	topics = rd_kafka_topic_partition_list_new((int)cfg->ntopics);
 	for (size_t i = 0; i < cfg->ntopics; i++)
@@ -894,27 +903,29 @@ static void update_lag(struct assay_loop *loop)
 
 /* Collects up to batch_max_messages or batch_max_ms of messages into rkms. */
 /*
- * Restarts fetching where the broker has messages the consumer has not delivered while its
- * local queue is empty. librdkafka 2.0.2 stops fetching once the queue holds
- * queued.max.messages.kbytes and decides again only when its broker thread next wakes up,
- * up to a second later even when the queue drained long before: with a backlog, intake sat
- * idle 0.6-1 s after every 8 MB (37,000 instead of 68,000 events/s). A seek to the next
- * undelivered offset wakes that thread. A partition one past (a transaction's commit
- * marker) is not stalled. At most every FETCH_WAKE_MS.
+ * Restarts a fetcher that stopped on a full queue. librdkafka 2.0.2 stops fetching once its
+ * local queue holds queued.max.messages.kbytes and decides again only when its broker thread
+ * next wakes up, up to a second later even when the queue drained long before: with a
+ * backlog, intake sat idle 0.6-1 s after every few MB (37,000 instead of 68,000 events/s).
+ * Called when the queue is empty: if at least half a queue was taken since it was last
+ * empty, it was full and the fetcher may be asleep; a seek of the partitions the broker has
+ * more of to their next undelivered offsets wakes it. (At a moderate rate the queue runs
+ * empty long before it fills, and nothing is done: a seek discards the fetch in flight.)
  */
 static void wake_stalled_fetches(struct assay_loop *loop)
 {
 	rd_kafka_topic_partition_list_t *list = NULL;
 	rd_kafka_error_t *error;
-	int64_t now = assay_now_ms();
+	bool was_full = loop->polled_bytes >= loop->fetch_queue_bytes / 2;
 
-	if (now - loop->last_fetch_wake_ms < FETCH_WAKE_MS)
+	loop->polled_bytes = 0;
+	if (!was_full)
 		return;
-	loop->last_fetch_wake_ms = now;
 	for (size_t i = 0; i < loop->nparts; i++) {
 		struct part *p = &loop->parts[i];
 		int64_t lo, hi;
 
+		/* one past is a transaction's commit marker, not a message */
 		if (rd_kafka_get_watermark_offsets(loop->consumer, p->topic, p->partition, &lo,
 		                                   &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
 		    hi <= p->polled_next + 1)
@@ -971,6 +982,7 @@ static void poll_batch(struct assay_loop *loop)
 			continue;
 		}
 		p->polled_next = rkm->offset + 1;
+		loop->polled_bytes += rkm->len + rkm->key_len;
 		loop->rkms[loop->nrkms++] = rkm;
 	}
 }

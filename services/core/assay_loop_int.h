@@ -18,7 +18,6 @@
 #define RELAY_MAX_OUTBOX_ROWS 16
 #define RELAY_UNKNOWN         (-2)
 #define OUTBOX_CLEANUP_MS     1000
-#define FETCH_WAKE_MS         50 /* wake_stalled_fetches at most this often */
 #define DEFAULT_DEADLETTER    "assay.deadletter"
 
 struct part {
@@ -99,7 +98,8 @@ struct assay_loop {
 	bool mem_valid;
 	int64_t last_relay_ms;
 	int64_t last_cleanup_ms;
-	int64_t last_fetch_wake_ms;
+	size_t fetch_queue_bytes; /* the consumer's queued.max.messages.kbytes, in bytes */
+	size_t polled_bytes;      /* taken from the consumer since its queue was last empty */
 
 	/* The relay thread runs one Kafka transaction (a job) at a time while this thread
 	 * goes on applying batches; mu guards job and quit. */

@@ -109,7 +109,7 @@ const struct assay_setting risk_settings[] = {
         {"risk.top.count", "ASSAY_RISK_TOP_COUNT", ASSAY_SETTING_INT, "5", 0, RISK_TOP_MAX,
          CFG(top_count), "top risks listed per standard summary"},
         {"risk.evidence.compact.rows", "ASSAY_RISK_EVIDENCE_COMPACT_ROWS", ASSAY_SETTING_INT,
-         "500000", 1, 1000000000, CFG(compact_rows),
+         "100000", 1, 1000000000, CFG(compact_rows),
          "rows appended to the evidence log (risk_evidence_links) after which a batch folds "
          "the log into risk_evidence_base; bounds the log a state reload aggregates"},
         {NULL, NULL, 0, NULL, 0, 0, 0, "assay-risk settings"},
