@@ -181,6 +181,10 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 	/* two malloc arenas, not one per thread: the loop, the relay and librdkafka's threads
 	 * would otherwise each keep free memory of their own (intake measured ~30 MB) */
 	mallopt(M_ARENA_MAX, 2);
+	/* blocks of 256 KB and more (a growing hash set, fetch responses, query results) come
+	 * from mmap and go back when freed; glibc's default threshold rises with the largest
+	 * block freed, and those blocks then stay in the heap (intake at 1M events: 85 -> 80 MB) */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 	/* signals: finish the batch, leave the group, exit 0 */
 	{
