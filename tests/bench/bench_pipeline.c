@@ -76,7 +76,8 @@ static pid_t spawn(struct run *r, int i, long batch_max)
 {
 	char v[10][640];
 	/* settings of the bench run itself that go through to the services */
-	static const char *const inherit[] = {"ASSAY_RELAY_", "ASSAY_BATCH_MAX_MS=", "ASSAY_RISK_", NULL};
+	static const char *const inherit[] = {"ASSAY_RELAY_", "ASSAY_BATCH_MAX_MS=", "ASSAY_RISK_",
+	                                      NULL};
 	const char *vars[] = {v[0],
 	                      v[1],
 	                      v[2],

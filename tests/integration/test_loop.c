@@ -317,8 +317,9 @@ static void test_sigkill_at_random_moments(void **state)
 
 /*
  * The recovery path on its own: a child applies 5,000 messages but publishes at most its
- * first batch (the other events wait in the outbox) and is killed; the next one must publish exactly those events
- * from the outbox before new ones, and delete the outbox rows once Kafka holds them.
+ * first batch (the other events wait in the outbox) and is killed; the next one must publish
+ * exactly those events from the outbox before new ones, and delete the outbox rows once Kafka holds
+ * them.
  */
 static void test_outbox_published_after_kill(void **state)
 {
