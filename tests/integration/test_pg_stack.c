@@ -329,6 +329,76 @@ static void test_copy_bad_row_rejected(void **state)
 	assay_copybuf_release(&b);
 }
 
+/*
+ * The streaming COPY: 20,000 rows sent in pieces while they are built (many flushes, the
+ * buffer never holds them all) arrive whole and in order; a bad row in a later piece rejects
+ * the COPY with the server's message; a COPY given up half-way (an unfinished row) fails
+ * without storing anything and leaves the connection usable.
+ */
+static void test_copy_streamed_while_built(void **state)
+{
+	struct assay_test_pg_db *fx = *state;
+	struct assay_copybuf b;
+	char err[1024], s[64];
+	size_t biggest = 0;
+
+	assay_test_pg_exec(fx->conn, "CREATE TABLE streamed (id integer PRIMARY KEY, s text NOT "
+	                             "NULL, qty integer NOT NULL CHECK (qty >= 0))");
+	assay_copybuf_init(&b);
+	assert_int_equal(assay_pg_copy_begin(fx->conn, "COPY streamed (id, s, qty) FROM STDIN", &b,
+	                                     err, sizeof(err)),
+	                 0);
+	for (int i = 1; i <= 20000; i++) {
+		snprintf(s, sizeof(s), "row\t%d\n with tab and newline", i);
+		assay_copybuf_int64(&b, i);
+		assay_copybuf_str(&b, s);
+		assay_copybuf_int64(&b, i % 7);
+		assay_copybuf_end_row(&b);
+		if (b.len > biggest)
+			biggest = b.len;
+		assay_pg_copy_flush(fx->conn, &b);
+	}
+	assert_int_equal(assay_copybuf_rows(&b), 20000);
+	assert_true(biggest < 200 * 1024); /* sent in pieces, not held whole (~1 MB) */
+	assert_int_equal(assay_pg_copy_end(fx->conn, &b, err, sizeof(err)), 0);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM streamed"), 20000);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM streamed WHERE s = "
+	                                             "'row' || chr(9) || id || chr(10) || "
+	                                             "' with tab and newline'"),
+	                 20000);
+
+	/* a bad row far into the stream (after several pieces went out) */
+	assay_test_pg_exec(fx->conn, "BEGIN");
+	assert_int_equal(assay_pg_copy_begin(fx->conn, "COPY streamed (id, s, qty) FROM STDIN", &b,
+	                                     err, sizeof(err)),
+	                 0);
+	for (int i = 20001; i <= 30000; i++) {
+		assay_copybuf_int64(&b, i);
+		assay_copybuf_str(&b, "x");
+		assay_copybuf_int64(&b, i == 29000 ? -1 : 1);
+		assay_copybuf_end_row(&b);
+		assay_pg_copy_flush(fx->conn, &b);
+	}
+	assert_int_equal(assay_pg_copy_end(fx->conn, &b, err, sizeof(err)), ASSAY_ERR_REJECT);
+	assert_non_null(strstr(err, "streamed_qty_check"));
+	assay_test_pg_exec(fx->conn, "ROLLBACK");
+
+	/* given up half-way: an unfinished row */
+	assay_test_pg_exec(fx->conn, "BEGIN");
+	assert_int_equal(assay_pg_copy_begin(fx->conn, "COPY streamed (id, s, qty) FROM STDIN", &b,
+	                                     err, sizeof(err)),
+	                 0);
+	assay_copybuf_int64(&b, 40000);
+	assert_int_equal(assay_pg_copy_end(fx->conn, &b, err, sizeof(err)), ASSAY_ERR_FATAL);
+	assert_non_null(strstr(err, "unfinished"));
+	assay_test_pg_exec(fx->conn, "ROLLBACK");
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT count(*) FROM streamed"), 20000);
+	/* ending without a begin is refused */
+	assert_int_equal(assay_pg_copy_end(fx->conn, &b, err, sizeof(err)), ASSAY_ERR_FATAL);
+	assert_int_equal(assay_test_pg_int(fx->conn, "SELECT 42"), 42);
+	assay_copybuf_release(&b);
+}
+
 static void test_pipeline_1000_inserts_one_transaction(void **state)
 {
 	struct assay_test_pg_db *fx = *state;
@@ -545,6 +615,7 @@ int main(void)
 	        cmocka_unit_test(test_server_errors_are_classified),
 	        cmocka_unit_test(test_copy_10000_rows_round_trip),
 	        cmocka_unit_test(test_copy_bad_row_rejected),
+	        cmocka_unit_test(test_copy_streamed_while_built),
 	        cmocka_unit_test(test_pipeline_1000_inserts_one_transaction),
 	        cmocka_unit_test(test_pipeline_failure_rolls_back_all),
 	        cmocka_unit_test(test_pipeline_prepared_large),
