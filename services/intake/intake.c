@@ -293,23 +293,6 @@ static int cat_find(void *ctx, const char *standard, const char *id)
 
 /* ---- per-batch arenas ---- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	size_t n = *cap ? *cap : 256;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	while (n < need)
-		n *= 2;
-	q = realloc(*p, n * elem);
-	if (q == NULL)
-		return ASSAY_ERR_FATAL;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 /* Room in resolved and bad (parallel to the claimed controls) for need entries. */
 static int verdicts_reserve(struct intake *in, size_t need)
 {
@@ -317,10 +300,10 @@ static int verdicts_reserve(struct intake *in, size_t need)
 
 	if (need <= cap)
 		return 0;
-	if (grow((void **)&in->resolved, &cap, need, sizeof(*in->resolved)))
+	if (intake_reserve((void **)&in->resolved, &cap, need, sizeof(*in->resolved)))
 		return ASSAY_ERR_FATAL;
 	cap = in->r_cap;
-	if (grow((void **)&in->bad, &cap, need, sizeof(*in->bad)))
+	if (intake_reserve((void **)&in->bad, &cap, need, sizeof(*in->bad)))
 		return ASSAY_ERR_FATAL;
 	in->r_cap = cap;
 	return 0;
@@ -487,7 +470,7 @@ static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t 
 	struct item *it;
 	int err;
 
-	if (grow((void **)&in->items, &in->items_cap, in->nitems + 1, sizeof(*in->items)))
+	if (intake_reserve((void **)&in->items, &in->items_cap, in->nitems + 1, sizeof(*in->items)))
 		return ASSAY_ERR_FATAL;
 	it = &in->items[in->nitems];
 	memset(it, 0, sizeof(*it));
@@ -1049,8 +1032,8 @@ static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 		add_row(in, batch, it);
 		assay_pg_copy_flush(conn, &in->rows);
 		err = emit_accepted(in, batch, it, errstr, errstr_size);
-		if (!err &&
-		    grow((void **)&in->new_fps, &in->new_cap, in->nnew + 1, sizeof(*in->new_fps)))
+		if (!err && intake_reserve((void **)&in->new_fps, &in->new_cap, in->nnew + 1,
+		                           sizeof(*in->new_fps)))
 			err = ASSAY_ERR_FATAL;
 		if (!err)
 			in->new_fps[in->nnew++] = it->fp;

@@ -38,8 +38,7 @@ void intake_lists_clear(struct intake_lists *l)
 	l->nattrs = 0;
 }
 
-/* Makes room for need elements of elem bytes in *p (capacity *cap, doubled as needed). */
-static int reserve(void **p, size_t *cap, size_t need, size_t elem)
+int intake_reserve(void **p, size_t *cap, size_t need, size_t elem)
 {
 	size_t n = *cap ? *cap : 64;
 	void *q;
@@ -60,13 +59,13 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
 
 static int reserve_controls(struct intake_lists *l, size_t n)
 {
-	return reserve((void **)&l->controls, &l->controls_cap, l->ncontrols + n,
-	               sizeof(*l->controls));
+	return intake_reserve((void **)&l->controls, &l->controls_cap, l->ncontrols + n,
+	                      sizeof(*l->controls));
 }
 
 static int reserve_attrs(struct intake_lists *l, size_t n)
 {
-	return reserve((void **)&l->attrs, &l->attrs_cap, l->nattrs + n, sizeof(*l->attrs));
+	return intake_reserve((void **)&l->attrs, &l->attrs_cap, l->nattrs + n, sizeof(*l->attrs));
 }
 
 /* ev's views of its entries in l, which start at c_off and a_off. */
@@ -549,7 +548,7 @@ int intake_accepted_encode(struct intake_accepted_writer *w, const struct intake
 
 	for (size_t k = 0; k < ev->ncontrols; k++)
 		bound += 2 * VARINT_MAX + strnlen(a->controls[k].id, sizeof(a->controls[k].id));
-	if (reserve((void **)&w->buf, &w->cap, bound, 1))
+	if (intake_reserve((void **)&w->buf, &w->cap, bound, 1))
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "encode: out of memory");
 	kind = symbol_index(w->kinds, w->nkinds, ev->kind.p, ev->kind.len);
 	if (kind < 0) /* a symbol newer than ours */

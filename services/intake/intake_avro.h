@@ -46,6 +46,10 @@ void intake_lists_release(struct intake_lists *l);
 /* Forgets the entries (keeps the memory), for the next batch. */
 void intake_lists_clear(struct intake_lists *l);
 
+/* Room for need elements of elem bytes in the array *p of capacity *cap (doubled as needed;
+ * intake's per-batch arrays). 0, or ASSAY_ERR_FATAL when memory runs out. */
+int intake_reserve(void **p, size_t *cap, size_t need, size_t elem);
+
 /*
  * Fills ev from v, a decoded EvidenceSubmitted of any writer schema (borrowed): strings are
  * views into v (NUL-terminated there), kind a symbol of the writer's schema ("OTHER" when the
