@@ -5,6 +5,7 @@
  * (invalid UTF-8, NUL in strings, out-of-range indexes, trailing bytes).
  */
 #include "assay_avro_check.h"
+#include "assay_utf8.h"
 #include "assay_err.h"
 
 #include <stdarg.h>
@@ -87,55 +88,6 @@ static int read_int(struct check *c, const char *what, int64_t *out)
 	return read_varint(c, 5, 32, what, out);
 }
 
-/* RFC 3629 well-formed UTF-8 (Unicode table 3-7), without U+0000. Returns the offset of the
- * first bad byte, or len. */
-static size_t utf8_bad_at(const uint8_t *s, size_t len, bool *nul)
-{
-	size_t i = 0;
-
-	*nul = false;
-	while (i < len) {
-		uint8_t b = s[i];
-		uint8_t lo = 0x80, hi = 0xbf;
-		size_t n;
-
-		if (b == 0) {
-			*nul = true;
-			return i;
-		}
-		if (b < 0x80) {
-			i++;
-			continue;
-		}
-		if (b >= 0xc2 && b <= 0xdf) {
-			n = 1;
-		} else if (b >= 0xe0 && b <= 0xef) {
-			n = 2;
-			if (b == 0xe0)
-				lo = 0xa0; /* overlong */
-			else if (b == 0xed)
-				hi = 0x9f; /* surrogates */
-		} else if (b >= 0xf0 && b <= 0xf4) {
-			n = 3;
-			if (b == 0xf0)
-				lo = 0x90; /* overlong */
-			else if (b == 0xf4)
-				hi = 0x8f; /* over U+10FFFF */
-		} else {
-			return i; /* continuation byte, overlong C0/C1, or F5..FF */
-		}
-		if (len - i <= n)
-			return i;
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (size_t k = 2; k <= n; k++)
-			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-				return i;
-		i += n + 1;
-	}
-	return len;
-}
-
 /* string and bytes: a long length, then that many bytes */
 static int check_blob(struct check *c, bool utf8)
 {
@@ -151,12 +103,11 @@ static int check_blob(struct check *c, bool utf8)
 		return reject(c, "truncated %s: needs %lld bytes, %zu left", what, (long long)n,
 		              left(c));
 	if (utf8) {
-		bool nul;
-		size_t bad = utf8_bad_at(c->p + c->pos, (size_t)n, &nul);
+		size_t bad = assay_utf8_scan((const char *)c->p + c->pos, (size_t)n);
 
 		if (bad != (size_t)n) {
 			c->pos += bad;
-			if (nul)
+			if (c->p[c->pos] == 0)
 				return reject(c, "string contains a nul byte");
 			return reject(c, "invalid utf-8 in string");
 		}

@@ -5,6 +5,7 @@
  * export. Pure except for assay_crosswalk_load() (one query) and the export (one FILE).
  */
 #include "assay_crosswalk.h"
+#include "assay_strbuf.h"
 #include "assay_pg.h"
 #include "assay_uuid.h"
 
@@ -806,34 +807,20 @@ int assay_crosswalk_map(const struct assay_crosswalk *cw,
 
 /* ---- OSCAL export ---- */
 
-static void json_str(FILE *f, const char *s)
+/* Writes s as a JSON string literal; true when out of memory (nothing written then). */
+static bool json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\r':
-			fputs("\\r", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
+	char buf[1024];
+	struct assay_strbuf sb;
+	bool failed;
+
+	assay_strbuf_init_fixed(&sb, buf, sizeof(buf));
+	assay_strbuf_append_json(&sb, s, strlen(s));
+	failed = sb.failed;
+	if (!failed)
+		fwrite(sb.p, 1, sb.len, f);
+	assay_strbuf_release(&sb);
+	return failed;
 }
 
 static void oscal_id(FILE *f, const struct assay_control *ctl)
@@ -883,7 +870,7 @@ int assay_crosswalk_write_oscal(const struct assay_crosswalk *cw, FILE *out, int
 	time_t secs = (time_t)(now_ms / 1000);
 	struct tm tm;
 	const struct assay_crosswalk_edge **order;
-	bool first_mapping = true;
+	bool first_mapping = true, oom = false;
 
 	order = calloc(cw->nedges + 1, sizeof(*order));
 	if (order == NULL)
@@ -897,24 +884,25 @@ int assay_crosswalk_write_oscal(const struct assay_crosswalk *cw, FILE *out, int
 	name_uuid(uuid, "assay crosswalk mapping-collection %zu edges", cw->nedges);
 
 	fputs("{\n  \"mapping-collection\": {\n    \"uuid\": ", out);
-	json_str(out, uuid);
+	oom |= json_str(out, uuid);
 	fputs(",\n    \"metadata\": {\n      \"title\": ", out);
-	json_str(out, "assay crosswalk ISO/IEC 27001:2022 <-> ISO/IEC 42001:2023");
+	oom |= json_str(out, "assay crosswalk ISO/IEC 27001:2022 <-> ISO/IEC 42001:2023");
 	fputs(",\n      \"last-modified\": ", out);
-	json_str(out, ts);
+	oom |= json_str(out, ts);
 	fputs(",\n      \"version\": \"1\",\n      \"oscal-version\": \"1.2.0\",\n      "
 	      "\"remarks\": ",
 	      out);
-	json_str(out,
-	         "assay's own judgement, not ISO's; links say which evidence may be looked at, "
-	         "never what it proves (docs/crosswalk.md)");
+	oom |= json_str(
+	        out, "assay's own judgement, not ISO's; links say which evidence may be looked at, "
+	             "never what it proves (docs/crosswalk.md)");
 	fputs("\n    },\n    \"provenance\": {\n      \"method\": \"human\",\n"
 	      "      \"matching-rationale\": \"semantic\",\n      \"status\": \"complete\",\n"
 	      "      \"mapping-description\": ",
 	      out);
-	json_str(out, "control ids and titles compared by assay's engineers with the harmonized "
-	              "structure clause map; high-strength equivalent-to/equal-to edges link "
-	              "evidence automatically, every other edge needs an auditor's confirmation");
+	oom |= json_str(out,
+	                "control ids and titles compared by assay's engineers with the harmonized "
+	                "structure clause map; high-strength equivalent-to/equal-to edges link "
+	                "evidence automatically, every other edge needs an auditor's confirmation");
 	fputs("\n    },\n    \"mappings\": [", out);
 
 	for (size_t si = 0; si < nstd; si++) {
@@ -934,7 +922,7 @@ int assay_crosswalk_write_oscal(const struct assay_crosswalk *cw, FILE *out, int
 					first_mapping = false;
 					name_uuid(uuid, "assay crosswalk mapping %s %s", src, tgt);
 					fputs("      {\n        \"uuid\": ", out);
-					json_str(out, uuid);
+					oom |= json_str(out, uuid);
 					fprintf(out,
 					        ",\n        \"source-resource\": {\"type\": "
 					        "\"catalog\", \"href\": "
@@ -950,7 +938,7 @@ int assay_crosswalk_write_oscal(const struct assay_crosswalk *cw, FILE *out, int
 				name_uuid(uuid, "assay crosswalk map %s:%s %s:%s", src,
 				          e->source->id, tgt, e->target->id);
 				fputs("          {\n            \"uuid\": ", out);
-				json_str(out, uuid);
+				oom |= json_str(out, uuid);
 				fprintf(out,
 				        ",\n            \"relationship\": \"%s\",\n"
 				        "            \"matching-rationale\": \"semantic\",\n"
@@ -978,9 +966,9 @@ int assay_crosswalk_write_oscal(const struct assay_crosswalk *cw, FILE *out, int
 				        assay_link_kind_symbol(assay_crosswalk_link_kind(
 				                e->relation, e->strength)),
 				        src, e->source->id, tgt, e->target->id);
-				json_str(out, e->provenance);
+				oom |= json_str(out, e->provenance);
 				fputs("}\n            ],\n            \"remarks\": ", out);
-				json_str(out, e->rationale);
+				oom |= json_str(out, e->rationale);
 				fputs("\n          }", out);
 			}
 			if (!first_map)
@@ -989,6 +977,9 @@ int assay_crosswalk_write_oscal(const struct assay_crosswalk *cw, FILE *out, int
 	}
 	fputs("\n    ]\n  }\n}\n", out);
 	free(order);
+	if (oom)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "oscal export: out of memory");
 	if (fflush(out) != 0 || ferror(out))
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "oscal export: write failed");

@@ -5,6 +5,7 @@
  */
 #include "assay_log.h"
 #include "assay_err.h"
+#include "assay_strbuf.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -21,165 +22,16 @@ struct assay_log {
 	int fd;
 };
 
-/* A line under construction: starts in caller-provided storage, moves to the heap when it
- * outgrows it. failed is set (and the line dropped) when the heap allocation fails. */
-struct line {
-	char *buf;
-	size_t len;
-	size_t cap;
-	bool heap;
-	bool failed;
-};
-
-static void line_reserve(struct line *ln, size_t extra)
+/* s as a JSON string literal; NULL becomes null. */
+static void put_json(struct assay_strbuf *ln, const char *s)
 {
-	size_t want;
-	char *nbuf;
-
-	if (ln->failed || ln->len + extra <= ln->cap)
-		return;
-	want = ln->cap * 2;
-	while (want < ln->len + extra)
-		want *= 2;
-	if (ln->heap) {
-		nbuf = realloc(ln->buf, want);
-	} else {
-		nbuf = malloc(want);
-		if (nbuf != NULL)
-			memcpy(nbuf, ln->buf, ln->len);
-	}
-	if (nbuf == NULL) {
-		ln->failed = true;
-		return;
-	}
-	ln->buf = nbuf;
-	ln->cap = want;
-	ln->heap = true;
+	if (s == NULL)
+		assay_strbuf_append(ln, "null", 4);
+	else
+		assay_strbuf_append_json(ln, s, strlen(s));
 }
 
-static void line_put(struct line *ln, const char *s, size_t n)
-{
-	line_reserve(ln, n);
-	if (ln->failed)
-		return;
-	memcpy(ln->buf + ln->len, s, n);
-	ln->len += n;
-}
-
-static void line_puts(struct line *ln, const char *s)
-{
-	line_put(ln, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when it is invalid
- * (truncated, overlong, surrogate, above U+10FFFF, stray continuation byte). */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len, i;
-	unsigned long cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* Appends s as a JSON string literal, quotes included. NULL becomes null. */
-static void line_put_json_string(struct line *ln, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n, run, seq;
-	char esc[7];
-
-	if (s == NULL) {
-		line_puts(ln, "null");
-		return;
-	}
-	n = strlen(s);
-	line_put(ln, "\"", 1);
-	while (n > 0) {
-		/* copy the longest run of bytes that need no escaping in one go */
-		run = 0;
-		while (run < n && p[run] >= 0x20 && p[run] != '"' && p[run] != '\\' &&
-		       p[run] < 0x80)
-			run++;
-		if (run > 0) {
-			line_put(ln, (const char *)p, run);
-			p += run;
-			n -= run;
-			continue;
-		}
-		switch (*p) {
-		case '"':
-			line_put(ln, "\\\"", 2);
-			break;
-		case '\\':
-			line_put(ln, "\\\\", 2);
-			break;
-		case '\n':
-			line_put(ln, "\\n", 2);
-			break;
-		case '\r':
-			line_put(ln, "\\r", 2);
-			break;
-		case '\t':
-			line_put(ln, "\\t", 2);
-			break;
-		case '\b':
-			line_put(ln, "\\b", 2);
-			break;
-		case '\f':
-			line_put(ln, "\\f", 2);
-			break;
-		default:
-			if (*p < 0x20) {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[*p >> 4];
-				esc[5] = hex[*p & 0x0f];
-				line_put(ln, esc, 6);
-				break;
-			}
-			seq = utf8_seq_len(p, n);
-			if (seq == 0) {
-				line_put(ln, "\xef\xbf\xbd", 3); /* U+FFFD for one bad byte */
-				seq = 1;
-			} else {
-				line_put(ln, (const char *)p, seq);
-			}
-			p += seq;
-			n -= seq;
-			continue;
-		}
-		p++;
-		n--;
-	}
-	line_put(ln, "\"", 1);
-}
-
-static void line_put_ts(struct line *ln)
+static void put_ts(struct assay_strbuf *ln)
 {
 	struct timespec now;
 	struct tm tm;
@@ -190,7 +42,7 @@ static void line_put_ts(struct line *ln)
 	gmtime_r(&now.tv_sec, &tm);
 	n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + n, sizeof(buf) - n, ".%03ldZ", now.tv_nsec / 1000000L);
-	line_put_json_string(ln, buf);
+	put_json(ln, buf);
 }
 
 /* Writes all of buf, retrying on EINTR and short writes (a pipe or tty can take less than
@@ -284,40 +136,40 @@ void assay_log_write(struct assay_log *log, enum assay_log_level level, const ch
 	static const char oom_line[] = "{\"level\":\"error\",\"msg\":\"log line dropped: out of "
 	                               "memory\"}\n";
 	char stack[1024];
-	struct line ln = {stack, 0, sizeof(stack), false, false};
+	struct assay_strbuf ln;
 	char num[32];
 	size_t i;
 
 	if (!assay_log_enabled(log, level))
 		return;
-	line_puts(&ln, "{\"ts\":");
-	line_put_ts(&ln);
-	line_puts(&ln, ",\"level\":\"");
-	line_puts(&ln, assay_log_level_name(level));
-	line_puts(&ln, "\",\"svc\":");
-	line_put_json_string(&ln, log->svc);
-	line_puts(&ln, ",\"msg\":");
-	line_put_json_string(&ln, msg != NULL ? msg : "");
+	assay_strbuf_init_fixed(&ln, stack, sizeof(stack));
+	assay_strbuf_appends(&ln, "{\"ts\":");
+	put_ts(&ln);
+	assay_strbuf_appends(&ln, ",\"level\":\"");
+	assay_strbuf_appends(&ln, assay_log_level_name(level));
+	assay_strbuf_appends(&ln, "\",\"svc\":");
+	put_json(&ln, log->svc);
+	assay_strbuf_appends(&ln, ",\"msg\":");
+	put_json(&ln, msg != NULL ? msg : "");
 	for (i = 0; fields != NULL && i < nfields; i++) {
 		if (fields[i].key == NULL || fields[i].type == ASSAY_LOG_FIELD_END)
 			continue;
-		line_put(&ln, ",", 1);
-		line_put_json_string(&ln, fields[i].key);
-		line_put(&ln, ":", 1);
+		assay_strbuf_append(&ln, ",", 1);
+		put_json(&ln, fields[i].key);
+		assay_strbuf_append(&ln, ":", 1);
 		if (fields[i].type == ASSAY_LOG_FIELD_INT) {
 			snprintf(num, sizeof(num), "%lld", fields[i].num);
-			line_puts(&ln, num);
+			assay_strbuf_appends(&ln, num);
 		} else {
-			line_put_json_string(&ln, fields[i].str);
+			put_json(&ln, fields[i].str);
 		}
 	}
-	line_put(&ln, "}\n", 2);
+	assay_strbuf_append(&ln, "}\n", 2);
 	if (ln.failed)
 		write_all(log->fd, oom_line, sizeof(oom_line) - 1);
 	else
-		write_all(log->fd, ln.buf, ln.len);
-	if (ln.heap)
-		free(ln.buf);
+		write_all(log->fd, ln.p, ln.len);
+	assay_strbuf_release(&ln);
 }
 
 void assay_log_rdkafka(struct assay_log *log, int syslog_level, const char *fac, const char *buf)

@@ -104,10 +104,6 @@ void assay_strbuf_append_json(struct assay_strbuf *sb, const char *s, size_t len
 	size_t run, seq;
 	char esc[6];
 
-	if (s == NULL) {
-		assay_strbuf_append(sb, "null", 4);
-		return;
-	}
 	assay_strbuf_append(sb, "\"", 1);
 	while (len > 0) {
 		/* copy the longest run of bytes that need no escaping in one go */
@@ -169,10 +165,6 @@ void assay_strbuf_append_pg_elem(struct assay_strbuf *sb, const char *s, size_t 
 {
 	size_t start = 0;
 
-	if (s == NULL) {
-		assay_strbuf_append(sb, "NULL", 4);
-		return;
-	}
 	assay_strbuf_append(sb, "\"", 1);
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] != '"' && s[i] != '\\')

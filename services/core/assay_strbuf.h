@@ -76,14 +76,15 @@ __attribute__((format(printf, 2, 3))) void assay_strbuf_appendf(struct assay_str
  * Appends s[0..len) as a JSON string literal, quotes included: " and \ escaped, \b \f \n \r \t
  * by their short escapes, other bytes below 0x20 as \u00XX, well-formed UTF-8 as it is, and
  * each byte that does not start well-formed UTF-8 (assay_utf8_seq_len) as U+FFFD, so the
- * output is always valid JSON. s NULL appends null.
+ * output is always valid JSON. s may be NULL when len is 0 (the empty string).
  */
 void assay_strbuf_append_json(struct assay_strbuf *sb, const char *s, size_t len);
 
 /*
  * Appends s[0..len) as one element of a PostgreSQL array literal: double-quoted, with " and \
- * backslash-escaped (so NULL, blanks, commas and braces stay text). s NULL appends NULL
- * unquoted, the SQL null element. Separators and braces are the caller's (see pg_array_next).
+ * backslash-escaped (so NULL, blanks, commas and braces stay text). s may be NULL when len is
+ * 0 (the empty string); a SQL null element is the caller's unquoted NULL. Separators and
+ * braces are the caller's (see pg_array_next).
  */
 void assay_strbuf_append_pg_elem(struct assay_strbuf *sb, const char *s, size_t len);
 

@@ -20,6 +20,8 @@
 #include "assay_catalog.h"
 #include "assay_err.h"
 #include "assay_pg.h"
+#include "assay_strbuf.h"
+#include "assay_vec.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -84,13 +86,6 @@ struct item {
 	char message[256];
 };
 
-/* A growable text buffer. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
 struct intake {
 	const struct intake_config *cfg;
 	struct intake_limits lim;
@@ -131,7 +126,7 @@ struct intake {
 	size_t nnew, new_cap;
 	uint64_t n_accepted, n_replayed, n_rejected[INTAKE_REASON_COUNT], n_queries;
 	struct assay_copybuf rows;
-	struct sbuf scratch, arr_t, arr_i;
+	struct assay_strbuf scratch, arr_t, arr_i;
 	struct assay_pipeline pipe;
 };
 
@@ -151,79 +146,6 @@ static double mono_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sbuf_reset(struct sbuf *b)
-{
-	b->len = 0;
-	b->failed = false;
-}
-
-static void sbuf_add(struct sbuf *b, const char *s, size_t len)
-{
-	if (b->failed)
-		return;
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, len);
-	b->len += len;
-	b->p[b->len] = '\0';
-}
-
-/* An element of a PostgreSQL array literal: quoted, with " and \ escaped. */
-static void sbuf_array_elem(struct sbuf *b, const char *s, size_t len)
-{
-	size_t start = 0;
-
-	sbuf_add(b, b->len > 1 ? ",\"" : "\"", b->len > 1 ? 2 : 1);
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '"' && s[i] != '\\')
-			continue;
-		sbuf_add(b, s + start, i - start);
-		sbuf_add(b, "\\", 1);
-		start = i; /* the quoted character starts the next run */
-	}
-	sbuf_add(b, s + start, len - start);
-	sbuf_add(b, "\"", 1);
-}
-
-/* A JSON string literal. */
-static void sbuf_json_str(struct sbuf *b, const char *s, size_t len)
-{
-	size_t start = 0;
-
-	sbuf_add(b, "\"", 1);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[8];
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		sbuf_add(b, s + start, i - start);
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			sbuf_add(b, esc, 2);
-		} else {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			sbuf_add(b, esc, 6);
-		}
-		start = i + 1;
-	}
-	sbuf_add(b, s + start, len - start);
-	sbuf_add(b, "\"", 1);
 }
 
 /* v as width decimal digits at p (v < 10^width); returns the end. */
@@ -300,10 +222,10 @@ static int verdicts_reserve(struct intake *in, size_t need)
 
 	if (need <= cap)
 		return 0;
-	if (intake_reserve((void **)&in->resolved, &cap, need, sizeof(*in->resolved)))
+	if (assay_vec_reserve(&in->resolved, &cap, need, sizeof(*in->resolved)))
 		return ASSAY_ERR_FATAL;
 	cap = in->r_cap;
-	if (intake_reserve((void **)&in->bad, &cap, need, sizeof(*in->bad)))
+	if (assay_vec_reserve(&in->bad, &cap, need, sizeof(*in->bad)))
 		return ASSAY_ERR_FATAL;
 	in->r_cap = cap;
 	return 0;
@@ -470,7 +392,7 @@ static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t 
 	struct item *it;
 	int err;
 
-	if (intake_reserve((void **)&in->items, &in->items_cap, in->nitems + 1, sizeof(*in->items)))
+	if (assay_vec_reserve(&in->items, &in->items_cap, in->nitems + 1, sizeof(*in->items)))
 		return ASSAY_ERR_FATAL;
 	it = &in->items[in->nitems];
 	memset(it, 0, sizeof(*it));
@@ -615,23 +537,26 @@ static int query_candidates(struct intake *in, PGconn *conn, PGresult **res, str
 	*res = NULL;
 	*st = NULL;
 	*nst = 0;
-	sbuf_reset(&in->arr_t);
-	sbuf_reset(&in->arr_i);
-	sbuf_add(&in->arr_t, "{", 1);
-	sbuf_add(&in->arr_i, "{", 1);
+	assay_strbuf_reset(&in->arr_t);
+	assay_strbuf_reset(&in->arr_i);
+	assay_strbuf_append(&in->arr_t, "{", 1);
+	assay_strbuf_append(&in->arr_i, "{", 1);
 	for (size_t k = 0; k < in->nitems; k++) {
 		const struct item *it = &in->items[k];
 
 		if (it->kind != ITEM_EVIDENCE || it->form != INTAKE_OK || !it->candidate)
 			continue;
-		sbuf_array_elem(&in->arr_t, it->ev.tenant_id.p, it->ev.tenant_id.len);
-		sbuf_array_elem(&in->arr_i, it->ev.evidence_id.p, it->ev.evidence_id.len);
+		assay_strbuf_pg_array_next(&in->arr_t);
+		assay_strbuf_append_pg_elem(&in->arr_t, it->ev.tenant_id.p, it->ev.tenant_id.len);
+		assay_strbuf_pg_array_next(&in->arr_i);
+		assay_strbuf_append_pg_elem(&in->arr_i, it->ev.evidence_id.p,
+		                            it->ev.evidence_id.len);
 		n++;
 	}
 	if (n == 0)
 		return 0;
-	sbuf_add(&in->arr_t, "}", 1);
-	sbuf_add(&in->arr_i, "}", 1);
+	assay_strbuf_append(&in->arr_t, "}", 1);
+	assay_strbuf_append(&in->arr_i, "}", 1);
 	if (in->arr_t.failed || in->arr_i.failed)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
 	params[0] = in->arr_t.p;
@@ -753,12 +678,12 @@ static int emit_accepted(struct intake *in, struct assay_batch *batch, const str
 }
 
 static int set_opt(avro_value_t *v, const char *field, const struct intake_str *s, bool usable,
-                   struct sbuf *tmp)
+                   struct assay_strbuf *tmp)
 {
 	if (!usable || s == NULL)
 		return assay_value_set_null_or_string(v, field, NULL);
-	sbuf_reset(tmp);
-	sbuf_add(tmp, s->p, s->len);
+	assay_strbuf_reset(tmp);
+	assay_strbuf_append(tmp, s->p, s->len);
 	if (tmp->failed)
 		return ASSAY_ERR_FATAL;
 	return assay_value_set_null_or_string(v, field, tmp->p);
@@ -793,8 +718,8 @@ static int emit_rejected(struct intake *in, struct assay_batch *batch, const str
 		for (size_t k = 0; !err && k < ev->ncontrols; k++) {
 			if (!in->bad[it->c_off + k])
 				continue;
-			sbuf_reset(&in->scratch);
-			sbuf_add(&in->scratch, ev->controls[k].p, ev->controls[k].len);
+			assay_strbuf_reset(&in->scratch);
+			assay_strbuf_append(&in->scratch, ev->controls[k].p, ev->controls[k].len);
 			err |= in->scratch.failed || avro_value_append(&arr, &elem, NULL) != 0 ||
 			       avro_value_set_string(&elem, in->scratch.p) != 0;
 		}
@@ -835,8 +760,8 @@ static void add_row(struct intake *in, const struct assay_batch *batch, const st
 	assay_copybuf_str(b, ts);
 	assay_copybuf_int64(b, ev->size_bytes);
 	assay_copybuf_text(b, ev->uri.p, ev->uri.len);
-	sbuf_reset(&in->scratch);
-	sbuf_add(&in->scratch, "{", 1);
+	assay_strbuf_reset(&in->scratch);
+	assay_strbuf_append(&in->scratch, "{", 1);
 	for (size_t k = 0; k < ev->ncontrols; k++) {
 		const struct intake_control *c = &in->resolved[it->c_off + k];
 		char ref[INTAKE_STANDARD_LEN + INTAKE_ID_LEN + 2];
@@ -848,20 +773,22 @@ static void add_row(struct intake *in, const struct assay_batch *batch, const st
 			memcpy(ref + sl + 1, c->id, il);
 			n = sl + 1 + il;
 		}
-		sbuf_array_elem(&in->scratch, ref, n);
+		assay_strbuf_pg_array_next(&in->scratch);
+		assay_strbuf_append_pg_elem(&in->scratch, ref, n);
 	}
-	sbuf_add(&in->scratch, "}", 1);
+	assay_strbuf_append(&in->scratch, "}", 1);
 	assay_copybuf_text(b, in->scratch.p, in->scratch.len);
-	sbuf_reset(&in->scratch);
-	sbuf_add(&in->scratch, "{", 1);
+	assay_strbuf_reset(&in->scratch);
+	assay_strbuf_append(&in->scratch, "{", 1);
 	for (size_t k = 0; k < ev->nattrs; k++) {
 		if (k)
-			sbuf_add(&in->scratch, ",", 1);
-		sbuf_json_str(&in->scratch, ev->attrs[k].key.p, ev->attrs[k].key.len);
-		sbuf_add(&in->scratch, ":", 1);
-		sbuf_json_str(&in->scratch, ev->attrs[k].value.p, ev->attrs[k].value.len);
+			assay_strbuf_append(&in->scratch, ",", 1);
+		assay_strbuf_append_json(&in->scratch, ev->attrs[k].key.p, ev->attrs[k].key.len);
+		assay_strbuf_append(&in->scratch, ":", 1);
+		assay_strbuf_append_json(&in->scratch, ev->attrs[k].value.p,
+		                         ev->attrs[k].value.len);
 	}
-	sbuf_add(&in->scratch, "}", 1);
+	assay_strbuf_append(&in->scratch, "}", 1);
 	if (in->scratch.failed)
 		in->rows.failed = 1; /* reported as out of memory by the COPY */
 	assay_copybuf_text(b, in->scratch.p, in->scratch.len);
@@ -875,7 +802,7 @@ static void add_row(struct intake *in, const struct assay_batch *batch, const st
 static int write_audits(struct intake *in, PGconn *conn, char *errstr, size_t errstr_size)
 {
 	size_t n = intake_audits_changed_count(in->audits);
-	struct sbuf std = {0}, done = {0}, ids = {0}, app = {0};
+	struct assay_strbuf std = {0}, done = {0}, ids = {0}, app = {0};
 	int err;
 
 	if (n == 0)
@@ -887,17 +814,22 @@ static int write_audits(struct intake *in, PGconn *conn, char *errstr, size_t er
 		const struct intake_audit *au = intake_audits_changed(in->audits, i);
 		const char *params[6];
 
-		sbuf_reset(&std);
-		sbuf_reset(&done);
-		sbuf_add(&std, "{", 1);
-		sbuf_add(&done, "{", 1);
+		assay_strbuf_reset(&std);
+		assay_strbuf_reset(&done);
+		assay_strbuf_append(&std, "{", 1);
+		assay_strbuf_append(&done, "{", 1);
 		for (size_t s = 0; s < au->nstandards; s++) {
-			sbuf_array_elem(&std, au->standards[s], strlen(au->standards[s]));
-			if (au->completed[s])
-				sbuf_array_elem(&done, au->standards[s], strlen(au->standards[s]));
+			assay_strbuf_pg_array_next(&std);
+			assay_strbuf_append_pg_elem(&std, au->standards[s],
+			                            strlen(au->standards[s]));
+			if (au->completed[s]) {
+				assay_strbuf_pg_array_next(&done);
+				assay_strbuf_append_pg_elem(&done, au->standards[s],
+				                            strlen(au->standards[s]));
+			}
 		}
-		sbuf_add(&std, "}", 1);
-		sbuf_add(&done, "}", 1);
+		assay_strbuf_append(&std, "}", 1);
+		assay_strbuf_append(&done, "}", 1);
 		params[0] = au->audit_id;
 		params[1] = au->tenant_id;
 		params[2] = au->client_id;
@@ -920,17 +852,18 @@ static int write_audits(struct intake *in, PGconn *conn, char *errstr, size_t er
 
 			if (soa == NULL)
 				continue;
-			sbuf_reset(&ids);
-			sbuf_reset(&app);
-			sbuf_add(&ids, "{", 1);
-			sbuf_add(&app, "{", 1);
+			assay_strbuf_reset(&ids);
+			assay_strbuf_reset(&app);
+			assay_strbuf_append(&ids, "{", 1);
+			assay_strbuf_append(&app, "{", 1);
 			for (size_t k = 0; k < soa->n; k++) {
-				sbuf_array_elem(&ids, soa->ids[k], strlen(soa->ids[k]));
-				sbuf_add(&app, k ? "," : "", k ? 1 : 0);
-				sbuf_add(&app, soa->applicable[k] ? "t" : "f", 1);
+				assay_strbuf_pg_array_next(&ids);
+				assay_strbuf_append_pg_elem(&ids, soa->ids[k], strlen(soa->ids[k]));
+				assay_strbuf_append(&app, k ? "," : "", k ? 1 : 0);
+				assay_strbuf_append(&app, soa->applicable[k] ? "t" : "f", 1);
 			}
-			sbuf_add(&ids, "}", 1);
-			sbuf_add(&app, "}", 1);
+			assay_strbuf_append(&ids, "}", 1);
+			assay_strbuf_append(&app, "}", 1);
 			if (ids.failed || app.failed)
 				break;
 			snprintf(rev, sizeof(rev), "%d", (int)soa->revision);
@@ -951,10 +884,10 @@ static int write_audits(struct intake *in, PGconn *conn, char *errstr, size_t er
 	err = assay_pipeline_end(&in->pipe, errstr, errstr_size);
 	if (!err && (std.failed || done.failed || ids.failed || app.failed))
 		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-	free(std.p);
-	free(done.p);
-	free(ids.p);
-	free(app.p);
+	assay_strbuf_release(&std);
+	assay_strbuf_release(&done);
+	assay_strbuf_release(&ids);
+	assay_strbuf_release(&app);
 	return err;
 }
 
@@ -1032,8 +965,8 @@ static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 		add_row(in, batch, it);
 		assay_pg_copy_flush(conn, &in->rows);
 		err = emit_accepted(in, batch, it, errstr, errstr_size);
-		if (!err && intake_reserve((void **)&in->new_fps, &in->new_cap, in->nnew + 1,
-		                           sizeof(*in->new_fps)))
+		if (!err && assay_vec_reserve(&in->new_fps, &in->new_cap, in->nnew + 1,
+		                              sizeof(*in->new_fps)))
 			err = ASSAY_ERR_FATAL;
 		if (!err)
 			in->new_fps[in->nnew++] = it->fp;
@@ -1412,9 +1345,9 @@ void intake_destroy(struct intake *in)
 	free(in->bad);
 	free(in->bmap);
 	free(in->new_fps);
-	free(in->scratch.p);
-	free(in->arr_t.p);
-	free(in->arr_i.p);
+	assay_strbuf_release(&in->scratch);
+	assay_strbuf_release(&in->arr_t);
+	assay_strbuf_release(&in->arr_i);
 	assay_copybuf_release(&in->rows);
 	assay_pipeline_release(&in->pipe);
 	free(in);

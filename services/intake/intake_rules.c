@@ -5,6 +5,7 @@
  * with a lowercase human message naming the field or the controls.
  */
 #include "intake_rules.h"
+#include "assay_utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,58 +60,7 @@ int intake_soa_lookup(const struct intake_soa *soa, const char *id)
 
 bool intake_utf8_valid(const char *str, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		unsigned char lo = 0x80, hi = 0xbf;
-
-		/* eight ASCII bytes at a time: no byte with its high bit set, and none zero (the
-		 * high bit of (b | 0x80) - 1 is clear only for b = 0 or 0x80; no borrows) */
-		if (len - i >= 8) {
-			const uint64_t high = 0x8080808080808080ULL, ones = 0x0101010101010101ULL;
-			uint64_t w;
-
-			memcpy(&w, s + i, 8);
-			if (((w | ~((w | high) - ones)) & high) == 0) {
-				i += 8;
-				continue;
-			}
-		}
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1;
-		else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			if (c == 0xe0)
-				lo = 0xa0; /* overlong */
-			else if (c == 0xed)
-				hi = 0x9f; /* surrogates */
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			if (c == 0xf0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xf4)
-				hi = 0x8f; /* above U+10FFFF */
-		} else
-			return false;
-		if (len - i <= n)
-			return false;
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return false;
-		for (size_t k = 2; k <= n; k++)
-			if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-				return false;
-		i += n + 1;
-	}
-	return true;
+	return assay_utf8_valid(str, len);
 }
 
 bool intake_hash_valid(const struct intake_str *h)

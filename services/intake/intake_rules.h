@@ -128,7 +128,7 @@ struct intake_control {
 	bool annex_a; /* an Annex A control (SoA applies), not a clause */
 };
 
-/* Well-formed UTF-8 (RFC 3629) without NUL bytes. */
+/* Well-formed UTF-8 (RFC 3629) without NUL bytes: assay_utf8_valid under intake's name. */
 bool intake_utf8_valid(const char *s, size_t len);
 
 /* 64 lowercase hex digits. */

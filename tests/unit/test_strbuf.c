@@ -93,7 +93,7 @@ static void json(const char *in, size_t len, const char *want)
 static void test_json(void **state)
 {
 	(void)state;
-	json(NULL, 0, "null");
+	json(NULL, 0, "\"\"");
 	json(S(""), "\"\"");
 	json(S("plain"), "\"plain\"");
 	json(S("a\"b\\c"), "\"a\\\"b\\\\c\"");
@@ -137,9 +137,11 @@ static void test_pg_array(void **state)
 	}
 	assay_strbuf_pg_array_next(&sb);
 	assay_strbuf_append_pg_elem(&sb, NULL, 0);
+	assay_strbuf_pg_array_next(&sb);
+	assay_strbuf_appends(&sb, "NULL");
 	assay_strbuf_appendc(&sb, '}');
 	assert_string_equal(sb.p, "{\"a\",\"\",\"with \\\"quote\\\"\",\"back\\\\slash\","
-	                          "\"{,} NULL\",\"\xc3\xa4\",NULL}");
+	                          "\"{,} NULL\",\"\xc3\xa4\",\"\",NULL}");
 
 	assay_strbuf_reset(&sb);
 	assay_strbuf_appendc(&sb, '{');
