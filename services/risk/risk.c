@@ -19,6 +19,8 @@
 #include "assay_codec.h"
 #include "assay_err.h"
 #include "assay_pg.h"
+#include "assay_strbuf.h"
+#include "assay_vec.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -142,92 +144,41 @@ void risk_config_params(const struct risk_config *cfg, struct risk_params *p)
 
 /* ---- PostgreSQL array literals ---- */
 
-struct arr {
-	char *p;
-	size_t len, cap;
-	size_t n;
-	int failed;
-};
-
-static void arr_put(struct arr *a, const char *s, size_t n)
+/* One column of an unnest() statement: a text[] literal in an assay_strbuf. */
+static void arr_reset(struct assay_strbuf *a)
 {
-	if (a->failed)
-		return;
-	if (a->len + n + 2 > a->cap) {
-		size_t cap = a->cap ? a->cap : 256;
-		char *p;
-
-		while (a->len + n + 2 > cap)
-			cap *= 2;
-		p = realloc(a->p, cap);
-		if (p == NULL) {
-			a->failed = 1;
-			return;
-		}
-		a->p = p;
-		a->cap = cap;
-	}
-	memcpy(a->p + a->len, s, n);
-	a->len += n;
-	a->p[a->len] = '\0';
+	assay_strbuf_reset(a);
+	assay_strbuf_appendc(a, '{');
 }
 
-static void arr_reset(struct arr *a)
+static void arr_text(struct assay_strbuf *a, const char *s)
 {
-	a->len = 0;
-	a->n = 0;
-	a->failed = 0;
-	arr_put(a, "{", 1);
+	assay_strbuf_pg_array_next(a);
+	assay_strbuf_append_pg_elem(a, s, strlen(s));
 }
 
-static void arr_sep(struct arr *a)
+static void arr_int(struct assay_strbuf *a, long long v)
 {
-	if (a->n++ > 0)
-		arr_put(a, ",", 1);
+	assay_strbuf_pg_array_next(a);
+	assay_strbuf_appendf(a, "%lld", v);
 }
 
-static void arr_text(struct arr *a, const char *s)
+static void arr_bool(struct assay_strbuf *a, bool v)
 {
-	arr_sep(a);
-	arr_put(a, "\"", 1);
-	for (const char *q = s; *q; q++) {
-		size_t run = strcspn(q, "\"\\");
-
-		arr_put(a, q, run);
-		q += run;
-		if (*q == '\0')
-			break;
-		arr_put(a, "\\", 1);
-		arr_put(a, q, 1);
-	}
-	arr_put(a, "\"", 1);
+	assay_strbuf_pg_array_next(a);
+	assay_strbuf_appendc(a, v ? 't' : 'f');
 }
 
-static void arr_int(struct arr *a, long long v)
+static void arr_null(struct assay_strbuf *a)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%lld", v);
-
-	arr_sep(a);
-	arr_put(a, buf, (size_t)n);
+	assay_strbuf_pg_array_next(a);
+	assay_strbuf_append(a, "NULL", 4);
 }
 
-static void arr_bool(struct arr *a, bool v)
+static const char *arr_done(struct assay_strbuf *a)
 {
-	arr_sep(a);
-	arr_put(a, v ? "t" : "f", 1);
-}
-
-static void arr_null(struct arr *a)
-{
-	arr_sep(a);
-	arr_put(a, "NULL", 4);
-}
-
-static const char *arr_done(struct arr *a)
-{
-	arr_put(a, "}", 1);
-	return a->p;
+	assay_strbuf_appendc(a, '}');
+	return assay_strbuf_str(a);
 }
 
 /* A comma-joined list being built (for string_to_array). */
@@ -261,7 +212,7 @@ struct risk {
 	struct assay_log *log;            /* the service's, from init */
 	const struct risk_batch_out *out; /* of the batch in hand, from handle */
 	struct assay_pipeline pipe;
-	struct arr cols[NCOLS];
+	struct assay_strbuf cols[NCOLS];
 	/* the evidence log: the batch's deltas grouped, their COPY rows, and how many rows the
 	 * log holds since its last compaction (as far as this instance knows: read at every
 	 * reload, counted up by its own batches) */
@@ -315,25 +266,11 @@ void risk_destroy(struct risk *r)
 	free(r->ev);
 	free(r->ev_items);
 	for (int i = 0; i < NCOLS; i++)
-		free(r->cols[i].p);
+		assay_strbuf_release(&r->cols[i]);
 	free(r->strs);
 	free(r->links);
 	free(r->ai);
 	free(r);
-}
-
-static int scratch_grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-	void *p;
-
-	if (n <= *cap)
-		return 0;
-	p = realloc(*arr, n * elem);
-	if (p == NULL)
-		return ASSAY_ERR_FATAL;
-	*arr = p;
-	*cap = n;
-	return 0;
 }
 
 /* ---- decoding ---- */
@@ -377,7 +314,7 @@ static int read_mapped(struct risk *r, avro_value_t *v, struct risk_mapped_ev *e
 		return bad(errstr, errstr_size, "control mapped", "collected_at");
 	if (assay_value_array(v, "links", &arr, &n))
 		return bad(errstr, errstr_size, "control mapped", "links");
-	if (scratch_grow((void **)&r->links, &r->cap_links, n, sizeof(*r->links)))
+	if (assay_vec_reserve(&r->links, &r->cap_links, n, sizeof(*r->links)))
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "risk: out of memory");
 	for (size_t i = 0; i < n; i++) {
 		struct risk_link_ev *l = &r->links[i];
@@ -411,7 +348,7 @@ static int read_opened(struct risk *r, avro_value_t *v, struct risk_opened_ev *e
 		return bad(errstr, errstr_size, "audit opened", "ids or occurred_at");
 	if (assay_value_array(v, "standards", &arr, &n))
 		return bad(errstr, errstr_size, "audit opened", "standards");
-	if (scratch_grow((void **)&r->strs, &r->cap_strs, n, sizeof(*r->strs)))
+	if (assay_vec_reserve(&r->strs, &r->cap_strs, n, sizeof(*r->strs)))
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "risk: out of memory");
 	for (size_t i = 0; i < n; i++)
 		if (assay_value_array_get(&arr, i, &elem) ||
@@ -421,7 +358,7 @@ static int read_opened(struct risk *r, avro_value_t *v, struct risk_opened_ev *e
 	ev->nstandards = n;
 	if (assay_value_array_opt(v, "ai_systems", &arr, &nai))
 		return bad(errstr, errstr_size, "audit opened", "ai_systems");
-	if (scratch_grow((void **)&r->ai, &r->cap_ai, nai, sizeof(*r->ai)))
+	if (assay_vec_reserve(&r->ai, &r->cap_ai, nai, sizeof(*r->ai)))
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "risk: out of memory");
 	for (size_t i = 0; i < nai; i++) {
 		struct risk_ai_system *s = &r->ai[i];
@@ -461,7 +398,7 @@ static int read_soa(struct risk *r, avro_value_t *v, struct risk_soa_ev *ev, cha
 		return bad(errstr, errstr_size, "soa submitted", "ids, standard or revision");
 	if (assay_value_array(v, "rows", &arr, &n))
 		return bad(errstr, errstr_size, "soa submitted", "rows");
-	if (scratch_grow((void **)&r->strs, &r->cap_strs, n, sizeof(*r->strs)))
+	if (assay_vec_reserve(&r->strs, &r->cap_strs, n, sizeof(*r->strs)))
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "risk: out of memory");
 	for (size_t i = 0; i < n; i++) {
 		const char *id;
@@ -680,7 +617,7 @@ static const char *band_text(int band)
 	return risk_band_symbol(band);
 }
 
-static void arr_opt_text(struct arr *a, const char *s)
+static void arr_opt_text(struct assay_strbuf *a, const char *s)
 {
 	if (s)
 		arr_text(a, s);

@@ -6,6 +6,8 @@
  */
 #include "risk_state.h"
 #include "assay_err.h"
+#include "assay_strmap.h"
+#include "assay_vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,6 @@ struct std_info {
 
 struct src_entry {
 	char *name;
-	uint32_t next; /* chain, UINT32_MAX ends */
 };
 
 struct risk_state {
@@ -39,14 +40,12 @@ struct risk_state {
 	struct risk_params p;
 	struct std_info std[RISK_MAX_STD];
 	size_t nstd;
-	/* audits: chained hash */
-	struct risk_audit **buckets;
-	size_t nbuckets, naudits;
-	/* interned source systems */
+	/* audits by audit_id (keys are the audits' own audit_id) */
+	struct assay_strmap audits;
+	/* interned source systems: src_index maps a name to its index in src, plus one */
 	struct src_entry *src;
 	size_t nsrc, capsrc;
-	uint32_t *src_buckets;
-	size_t nsrc_buckets;
+	struct assay_strmap src_index;
 	/* batch */
 	uint32_t epoch;
 	bool in_batch;
@@ -67,34 +66,6 @@ struct risk_state {
 };
 
 /* ---- small helpers ---- */
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-/* Grows *arr (of elem bytes) so that it holds at least n+1 elements. */
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-	size_t c;
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	c = *cap ? *cap * 2 : 64;
-	p = realloc(*arr, c * elem);
-	if (p == NULL)
-		return ASSAY_ERR_FATAL;
-	*arr = p;
-	*cap = c;
-	return 0;
-}
-
-#define GROW(arr, cap, n) grow((void **)&(arr), &(cap), (n), sizeof(*(arr)))
 
 static char *dup_str(const char *s)
 {
@@ -267,13 +238,8 @@ int risk_state_new(const struct assay_catalog *cat, const struct risk_params *p,
 	}
 	s->items = calloc(largest ? largest : 1, sizeof(*s->items));
 	s->capitems = largest;
-	s->nbuckets = 1024;
-	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
-	s->nsrc_buckets = 256;
-	s->src_buckets = malloc(s->nsrc_buckets * sizeof(*s->src_buckets));
-	if (!s->items || !s->buckets || !s->src_buckets)
+	if (!s->items)
 		goto nomem;
-	memset(s->src_buckets, 0xff, s->nsrc_buckets * sizeof(*s->src_buckets));
 	*out = s;
 	return 0;
 nomem:
@@ -289,19 +255,18 @@ void risk_state_destroy(struct risk_state *s)
 		return;
 	if (s->in_batch)
 		risk_state_rollback(s);
-	for (size_t b = 0; s->buckets && b < s->nbuckets; b++) {
-		struct risk_audit *a = s->buckets[b], *next;
+	{
+		size_t pos = 0;
+		void *a;
 
-		for (; a; a = next) {
-			next = a->next;
+		while (assay_strmap_next(&s->audits, &pos, NULL, &a))
 			audit_free(s, a);
-		}
+		assay_strmap_release(&s->audits);
 	}
-	free(s->buckets);
 	for (size_t i = 0; i < s->nsrc; i++)
 		free(s->src[i].name);
 	free(s->src);
-	free(s->src_buckets);
+	assay_strmap_release(&s->src_index);
 	for (size_t k = 0; k < s->nstd; k++) {
 		free(s->std[k].ctl);
 		free(s->std[k].likelihood);
@@ -412,50 +377,30 @@ const char *risk_state_source_name(const struct risk_state *s, uint32_t source)
 
 static int source_intern(struct risk_state *s, const char *name, uint32_t *out)
 {
-	uint64_t h = hash_str(name);
-	uint32_t i = s->src_buckets[h % s->nsrc_buckets];
+	uintptr_t at = (uintptr_t)assay_strmap_get(&s->src_index, name, strlen(name));
+	char *copy;
 
-	for (; i != UINT32_MAX; i = s->src[i].next)
-		if (strcmp(s->src[i].name, name) == 0) {
-			*out = i;
-			return 0;
-		}
-	if (s->nsrc == UINT32_MAX - 1 || GROW(s->src, s->capsrc, s->nsrc))
-		return ASSAY_ERR_FATAL;
-	if (s->nsrc >= s->nsrc_buckets * 2) {
-		size_t nb = s->nsrc_buckets * 4;
-		uint32_t *b = malloc(nb * sizeof(*b));
-
-		if (b == NULL)
-			return ASSAY_ERR_FATAL;
-		memset(b, 0xff, nb * sizeof(*b));
-		for (uint32_t k = 0; k < s->nsrc; k++) {
-			uint64_t hk = hash_str(s->src[k].name) % nb;
-
-			s->src[k].next = b[hk];
-			b[hk] = k;
-		}
-		free(s->src_buckets);
-		s->src_buckets = b;
-		s->nsrc_buckets = nb;
+	if (at != 0) {
+		*out = (uint32_t)(at - 1);
+		return 0;
 	}
-	s->src[s->nsrc].name = strdup(name);
-	if (s->src[s->nsrc].name == NULL)
+	if (s->nsrc == UINT32_MAX - 1 ||
+	    assay_vec_reserve(&s->src, &s->capsrc, s->nsrc + 1, sizeof(*s->src)))
 		return ASSAY_ERR_FATAL;
-	s->src[s->nsrc].next = s->src_buckets[h % s->nsrc_buckets];
-	s->src_buckets[h % s->nsrc_buckets] = (uint32_t)s->nsrc;
+	copy = strdup(name);
+	if (copy == NULL || assay_strmap_put(&s->src_index, copy, strlen(copy),
+	                                     (void *)(uintptr_t)(s->nsrc + 1), NULL) != 0) {
+		free(copy);
+		return ASSAY_ERR_FATAL;
+	}
+	s->src[s->nsrc].name = copy;
 	*out = (uint32_t)s->nsrc++;
 	return 0;
 }
 
 static struct risk_audit *audit_lookup(const struct risk_state *s, const char *audit_id)
 {
-	struct risk_audit *a = s->buckets[hash_str(audit_id) % s->nbuckets];
-
-	for (; a; a = a->next)
-		if (strcmp(a->audit_id, audit_id) == 0)
-			return a;
-	return NULL;
+	return assay_strmap_get(&s->audits, audit_id, strlen(audit_id));
 }
 
 const struct risk_audit *risk_state_find(const struct risk_state *s, const char *audit_id)
@@ -465,56 +410,23 @@ const struct risk_audit *risk_state_find(const struct risk_state *s, const char 
 
 size_t risk_state_naudits(const struct risk_state *s)
 {
-	return s->naudits;
+	return assay_strmap_count(&s->audits);
 }
 
 static void audit_unlink(struct risk_state *s, struct risk_audit *a)
 {
-	struct risk_audit **pp = &s->buckets[hash_str(a->audit_id) % s->nbuckets];
-
-	for (; *pp; pp = &(*pp)->next)
-		if (*pp == a) {
-			*pp = a->next;
-			s->naudits--;
-			return;
-		}
-}
-
-static int rehash(struct risk_state *s)
-{
-	size_t nb = s->nbuckets * 4;
-	struct risk_audit **b = calloc(nb, sizeof(*b));
-
-	if (b == NULL)
-		return ASSAY_ERR_FATAL;
-	for (size_t i = 0; i < s->nbuckets; i++) {
-		struct risk_audit *a = s->buckets[i], *next;
-
-		for (; a; a = next) {
-			size_t h = hash_str(a->audit_id) % nb;
-
-			next = a->next;
-			a->next = b[h];
-			b[h] = a;
-		}
-	}
-	free(s->buckets);
-	s->buckets = b;
-	s->nbuckets = nb;
-	return 0;
+	assay_strmap_remove(&s->audits, a->audit_id, strlen(a->audit_id));
 }
 
 /* The audit, created when missing (remembered for undo inside a batch). NULL: memory. */
 static struct risk_audit *audit_get(struct risk_state *s, const char *audit_id)
 {
 	struct risk_audit *a = audit_lookup(s, audit_id);
-	size_t h;
 
 	if (a)
 		return a;
-	if (s->naudits >= s->nbuckets && rehash(s))
-		return NULL;
-	if (s->in_batch && GROW(s->created, s->capcreated, s->ncreated))
+	if (s->in_batch &&
+	    assay_vec_reserve(&s->created, &s->capcreated, s->ncreated + 1, sizeof(*s->created)))
 		return NULL;
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
@@ -530,10 +442,8 @@ static struct risk_audit *audit_get(struct risk_state *s, const char *audit_id)
 		if (a->ctl[k] == NULL)
 			goto fail;
 	}
-	h = hash_str(audit_id) % s->nbuckets;
-	a->next = s->buckets[h];
-	s->buckets[h] = a;
-	s->naudits++;
+	if (assay_strmap_put(&s->audits, a->audit_id, strlen(a->audit_id), a, NULL) != 0)
+		goto fail;
 	if (s->in_batch) {
 		s->created[s->ncreated++] = a;
 		a->epoch = s->epoch - 1; /* the first touch saves its (empty) header */
@@ -552,8 +462,9 @@ static int audit_touch(struct risk_state *s, struct risk_audit *a, size_t msg)
 	if (!s->in_batch)
 		return 0;
 	if (a->epoch != s->epoch) {
-		if (GROW(s->uhdr, s->capuhdr, s->nuhdr) ||
-		    GROW(s->touched, s->captouched, s->ntouched))
+		if (assay_vec_reserve(&s->uhdr, &s->capuhdr, s->nuhdr + 1, sizeof(*s->uhdr)) ||
+		    assay_vec_reserve(&s->touched, &s->captouched, s->ntouched + 1,
+		                      sizeof(*s->touched)))
 			return ASSAY_ERR_FATAL;
 		if (hdr_copy(s, &s->uhdr[s->nuhdr].saved, &a->h))
 			return ASSAY_ERR_FATAL;
@@ -577,7 +488,8 @@ static int ctl_touch(struct risk_state *s, struct risk_audit *a, int std, size_t
 
 	if (!s->in_batch || c->epoch == s->epoch)
 		return 0;
-	if (GROW(s->uctl, s->capuctl, s->nuctl) || GROW(a->dirty, a->capdirty, a->ndirty))
+	if (assay_vec_reserve(&s->uctl, &s->capuctl, s->nuctl + 1, sizeof(*s->uctl)) ||
+	    assay_vec_reserve(&a->dirty, &a->capdirty, a->ndirty + 1, sizeof(*a->dirty)))
 		return ASSAY_ERR_FATAL;
 	u = &s->uctl[s->nuctl];
 	u->ctl = c;
@@ -885,7 +797,8 @@ int risk_state_apply_mapped(struct risk_state *s, size_t msg, const struct risk_
 			continue; /* a control this catalog does not know */
 		if (ctl_touch(s, a, k, (size_t)pos) ||
 		    evidence_add(&a->ctl[k][pos], src, tier, l->link, day, 1) ||
-		    GROW(s->out.deltas, s->cap_deltas, s->out.ndeltas))
+		    assay_vec_reserve(&s->out.deltas, &s->cap_deltas, s->out.ndeltas + 1,
+		                      sizeof(*s->out.deltas)))
 			goto nomem;
 		d = &s->out.deltas[s->out.ndeltas++];
 		d->audit = a;
@@ -923,7 +836,7 @@ static bool applicable(const struct risk_state *s, const struct risk_audit *a, i
 static int add_row(struct risk_state *s, struct risk_row_ref **arr, size_t *n, size_t *cap,
                    struct risk_audit *a, int k, size_t pos)
 {
-	if (grow((void **)arr, cap, *n, sizeof(**arr)))
+	if (assay_vec_reserve(arr, cap, *n + 1, sizeof(**arr)))
 		return ASSAY_ERR_FATAL;
 	(*arr)[*n].audit = a;
 	(*arr)[*n].std = (uint16_t)k;
@@ -961,7 +874,8 @@ static int recompute(struct risk_state *s, struct risk_audit *a, int k, size_t p
 	    now.blocking != c->sc.blocking) {
 		struct risk_change *ch;
 
-		if (GROW(s->out.changes, s->cap_changes, s->out.nchanges))
+		if (assay_vec_reserve(&s->out.changes, &s->cap_changes, s->out.nchanges + 1,
+		                      sizeof(*s->out.changes)))
 			return ASSAY_ERR_FATAL;
 		ch = &s->out.changes[s->out.nchanges++];
 		ch->std = (uint16_t)k;
@@ -1064,7 +978,8 @@ static int finish_std(struct risk_state *s, struct risk_audit *a, int k)
 	}
 	if (s->out.nchanges == first_change && !sum_changed && !dims_changed)
 		return 0; /* nothing to publish */
-	if (GROW(s->out.results, s->cap_results, s->out.nresults))
+	if (assay_vec_reserve(&s->out.results, &s->cap_results, s->out.nresults + 1,
+	                      sizeof(*s->out.results)))
 		return ASSAY_ERR_FATAL;
 	{
 		struct risk_result *r = &s->out.results[s->out.nresults++];
@@ -1093,7 +1008,8 @@ static int finish_std(struct risk_state *s, struct risk_audit *a, int k)
 	if (dims_changed) {
 		memcpy(a->h.dims, dims, sizeof(dims));
 		a->h.dims_published = true;
-		if (GROW(s->out.dim_rows, s->cap_dim_rows, s->out.ndim_rows))
+		if (assay_vec_reserve(&s->out.dim_rows, &s->cap_dim_rows, s->out.ndim_rows + 1,
+		                      sizeof(*s->out.dim_rows)))
 			return ASSAY_ERR_FATAL;
 		s->out.dim_rows[s->out.ndim_rows++] = a;
 	}
@@ -1114,7 +1030,8 @@ int risk_state_finish(struct risk_state *s, const struct risk_batch_out **out, c
 				goto nomem;
 		}
 		if (a->hdr_dirty) {
-			if (GROW(s->out.audit_rows, s->cap_audit_rows, s->out.naudit_rows))
+			if (assay_vec_reserve(&s->out.audit_rows, &s->cap_audit_rows,
+			                      s->out.naudit_rows + 1, sizeof(*s->out.audit_rows)))
 				goto nomem;
 			s->out.audit_rows[s->out.naudit_rows++] = a;
 		}

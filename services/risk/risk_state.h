@@ -78,7 +78,6 @@ struct risk_audit {
 	struct risk_audit_hdr h;
 	struct risk_ctl *ctl[RISK_MAX_STD]; /* per position of the standard */
 	/* batch bookkeeping */
-	struct risk_audit *next; /* hash chain */
 	uint32_t epoch;
 	size_t last_msg;
 	bool hdr_dirty;
