@@ -13,6 +13,9 @@
 #include "assay_loop.h"
 #include "assay_migrate.h"
 #include "assay_pg.h"
+#include "assay_strbuf.h"
+#include "assay_strmap.h"
+#include "assay_vec.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -300,86 +303,46 @@ int assay_mapper_links(const struct assay_crosswalk *cw, const struct assay_mapp
 
 /* ---- audit table: open addressing on audit_id ---- */
 
+/* Audits by audit_id (keys are the audits' own audit_id), owned by the map. */
 struct audit_map {
-	struct assay_mapper_audit **slots;
-	size_t cap, count; /* cap: 0 or a power of two */
+	struct assay_strmap by_id;
 };
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
 
 static struct assay_mapper_audit *map_get(const struct audit_map *m, const char *id)
 {
-	if (m->cap == 0)
-		return NULL;
-	for (size_t i = hash_str(id) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		if (m->slots[i] == NULL)
-			return NULL;
-		if (strcmp(m->slots[i]->audit_id, id) == 0)
-			return m->slots[i];
-	}
+	return assay_strmap_get(&m->by_id, id, strlen(id));
 }
 
 /* Puts a (owned by the map from now on), replacing and freeing one with the same id. */
 static int map_put(struct audit_map *m, struct assay_mapper_audit *a)
 {
-	if ((m->count + 1) * 2 > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		struct assay_mapper_audit **slots = calloc(cap, sizeof(*slots));
+	void *old;
 
-		if (slots == NULL)
-			return ASSAY_ERR_FATAL;
-		for (size_t i = 0; i < m->cap; i++) {
-			if (m->slots[i] == NULL)
-				continue;
-			size_t k = hash_str(m->slots[i]->audit_id) & (cap - 1);
-			while (slots[k] != NULL)
-				k = (k + 1) & (cap - 1);
-			slots[k] = m->slots[i];
-		}
-		free(m->slots);
-		m->slots = slots;
-		m->cap = cap;
+	if (assay_strmap_put(&m->by_id, a->audit_id, strlen(a->audit_id), a, &old) != 0)
+		return ASSAY_ERR_FATAL;
+	if (old != NULL && old != a) {
+		assay_mapper_audit_release(old);
+		free(old);
 	}
-	for (size_t i = hash_str(a->audit_id) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		if (m->slots[i] == NULL) {
-			m->slots[i] = a;
-			m->count++;
-			return 0;
-		}
-		if (strcmp(m->slots[i]->audit_id, a->audit_id) == 0) {
-			if (m->slots[i] != a) {
-				assay_mapper_audit_release(m->slots[i]);
-				free(m->slots[i]);
-				m->slots[i] = a;
-			}
-			return 0;
-		}
-	}
+	return 0;
 }
 
 static void map_clear(struct audit_map *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i] != NULL) {
-			assay_mapper_audit_release(m->slots[i]);
-			free(m->slots[i]);
-			m->slots[i] = NULL;
-		}
-	m->count = 0;
+	size_t pos = 0;
+	void *a;
+
+	while (assay_strmap_next(&m->by_id, &pos, NULL, &a)) {
+		assay_mapper_audit_release(a);
+		free(a);
+	}
+	assay_strmap_clear(&m->by_id);
 }
 
 static void map_release(struct audit_map *m)
 {
 	map_clear(m);
-	free(m->slots);
-	memset(m, 0, sizeof(*m));
+	assay_strmap_release(&m->by_id);
 }
 
 /* ---- pending evidence ---- */
@@ -450,15 +413,8 @@ struct pending_list {
 
 static int pending_push(struct pending_list *l, struct pending *p)
 {
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct pending **items = realloc(l->items, cap * sizeof(*items));
-
-		if (items == NULL)
-			return ASSAY_ERR_FATAL;
-		l->items = items;
-		l->cap = cap;
-	}
+	if (assay_vec_reserve(&l->items, &l->cap, l->count + 1, sizeof(*l->items)))
+		return ASSAY_ERR_FATAL;
 	l->items[l->count++] = p;
 	return 0;
 }
@@ -498,15 +454,8 @@ static int stmt_add(struct stmt_list *l, const char *sql, int nparams, const cha
 {
 	struct stmt *s;
 
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct stmt *items = realloc(l->items, cap * sizeof(*items));
-
-		if (items == NULL)
-			return ASSAY_ERR_FATAL;
-		l->items = items;
-		l->cap = cap;
-	}
+	if (assay_vec_reserve(&l->items, &l->cap, l->count + 1, sizeof(*l->items)))
+		return ASSAY_ERR_FATAL;
 	s = &l->items[l->count];
 	memset(s, 0, sizeof(*s));
 	s->sql = sql;
@@ -526,30 +475,16 @@ static int stmt_add(struct stmt_list *l, const char *sql, int nparams, const cha
 /* A PostgreSQL text[] literal of n strings, malloc'd: {"a","b"} with " and \ escaped. */
 static char *pg_array(const char *const *items, size_t n)
 {
-	size_t cap = 3;
-	char *out, *p;
+	struct assay_strbuf sb;
 
-	for (size_t i = 0; i < n; i++)
-		cap += 2 * strlen(items[i]) + 3;
-	out = malloc(cap);
-	if (out == NULL)
-		return NULL;
-	p = out;
-	*p++ = '{';
+	assay_strbuf_init(&sb);
+	assay_strbuf_appendc(&sb, '{');
 	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *s = items[i]; *s; s++) {
-			if (*s == '"' || *s == '\\')
-				*p++ = '\\';
-			*p++ = *s;
-		}
-		*p++ = '"';
+		assay_strbuf_pg_array_next(&sb);
+		assay_strbuf_append_pg_elem(&sb, items[i], strlen(items[i]));
 	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
+	assay_strbuf_appendc(&sb, '}');
+	return assay_strbuf_detach(&sb);
 }
 
 /* ---- the service ---- */
@@ -883,15 +818,8 @@ static int map_evidence(struct assay_mapper *m, struct assay_batch *batch, size_
 {
 	size_t need = assay_crosswalk_links_bound(m->cw, ev->nclaimed), n;
 
-	if (need > m->links_cap) {
-		struct assay_link *l = realloc(m->links, need * sizeof(*l));
-
-		if (l == NULL)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                  "mapper: out of memory");
-		m->links = l;
-		m->links_cap = need;
-	}
+	if (assay_vec_reserve(&m->links, &m->links_cap, need, sizeof(*m->links)))
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper: out of memory");
 	if (assay_mapper_links(m->cw, a, ev, m->links, m->links_cap, &n) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "mapper: link bound too small");
@@ -1134,15 +1062,13 @@ static void mapper_committed(void *ctx, struct assay_batch *batch)
 {
 	struct assay_mapper *m = ctx;
 	size_t keep = 0;
+	void *staged;
 
 	(void)batch;
 	/* staged audits become the committed ones (the map frees what they replace) */
-	for (size_t i = 0; i < m->staged.cap; i++) {
-		struct assay_mapper_audit *a = m->staged.slots[i];
+	for (size_t pos = 0; assay_strmap_next(&m->staged.by_id, &pos, NULL, &staged);) {
+		struct assay_mapper_audit *a = staged;
 
-		if (a == NULL)
-			continue;
-		m->staged.slots[i] = NULL;
 		if (map_put(&m->audits, a) != 0) {
 			/* out of memory: the database has the change, memory cannot; a restart
 			 * reloads it */
@@ -1150,7 +1076,7 @@ static void mapper_committed(void *ctx, struct assay_batch *batch)
 			free(a);
 		}
 	}
-	m->staged.count = 0;
+	assay_strmap_clear(&m->staged.by_id); /* each one handed over to m->audits above */
 	for (size_t i = 0; i < m->pending.count; i++) {
 		if (m->pending.items[i]->consumed)
 			pending_free(m->pending.items[i]);
@@ -1347,7 +1273,7 @@ static int mapper_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partiti
 	assay_gauge_set(m->m_pending, (double)m->pending.count);
 	assay_log_info(m->log, "mapper state loaded",
 	               ASSAY_LF_INT("partitions", parts ? parts->cnt : 0),
-	               ASSAY_LF_INT("audits", (long long)m->audits.count),
+	               ASSAY_LF_INT("audits", (long long)assay_strmap_count(&m->audits.by_id)),
 	               ASSAY_LF_INT("pending", (long long)m->pending.count));
 	return 0;
 }
