@@ -3,6 +3,7 @@
  * name-based event ids (see assay_loop.h).
  */
 #include "assay_loop_int.h"
+#include "assay_vec.h"
 #include "assay_err.h"
 
 #include <inttypes.h>
@@ -60,15 +61,9 @@ int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, con
 
 	if (m->nevents >= ASSAY_LOOP_MAX_EVENTS_PER_MESSAGE)
 		goto fail;
-	if (batch->nevents == batch->events_cap) {
-		size_t cap = batch->events_cap ? batch->events_cap * 2 : 256;
-		struct out_event *events = realloc(batch->events, cap * sizeof(*events));
-
-		if (events == NULL)
-			goto fail;
-		batch->events = events;
-		batch->events_cap = cap;
-	}
+	if (assay_vec_reserve(&batch->events, &batch->events_cap, batch->nevents + 1,
+	                      sizeof(*batch->events)))
+		goto fail;
 	e = &batch->events[batch->nevents];
 	memset(e, 0, sizeof(*e));
 	e->msg = i;

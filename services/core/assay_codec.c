@@ -5,6 +5,7 @@
  * lacks a field (avro-c's resolver does not apply reader defaults).
  */
 #include "assay_codec.h"
+#include "assay_vec.h"
 #include "assay_avro_check.h"
 #include "assay_embed.h"
 #include "assay_err.h"
@@ -105,15 +106,9 @@ static int cache_add(struct assay_codec *codec, int32_t id, avro_schema_t schema
 		*out = c;
 		return 0;
 	}
-	if (codec->count == codec->cap) {
-		size_t cap = codec->cap ? codec->cap * 2 : 16;
-		struct cached **schemas = realloc(codec->schemas, cap * sizeof(*schemas));
-
-		if (schemas == NULL)
-			goto oom;
-		codec->schemas = schemas;
-		codec->cap = cap;
-	}
+	if (assay_vec_reserve(&codec->schemas, &codec->cap, codec->count + 1,
+	                      sizeof(*codec->schemas)))
+		goto oom;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		goto oom;

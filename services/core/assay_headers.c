@@ -2,6 +2,7 @@
  * Header lists: building, outbox encoding, and conversion to and from librdkafka.
  */
 #include "assay_headers.h"
+#include "assay_vec.h"
 #include "assay_err.h"
 
 #include <stdint.h>
@@ -27,15 +28,8 @@ int assay_headers_add(struct assay_headers *h, const char *name, const void *val
 {
 	struct assay_header *item;
 
-	if (h->count == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 8;
-		struct assay_header *items = realloc(h->items, cap * sizeof(*items));
-
-		if (items == NULL)
-			return ASSAY_ERR_FATAL;
-		h->items = items;
-		h->cap = cap;
-	}
+	if (assay_vec_reserve(&h->items, &h->cap, h->count + 1, sizeof(*h->items)))
+		return ASSAY_ERR_FATAL;
 	item = &h->items[h->count];
 	item->name = strdup(name);
 	item->value = size ? malloc(size) : NULL;

@@ -8,6 +8,7 @@
  * text at once both end up with the one committed id. The memory backend keeps a plain array.
  */
 #include "assay_registry.h"
+#include "assay_vec.h"
 #include "assay_err.h"
 
 #include <errno.h>
@@ -187,16 +188,8 @@ static int mem_register(void *impl, const char *text, size_t text_len, const cha
 	}
 	if (mem->count >= INT32_MAX)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "registry: ids exhausted");
-	if (mem->count == mem->cap) {
-		size_t cap = mem->cap ? mem->cap * 2 : 16;
-		struct mem_entry *entries = realloc(mem->entries, cap * sizeof(*entries));
-
-		if (entries == NULL)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                  "registry: out of memory");
-		mem->entries = entries;
-		mem->cap = cap;
-	}
+	if (assay_vec_reserve(&mem->entries, &mem->cap, mem->count + 1, sizeof(*mem->entries)))
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "registry: out of memory");
 	e = &mem->entries[mem->count];
 	e->text = malloc(text_len + 1);
 	if (e->text == NULL)

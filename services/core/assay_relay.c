@@ -6,6 +6,7 @@
  * failure the loop thread reads the outbox table instead (see docs/runtime.md).
  */
 #include "assay_loop_int.h"
+#include "assay_vec.h"
 #include "assay_err.h"
 #include "assay_kafka.h"
 
@@ -44,19 +45,10 @@ int assay_relay_take(struct assay_loop *loop, struct assay_batch *batch)
 {
 	if (!loop->mem_valid || batch->nevents == 0)
 		return 0;
-	if (loop->nmem + batch->nevents > loop->mem_cap) {
-		size_t cap = loop->mem_cap ? loop->mem_cap : 1024;
-		struct out_event *mem;
-
-		while (cap < loop->nmem + batch->nevents)
-			cap *= 2;
-		mem = realloc(loop->mem, cap * sizeof(*mem));
-		if (mem == NULL) {
-			assay_relay_forget(loop); /* the outbox still has them */
-			return 0;
-		}
-		loop->mem = mem;
-		loop->mem_cap = cap;
+	if (assay_vec_reserve(&loop->mem, &loop->mem_cap, loop->nmem + batch->nevents,
+	                      sizeof(*loop->mem))) {
+		assay_relay_forget(loop); /* the outbox still has them */
+		return 0;
 	}
 	for (size_t k = 0; k < batch->nevents; k++) {
 		struct out_event *e = &batch->events[k];

@@ -5,6 +5,7 @@
  * the overlay.
  */
 #include "intake_audits.h"
+#include "assay_vec.h"
 #include "assay_err.h"
 
 #include <stdlib.h>
@@ -203,15 +204,8 @@ const struct intake_audit *intake_audits_find(const struct intake_audits *a, con
 /* Registers au (just put into the overlay) in the change order. */
 static int order_add(struct intake_audits *a, struct intake_audit *au)
 {
-	if (a->norder == a->order_cap) {
-		size_t cap = a->order_cap ? a->order_cap * 2 : 64;
-		struct intake_audit **order = realloc(a->order, cap * sizeof(*order));
-
-		if (order == NULL)
-			return ASSAY_ERR_FATAL;
-		a->order = order;
-		a->order_cap = cap;
-	}
+	if (assay_vec_reserve(&a->order, &a->order_cap, a->norder + 1, sizeof(*a->order)))
+		return ASSAY_ERR_FATAL;
 	a->order[a->norder++] = au;
 	return 0;
 }

@@ -9,6 +9,7 @@
  * owned those partitions (the load in init only makes the first reload redundant).
  */
 #include "plan.h"
+#include "assay_vec.h"
 #include "plan_avro.h"
 #include "plan_db.h"
 #include "assay_catalog.h"
@@ -477,15 +478,9 @@ static int log_command(struct assay_plan_service *svc, const struct assay_msg *m
 {
 	struct assay_plan_cmdlog *l;
 
-	if (svc->ncmdlog == svc->cmdlog_cap) {
-		size_t cap = svc->cmdlog_cap ? svc->cmdlog_cap * 2 : 64;
-		void *p = realloc(svc->cmdlog, cap * sizeof(*svc->cmdlog));
-
-		if (p == NULL)
-			return ASSAY_ERR_FATAL;
-		svc->cmdlog = p;
-		svc->cmdlog_cap = cap;
-	}
+	if (assay_vec_reserve(&svc->cmdlog, &svc->cmdlog_cap, svc->ncmdlog + 1,
+	                      sizeof(*svc->cmdlog)))
+		return ASSAY_ERR_FATAL;
 	l = &svc->cmdlog[svc->ncmdlog++];
 	l->command_id = cmd->head.command_id;
 	l->kind = cmd->kind;

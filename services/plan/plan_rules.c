@@ -5,6 +5,7 @@
  * ones untouched. Rule sources are domain-rules clauses (R...) and table E1-E20.
  */
 #include "plan_rules.h"
+#include "assay_vec.h"
 #include "assay_err.h"
 
 #include <math.h>
@@ -184,15 +185,9 @@ static int refuse(struct assay_plan_result *res, int code, const char *subject, 
 	struct assay_plan_reason *r;
 	va_list ap;
 
-	if (res->nreasons == res->reasons_cap) {
-		size_t cap = res->reasons_cap ? res->reasons_cap * 2 : 8;
-		void *p = realloc(res->reasons, cap * sizeof(*res->reasons));
-
-		if (p == NULL)
-			return ASSAY_ERR_FATAL;
-		res->reasons = p;
-		res->reasons_cap = cap;
-	}
+	if (assay_vec_reserve(&res->reasons, &res->reasons_cap, res->nreasons + 1,
+	                      sizeof(*res->reasons)))
+		return ASSAY_ERR_FATAL;
 	r = &res->reasons[res->nreasons++];
 	r->code = code;
 	snprintf(r->subject, sizeof(r->subject), "%s", subject ? subject : "");

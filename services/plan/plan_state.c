@@ -5,6 +5,8 @@
  */
 #include "plan_state.h"
 #include "assay_err.h"
+#include "assay_strmap.h"
+#include "assay_vec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,9 +110,7 @@ struct node {
 };
 
 struct map {
-	struct node **slots;
-	size_t cap; /* power of two */
-	size_t nodes;
+	struct assay_strmap nodes; /* struct node by its key (the node's own copy) */
 	size_t present;
 };
 
@@ -136,17 +136,6 @@ struct assay_plan_state {
 	size_t nchanges, changes_cap;
 };
 
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static void value_free(void *v)
 {
 	if (v != NULL && v != ASSAY_PLAN_SEEN)
@@ -155,58 +144,21 @@ static void value_free(void *v)
 
 static struct node *map_find(const struct map *m, const char *key)
 {
-	size_t i;
-
-	if (m->cap == 0)
-		return NULL;
-	for (i = hash(key) & (m->cap - 1); m->slots[i]; i = (i + 1) & (m->cap - 1))
-		if (strcmp(m->slots[i]->key, key) == 0)
-			return m->slots[i];
-	return NULL;
-}
-
-static int map_grow(struct map *m)
-{
-	size_t cap = m->cap ? m->cap * 2 : 64;
-	struct node **slots = calloc(cap, sizeof(*slots));
-
-	if (slots == NULL)
-		return ASSAY_ERR_FATAL;
-	for (size_t k = 0; k < m->cap; k++) {
-		struct node *n = m->slots[k];
-		size_t i;
-
-		if (n == NULL)
-			continue;
-		for (i = hash(n->key) & (cap - 1); slots[i]; i = (i + 1) & (cap - 1))
-			;
-		slots[i] = n;
-	}
-	free(m->slots);
-	m->slots = slots;
-	m->cap = cap;
-	return 0;
+	return assay_strmap_get(&m->nodes, key, strlen(key));
 }
 
 static struct node *map_insert(struct map *m, const char *key)
 {
-	struct node *n;
-	size_t i;
+	struct node *n = calloc(1, sizeof(*n));
 
-	if ((m->nodes + 1) * 10 > m->cap * 7 && map_grow(m) != 0)
-		return NULL;
-	n = calloc(1, sizeof(*n));
 	if (n == NULL)
 		return NULL;
 	n->key = strdup(key);
-	if (n->key == NULL) {
+	if (n->key == NULL || assay_strmap_put(&m->nodes, n->key, strlen(n->key), n, NULL) != 0) {
+		free(n->key);
 		free(n);
 		return NULL;
 	}
-	for (i = hash(key) & (m->cap - 1); m->slots[i]; i = (i + 1) & (m->cap - 1))
-		;
-	m->slots[i] = n;
-	m->nodes++;
 	return n;
 }
 
@@ -223,14 +175,17 @@ void assay_plan_state_destroy(struct assay_plan_state *st)
 	for (size_t k = 0; k < ASSAY_PLAN_NMAPS; k++) {
 		struct map *m = &st->maps[k];
 
-		for (size_t i = 0; i < m->cap; i++) {
-			if (m->slots[i] == NULL)
-				continue;
-			value_free(m->slots[i]->value);
-			free(m->slots[i]->key);
-			free(m->slots[i]);
+		size_t pos = 0;
+		void *v;
+
+		while (assay_strmap_next(&m->nodes, &pos, NULL, &v)) {
+			struct node *n = v;
+
+			value_free(n->value);
+			free(n->key);
+			free(n);
 		}
-		free(m->slots);
+		assay_strmap_release(&m->nodes);
 	}
 	free(st->journal);
 	free(st->changes);
@@ -250,33 +205,16 @@ size_t assay_plan_state_count(const struct assay_plan_state *st, enum assay_plan
 	return st->maps[m].present;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	size_t n = *cap ? *cap : 32;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	while (n < need)
-		n *= 2;
-	q = realloc(*p, n * size);
-	if (q == NULL)
-		return ASSAY_ERR_FATAL;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 int assay_plan_state_put(struct assay_plan_state *st, enum assay_plan_map m, const char *key,
                          void *value)
 {
 	struct map *map = &st->maps[m];
 	struct node *n = map_find(map, key);
 
-	if (st->open && (grow((void **)&st->journal, &st->journal_cap, st->njournal + 1,
-	                      sizeof(*st->journal)) != 0 ||
-	                 grow((void **)&st->changes, &st->changes_cap, st->nchanges + 1,
-	                      sizeof(*st->changes)) != 0))
+	if (st->open && (assay_vec_reserve(&st->journal, &st->journal_cap, st->njournal + 1,
+	                                   sizeof(*st->journal)) != 0 ||
+	                 assay_vec_reserve(&st->changes, &st->changes_cap, st->nchanges + 1,
+	                                   sizeof(*st->changes)) != 0))
 		return ASSAY_ERR_FATAL;
 	if (n == NULL && (n = map_insert(map, key)) == NULL)
 		return ASSAY_ERR_FATAL;
