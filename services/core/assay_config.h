@@ -68,6 +68,13 @@ struct assay_core_config {
 
 extern const struct assay_setting assay_core_settings[];
 
+/*
+ * The core table's defaults in *core without loading anything: integers parsed from the table,
+ * strings pointing into the table (static: never freed or written; instance.id stays "").
+ * For tests and tools that build a loop configuration without a configuration source.
+ */
+void assay_core_config_defaults(struct assay_core_config *core);
+
 struct assay_config;
 
 /* Returns an empty configuration, or NULL when out of memory. */

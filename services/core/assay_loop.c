@@ -15,6 +15,7 @@
  * the position that moves with it).
  */
 #include "assay_loop_int.h"
+#include "assay_config.h"
 #include "assay_err.h"
 #include "assay_kafka.h"
 
@@ -816,6 +817,32 @@ static void create_metrics(struct assay_loop *loop)
 	        seconds, sizeof(seconds) / sizeof(seconds[0]));
 }
 
+void assay_loop_config_init(struct assay_loop_config *cfg, const struct assay_core_config *core)
+{
+	struct assay_core_config defaults;
+
+	if (core == NULL) {
+		assay_core_config_defaults(&defaults);
+		core = &defaults; /* its strings point into the static table */
+	}
+	*cfg = (struct assay_loop_config){
+	        .group = core->group_id,
+	        .instance_id = core->instance_id,
+	        .brokers = core->brokers,
+	        .pg_url = core->pg_url,
+	        .deadletter_topic = core->deadletter_topic,
+	        /* the table's ranges keep these within int */
+	        .batch_max_messages = (int)core->batch_max_messages,
+	        .batch_max_ms = (int)core->batch_max_ms,
+	        .transaction_timeout_ms = (int)core->transaction_timeout_ms,
+	        .relay_interval_ms = (int)core->relay_interval_ms,
+	        .relay_max_events = (int)core->relay_max_events,
+	        .retry_backoff_ms = (int)core->retry_backoff_ms,
+	        .retry_backoff_max_ms = (int)core->retry_backoff_max_ms,
+	        .shutdown_timeout_ms = (int)core->shutdown_timeout_ms,
+	};
+}
+
 struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
                                   const struct assay_handler *handler, char *errstr,
                                   size_t errstr_size)
@@ -833,26 +860,20 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 		loop->cfg.group = loop->cfg.service;
 	pthread_mutex_init(&loop->mu, NULL);
 	pthread_cond_init(&loop->cv, NULL);
-	loop->deadletter_topic = cfg->deadletter_topic ? cfg->deadletter_topic : DEFAULT_DEADLETTER;
+	loop->deadletter_topic = cfg->deadletter_topic;
 	if (loop->handler.decode && cfg->codec == NULL) {
 		assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		           "handler decodes but no codec given");
 		goto fail;
 	}
-	if (loop->cfg.batch_max_messages <= 0)
-		loop->cfg.batch_max_messages = 1000;
-	if (loop->cfg.batch_max_ms <= 0)
-		loop->cfg.batch_max_ms = 50;
-	if (loop->cfg.transaction_timeout_ms <= 0)
-		loop->cfg.transaction_timeout_ms = 30000;
-	if (loop->cfg.shutdown_timeout_ms <= 0)
-		loop->cfg.shutdown_timeout_ms = 10000;
-	if (loop->cfg.relay_interval_ms <= 0)
-		loop->cfg.relay_interval_ms = 100;
-	if (loop->cfg.relay_max_events <= 0)
-		loop->cfg.relay_max_events = 5000;
-	if (loop->cfg.retry_backoff_ms <= 0)
-		loop->cfg.retry_backoff_ms = 100;
+	if (cfg->batch_max_messages <= 0 || cfg->batch_max_ms <= 0 ||
+	    cfg->transaction_timeout_ms <= 0 || cfg->shutdown_timeout_ms < 0 ||
+	    cfg->relay_interval_ms <= 0 || cfg->relay_max_events <= 0 ||
+	    cfg->retry_backoff_ms <= 0 || cfg->deadletter_topic == NULL) {
+		assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		           "loop config incomplete: start from assay_loop_config_init");
+		goto fail;
+	}
 	if (loop->cfg.retry_backoff_max_ms < loop->cfg.retry_backoff_ms)
 		loop->cfg.retry_backoff_max_ms = loop->cfg.retry_backoff_ms;
 	backoff_reset(loop);

@@ -89,7 +89,7 @@ struct assay_loop_config {
 	const char *pg_url;
 	const char *const *topics; /* topics to consume */
 	size_t ntopics;
-	const char *deadletter_topic; /* NULL: "assay.deadletter" */
+	const char *deadletter_topic;
 	int batch_max_messages;
 	int batch_max_ms;
 	int transaction_timeout_ms;
@@ -99,7 +99,7 @@ struct assay_loop_config {
 	int relay_max_events;
 	int retry_backoff_ms;
 	int retry_backoff_max_ms;
-	int shutdown_timeout_ms; /* flush limit after a stop; 0: 10000 */
+	int shutdown_timeout_ms; /* flush limit after a stop */
 	/* librdkafka properties for the consumer and the producer, key/value pairs */
 	const char *const *kafka_props;
 	size_t nkafka_props;
@@ -108,6 +108,16 @@ struct assay_loop_config {
 	struct assay_codec *codec;         /* borrowed; needed for decode and emit_avro */
 	const volatile sig_atomic_t *stop; /* the loop returns soon after *stop becomes non-zero */
 };
+
+/*
+ * Fills cfg from loaded core settings (core NULL: the defaults of the core settings table,
+ * the one place they are written): group, instance, brokers, database, dead-letter topic,
+ * batch, relay, retry, transaction and shutdown limits. Everything else is zeroed: the caller
+ * sets service, topics, kafka_props, log, metrics, codec and stop. Strings are borrowed from
+ * core (or the table) and must outlive the loop.
+ */
+struct assay_core_config;
+void assay_loop_config_init(struct assay_loop_config *cfg, const struct assay_core_config *core);
 
 /*
  * Creates the consumer, the transactional producer (init_transactions) and the database

@@ -18,7 +18,6 @@
 #define RELAY_MAX_OUTBOX_ROWS 16
 #define RELAY_UNKNOWN         (-2)
 #define OUTBOX_CLEANUP_MS     1000
-#define DEFAULT_DEADLETTER    "assay.deadletter"
 
 struct part {
 	char *topic;

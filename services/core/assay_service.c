@@ -292,28 +292,16 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 	/* the loop */
 	{
 		size_t nprops = assay_config_kafka_count(cfg);
-		struct assay_loop_config lc = {
-		        .service = def->name,
-		        .group = core.group_id,
-		        .instance_id = core.instance_id,
-		        .brokers = core.brokers,
-		        .pg_url = core.pg_url,
-		        .topics = def->consumes,
-		        .ntopics = def->nconsumes,
-		        .batch_max_messages = (int)core.batch_max_messages,
-		        .batch_max_ms = (int)core.batch_max_ms,
-		        .transaction_timeout_ms = (int)core.transaction_timeout_ms,
-		        .relay_interval_ms = (int)core.relay_interval_ms,
-		        .relay_max_events = (int)core.relay_max_events,
-		        .shutdown_timeout_ms = (int)core.shutdown_timeout_ms,
-		        .deadletter_topic = core.deadletter_topic,
-		        .retry_backoff_ms = (int)core.retry_backoff_ms,
-		        .retry_backoff_max_ms = (int)core.retry_backoff_max_ms,
-		        .log = log,
-		        .metrics = metrics,
-		        .codec = codec,
-		        .stop = &stop_requested,
-		};
+		struct assay_loop_config lc;
+
+		assay_loop_config_init(&lc, &core);
+		lc.service = def->name;
+		lc.topics = def->consumes;
+		lc.ntopics = def->nconsumes;
+		lc.log = log;
+		lc.metrics = metrics;
+		lc.codec = codec;
+		lc.stop = &stop_requested;
 
 		props = calloc(nprops * 2 + 1, sizeof(*props));
 		if (props == NULL)

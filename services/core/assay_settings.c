@@ -6,6 +6,9 @@
 #include "assay_config.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define CORE(field) offsetof(struct assay_core_config, field)
 
@@ -63,3 +66,23 @@ const struct assay_setting assay_core_settings[] = {
          "longest time in milliseconds to finish the batch and flush after SIGTERM"},
         {.description = "Core settings (every service)"},
 };
+
+void assay_core_config_defaults(struct assay_core_config *core)
+{
+	memset(core, 0, sizeof(*core));
+	for (const struct assay_setting *s = assay_core_settings; s->name != NULL; s++) {
+		char *field = (char *)core + s->offset;
+
+		if (s->type == ASSAY_SETTING_INT) {
+			long long v = strtoll(s->default_value, NULL, 10);
+
+			memcpy(field, &v, sizeof(v));
+		} else if (s->type == ASSAY_SETTING_STRING) {
+			/* the struct's strings are char * for the loaded case; these are read-only
+			 */
+			char *v = (char *)(uintptr_t)s->default_value;
+
+			memcpy(field, &v, sizeof(v));
+		}
+	}
+}

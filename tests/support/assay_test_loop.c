@@ -127,16 +127,16 @@ void assay_test_loop_config(struct assay_loop_config *cfg, const char *service,
 	        "topic.metadata.refresh.interval.ms", "2000",
 	};
 
-	memset(cfg, 0, sizeof(*cfg));
+	assay_loop_config_init(cfg, NULL); /* the settings table's defaults */
 	cfg->service = service;
 	cfg->instance_id = instance;
 	cfg->brokers = assay_test_brokers();
 	cfg->pg_url = pg_url;
 	cfg->topics = topic;
 	cfg->ntopics = 1;
-	cfg->deadletter_topic = deadletter_topic;
-	cfg->batch_max_messages = 1000;
-	cfg->batch_max_ms = 50;
+	if (deadletter_topic != NULL)
+		cfg->deadletter_topic = deadletter_topic;
+	/* tighter than production: tests see retries and expiry sooner */
 	cfg->transaction_timeout_ms = 10000;
 	cfg->retry_backoff_ms = 50;
 	cfg->retry_backoff_max_ms = 1000;

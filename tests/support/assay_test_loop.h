@@ -33,7 +33,8 @@ struct assay_handler assay_test_copy_handler(struct assay_test_copy_handler *h);
  * error). */
 void assay_test_loop_schema(const char *url);
 
-/* A loop configuration for tests: fast session timeouts, small backoffs. */
+/* A loop configuration for tests: the settings table's defaults (assay_loop_config_init) with
+ * fast session timeouts and small backoffs; deadletter_topic NULL keeps the default topic. */
 void assay_test_loop_config(struct assay_loop_config *cfg, const char *service,
                             const char *instance, const char *pg_url, const char **topic,
                             const char *deadletter_topic, const volatile sig_atomic_t *stop);

@@ -6,6 +6,7 @@
 #include "assay_test.h"
 #include "assay_config.h"
 #include "assay_err.h"
+#include "assay_loop.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -316,6 +317,37 @@ static void test_errstr_truncation_is_safe(void **state)
 	assay_config_destroy(cfg);
 }
 
+/* The loop's configuration comes from the table: loaded values, or its defaults unloaded. */
+static void test_loop_config_from_table(void **state)
+{
+	struct assay_config *cfg = assay_config_new();
+	struct assay_core_config core, defaults;
+	struct assay_loop_config lc;
+	char *env[] = {"ASSAY_BATCH_MAX_MESSAGES=7", "ASSAY_SHUTDOWN_TIMEOUT_MS=0", NULL};
+	char errstr[256];
+
+	(void)state;
+	assay_core_config_defaults(&defaults);
+	assert_int_equal(defaults.batch_max_messages, 1000);
+	assert_int_equal(defaults.batch_max_ms, 50);
+	assert_string_equal(defaults.deadletter_topic, "assay.deadletter");
+	assay_loop_config_init(&lc, NULL);
+	assert_int_equal(lc.batch_max_messages, 1000);
+	assert_int_equal(lc.relay_max_events, 5000);
+	assert_int_equal(lc.shutdown_timeout_ms, 10000);
+	assert_string_equal(lc.deadletter_topic, "assay.deadletter");
+	assert_null(lc.service);
+
+	assert_non_null(cfg);
+	assert_int_equal(assay_config_add(cfg, assay_core_settings, &core), 0);
+	assert_int_equal(assay_config_load(cfg, NULL, env, errstr, sizeof(errstr)), 0);
+	assay_loop_config_init(&lc, &core);
+	assert_int_equal(lc.batch_max_messages, 7);
+	assert_int_equal(lc.shutdown_timeout_ms, 0); /* 0 means no flush wait, not a default */
+	assert_int_equal(lc.transaction_timeout_ms, 30000);
+	assay_config_destroy(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +358,7 @@ int main(void)
 	        cmocka_unit_test(test_set_default),
 	        cmocka_unit_test(test_add_rejects_programming_errors),
 	        cmocka_unit_test(test_errstr_truncation_is_safe),
+	        cmocka_unit_test(test_loop_config_from_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
