@@ -1,5 +1,5 @@
 /*
- * Intake's audit projection: two string-keyed hash tables (open addressing, FNV-1a) of
+ * Intake's audit projection: two assay_strmap tables (keyed by each audit's own audit_id) of
  * struct intake_audit, the committed projection and the overlay of the batch in hand. A change
  * copies the committed audit into the overlay first (copy on write), so a rollback only drops
  * the overlay.
@@ -7,98 +7,37 @@
 #include "intake_audits.h"
 #include "assay_vec.h"
 #include "assay_err.h"
+#include "assay_strmap.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct amap {
-	struct intake_audit **slots;
-	size_t mask; /* slots - 1, or (size_t)-1 while there are none */
-	size_t count;
-};
-
 struct intake_audits {
-	struct amap committed;
-	struct amap overlay;
+	struct assay_strmap committed;
+	struct assay_strmap overlay;
 	struct intake_audit **order; /* overlay entries in the order they changed */
 	size_t norder, order_cap;
 };
 
-static uint64_t hash(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	return h;
-}
-
-static bool key_eq(const struct intake_audit *au, const char *key, size_t len)
-{
-	return strncmp(au->audit_id, key, len) == 0 && au->audit_id[len] == '\0';
-}
-
-static struct intake_audit **amap_slot(const struct amap *m, const char *key, size_t len)
-{
-	size_t i;
-
-	if (m->slots == NULL)
-		return NULL;
-	for (i = (size_t)hash(key, len) & m->mask; m->slots[i]; i = (i + 1) & m->mask)
-		if (key_eq(m->slots[i], key, len))
-			return &m->slots[i];
-	return &m->slots[i];
-}
-
-static int amap_grow(struct amap *m)
-{
-	size_t cap = m->slots ? (m->mask + 1) * 2 : 64;
-	struct intake_audit **slots = calloc(cap, sizeof(*slots));
-
-	if (slots == NULL)
-		return ASSAY_ERR_FATAL;
-	for (size_t i = 0; m->slots && i <= m->mask; i++) {
-		struct intake_audit *au = m->slots[i];
-		size_t k;
-
-		if (au == NULL)
-			continue;
-		for (k = (size_t)hash(au->audit_id, strlen(au->audit_id)) & (cap - 1); slots[k];
-		     k = (k + 1) & (cap - 1))
-			;
-		slots[k] = au;
-	}
-	free(m->slots);
-	m->slots = slots;
-	m->mask = cap - 1;
-	return 0;
-}
-
 /* Puts au under its id; returns the audit it replaced (caller frees) via *old. */
-static int amap_put(struct amap *m, struct intake_audit *au, struct intake_audit **old)
+static int amap_put(struct assay_strmap *m, struct intake_audit *au, struct intake_audit **old)
 {
-	struct intake_audit **slot;
+	void *prev;
 
-	*old = NULL;
-	if ((m->slots == NULL || (m->count + 1) * 4 > (m->mask + 1) * 3) && amap_grow(m) != 0)
+	if (assay_strmap_put(m, au->audit_id, strlen(au->audit_id), au, &prev) != 0)
 		return ASSAY_ERR_FATAL;
-	slot = amap_slot(m, au->audit_id, strlen(au->audit_id));
-	if (*slot)
-		*old = *slot;
-	else
-		m->count++;
-	*slot = au;
+	*old = prev;
 	return 0;
 }
 
-static void amap_clear(struct amap *m, bool free_values)
+static void amap_clear(struct assay_strmap *m, bool free_values)
 {
-	for (size_t i = 0; m->slots && i <= m->mask; i++) {
-		if (free_values)
-			intake_audit_free(m->slots[i]);
-		m->slots[i] = NULL;
-	}
-	m->count = 0;
+	size_t pos = 0;
+	void *au;
+
+	while (free_values && assay_strmap_next(m, &pos, NULL, &au))
+		intake_audit_free(au);
+	assay_strmap_clear(m);
 }
 
 static void soa_free(struct intake_soa *soa)
@@ -184,8 +123,8 @@ void intake_audits_destroy(struct intake_audits *a)
 		return;
 	amap_clear(&a->overlay, true);
 	amap_clear(&a->committed, true);
-	free(a->overlay.slots);
-	free(a->committed.slots);
+	assay_strmap_release(&a->overlay);
+	assay_strmap_release(&a->committed);
 	free(a->order);
 	free(a);
 }
@@ -193,12 +132,9 @@ void intake_audits_destroy(struct intake_audits *a)
 const struct intake_audit *intake_audits_find(const struct intake_audits *a, const char *audit_id,
                                               size_t len)
 {
-	struct intake_audit **slot = amap_slot(&a->overlay, audit_id, len);
+	const struct intake_audit *au = assay_strmap_get(&a->overlay, audit_id, len);
 
-	if (slot && *slot)
-		return *slot;
-	slot = amap_slot(&a->committed, audit_id, len);
-	return slot ? *slot : NULL;
+	return au != NULL ? au : assay_strmap_get(&a->committed, audit_id, len);
 }
 
 /* Registers au (just put into the overlay) in the change order. */
@@ -232,15 +168,15 @@ static int overlay_put(struct intake_audits *a, struct intake_audit *au)
 static struct intake_audit *for_write(struct intake_audits *a, const char *audit_id, int *err)
 {
 	size_t len = strlen(audit_id);
-	struct intake_audit **slot = amap_slot(&a->overlay, audit_id, len), *au;
+	struct intake_audit *au = assay_strmap_get(&a->overlay, audit_id, len), *committed;
 
 	*err = 0;
-	if (slot && *slot)
-		return *slot;
-	slot = amap_slot(&a->committed, audit_id, len);
-	if (slot == NULL || *slot == NULL)
+	if (au != NULL)
+		return au;
+	committed = assay_strmap_get(&a->committed, audit_id, len);
+	if (committed == NULL)
 		return NULL;
-	au = intake_audit_dup(*slot);
+	au = intake_audit_dup(committed);
 	if (au == NULL || overlay_put(a, au) != 0) {
 		intake_audit_free(au);
 		*err = ASSAY_ERR_FATAL;
@@ -435,5 +371,5 @@ void intake_audits_rollback(struct intake_audits *a)
 
 size_t intake_audits_count(const struct intake_audits *a)
 {
-	return a->committed.count;
+	return assay_strmap_count(&a->committed);
 }
