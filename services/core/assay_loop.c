@@ -18,6 +18,7 @@
 #include "assay_config.h"
 #include "assay_err.h"
 #include "assay_kafka.h"
+#include "assay_strbuf.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -107,41 +108,40 @@ static void db_rollback(struct assay_loop *loop)
 	PQclear(res);
 }
 
-/* Formats "{a,b,c}" array literals for the unnest() statements. */
+/* Formats "{a,b,c}" array literals for the unnest() statements; each stays closed ("}") after
+ * every element, so it is ready as a parameter. */
 struct arrays {
-	char *topics, *partitions, *lo, *hi;
+	struct assay_strbuf topics, partitions, lo, hi;
 	size_t n;
 };
 
-static int arrays_append(char **arr, const char *item)
+/* Opens arr, or reopens it over its closing brace, for one more element. */
+static void arrays_next(struct assay_strbuf *arr)
 {
-	size_t len = *arr ? strlen(*arr) : 0, ilen = strlen(item);
-	char *p = realloc(*arr, len + ilen + 3);
-
-	if (p == NULL)
-		return ASSAY_ERR_FATAL;
-	if (len == 0)
-		p[len++] = '{';
-	else
-		p[len - 1] = ','; /* over the closing brace */
-	memcpy(p + len, item, ilen);
-	memcpy(p + len + ilen, "}", 2);
-	*arr = p;
-	return 0;
+	if (arr->len == 0) {
+		assay_strbuf_appendc(arr, '{');
+		return;
+	}
+	arr->len--; /* over the closing brace */
+	assay_strbuf_appendc(arr, ',');
 }
 
 static int arrays_add(struct arrays *a, const char *topic, int32_t partition, int64_t lo,
                       int64_t hi)
 {
-	char quoted[300], num[3][32];
-
-	/* topic names are [a-zA-Z0-9._-]: quoting needs no escapes */
-	snprintf(quoted, sizeof(quoted), "\"%s\"", topic);
-	snprintf(num[0], sizeof(num[0]), "%" PRId32, partition);
-	snprintf(num[1], sizeof(num[1]), "%" PRId64, lo);
-	snprintf(num[2], sizeof(num[2]), "%" PRId64, hi);
-	if (arrays_append(&a->topics, quoted) || arrays_append(&a->partitions, num[0]) ||
-	    arrays_append(&a->lo, num[1]) || arrays_append(&a->hi, num[2]))
+	arrays_next(&a->topics);
+	assay_strbuf_append_pg_elem(&a->topics, topic, strlen(topic));
+	arrays_next(&a->partitions);
+	assay_strbuf_appendf(&a->partitions, "%" PRId32, partition);
+	arrays_next(&a->lo);
+	assay_strbuf_appendf(&a->lo, "%" PRId64, lo);
+	arrays_next(&a->hi);
+	assay_strbuf_appendf(&a->hi, "%" PRId64, hi);
+	assay_strbuf_appendc(&a->topics, '}');
+	assay_strbuf_appendc(&a->partitions, '}');
+	assay_strbuf_appendc(&a->lo, '}');
+	assay_strbuf_appendc(&a->hi, '}');
+	if (a->topics.failed || a->partitions.failed || a->lo.failed || a->hi.failed)
 		return ASSAY_ERR_FATAL;
 	a->n++;
 	return 0;
@@ -149,11 +149,11 @@ static int arrays_add(struct arrays *a, const char *topic, int32_t partition, in
 
 static void arrays_release(struct arrays *a)
 {
-	free(a->topics);
-	free(a->partitions);
-	free(a->lo);
-	free(a->hi);
-	memset(a, 0, sizeof(*a));
+	assay_strbuf_release(&a->topics);
+	assay_strbuf_release(&a->partitions);
+	assay_strbuf_release(&a->lo);
+	assay_strbuf_release(&a->hi);
+	a->n = 0;
 }
 
 /* ---- rebalance: positions from PostgreSQL and Kafka ---- */
@@ -176,7 +176,7 @@ static int load_db_offsets(struct assay_loop *loop, rd_kafka_topic_partition_lis
 	if (err)
 		goto out;
 	{
-		const char *params[] = {loop->cfg.group, a.topics, a.partitions};
+		const char *params[] = {loop->cfg.group, a.topics.p, a.partitions.p};
 
 		err = assay_pg_exec_params(
 		        loop->conn,
@@ -419,7 +419,8 @@ static int write_offsets(struct assay_loop *loop, struct assay_batch *batch, cha
 			goto out;
 	}
 	if (a.n) {
-		const char *params[] = {loop->cfg.group, a.topics, a.partitions, a.lo, a.hi};
+		const char *params[] = {loop->cfg.group, a.topics.p, a.partitions.p, a.lo.p,
+		                        a.hi.p};
 
 		err = assay_pg_exec_params(
 		        loop->conn,
@@ -441,7 +442,7 @@ static int write_offsets(struct assay_loop *loop, struct assay_batch *batch, cha
 	}
 	if (clean.n) {
 		/* the partitions column of clean holds stream ids here */
-		const char *params[] = {clean.partitions, clean.lo};
+		const char *params[] = {clean.partitions.p, clean.lo.p};
 
 		err = assay_pg_exec_params(loop->conn,
 		                           "DELETE FROM assay_outbox o USING unnest($1::int[], "
