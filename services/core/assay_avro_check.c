@@ -87,9 +87,7 @@ static int read_int(struct check *c, const char *what, int64_t *out)
 	return read_varint(c, 5, 32, what, out);
 }
 
-/* RFC 3629 well-formed UTF-8 (Unicode table 3-7), without U+0000. Returns the offset of the
- * first bad byte, or len. */
-static size_t utf8_bad_at(const uint8_t *s, size_t len, bool *nul)
+size_t assay_avro_utf8_bad_at(const uint8_t *s, size_t len, bool *nul)
 {
 	size_t i = 0;
 
@@ -152,7 +150,7 @@ static int check_blob(struct check *c, bool utf8)
 		              left(c));
 	if (utf8) {
 		bool nul;
-		size_t bad = utf8_bad_at(c->p + c->pos, (size_t)n, &nul);
+		size_t bad = assay_avro_utf8_bad_at(c->p + c->pos, (size_t)n, &nul);
 
 		if (bad != (size_t)n) {
 			c->pos += bad;
@@ -170,6 +168,13 @@ static avro_schema_t resolve(avro_schema_t schema)
 	while (is_avro_link(schema))
 		schema = avro_schema_link_target(schema);
 	return schema;
+}
+
+static uint64_t min_size(avro_schema_t schema, int depth);
+
+uint64_t assay_avro_min_size(avro_schema_t schema)
+{
+	return min_size(schema, 0);
 }
 
 /* The fewest bytes a value of schema can take (0 for null, an empty record, fixed(0)). */
@@ -361,6 +366,25 @@ static int check_value(struct check *c, avro_schema_t schema, int depth)
 	default:
 		return reject(c, "unsupported avro type %d", (int)avro_typeof(schema));
 	}
+}
+
+int assay_avro_check_at(avro_schema_t schema, const void *body, size_t len, size_t *pos, int depth,
+                        size_t *empty_items, const char *field, char *errstr, size_t errstr_size)
+{
+	struct check c = {
+	        .p = body,
+	        .len = len,
+	        .pos = *pos,
+	        .empty_items = *empty_items,
+	        .field = field,
+	        .errstr = errstr,
+	        .errstr_size = errstr_size,
+	};
+	int rc = check_value(&c, schema, depth);
+
+	*pos = c.pos;
+	*empty_items = c.empty_items;
+	return rc;
 }
 
 int assay_avro_check(avro_schema_t schema, const void *body, size_t len, char *errstr,
