@@ -199,11 +199,11 @@ static int compile_record(struct compile *c, avro_schema_t writer,
 		if (found)
 			continue;
 		if (f->dflt == NULL)
-			return assay_errf(ASSAY_ERR_REJECT, c->errstr, c->errstr_size,
-			                  "field %s%s%s: missing from writer schema %s and has no "
-			                  "default",
-			                  c->path, path_len ? "." : "", f->name,
-			                  avro_schema_name(writer));
+			return assay_errf(
+			        ASSAY_ERR_REJECT, c->errstr, c->errstr_size,
+			        "field %s%s%s: missing from the writer's schema and has no "
+			        "default",
+			        c->path, path_len ? "." : "", f->name);
 		defaults[p->ndefaults++] = f;
 	}
 	p->defaults = defaults;
