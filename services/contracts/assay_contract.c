@@ -630,7 +630,7 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
                           char *errstr, size_t errstr_size)
 {
 	const unsigned char *f = frame;
-	const struct plan_entry *e;
+	const struct plan_entry *e = NULL;
 	struct rd r;
 	int32_t id;
 	int rc;
