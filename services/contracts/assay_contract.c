@@ -8,6 +8,7 @@
  * fields the reader lacks to assay_avro_check_at, which validates them while skipping.
  */
 #include "assay_contract.h"
+#include "assay_contract_io.h"
 #include "assay_contract_plan.h"
 
 #include "assay_avro_check.h"
@@ -71,6 +72,7 @@ struct assay_contracts {
 	size_t last; /* index of the last plan used */
 	struct own_id *ids;
 	size_t nids, ids_cap;
+	bool generated; /* use the generated read/write where there is one */
 };
 
 /* ---- handle and cache ---- */
@@ -86,7 +88,18 @@ struct assay_contracts *assay_contracts_new(struct assay_codec *codec, char *err
 	}
 	cx->codec = codec;
 	cx->max_message_bytes = assay_codec_max_message_bytes(codec);
+	cx->generated = true;
 	return cx;
+}
+
+void assay_contracts_set_generated(struct assay_contracts *cx, bool on)
+{
+	cx->generated = on;
+}
+
+bool assay_contract_generated(const struct assay_contracts *cx)
+{
+	return cx->generated;
 }
 
 void assay_contracts_destroy(struct assay_contracts *cx)
@@ -171,111 +184,6 @@ static int plan_for(struct assay_contracts *cx, const struct assay_ct_type *read
 
 /* ---- decoding ---- */
 
-struct rd {
-	const uint8_t *p;
-	size_t len, pos;
-	size_t empty_items;
-	struct assay_arena *arena;
-	const char *field; /* innermost writer field, for messages */
-	const char *type;  /* the reader type's full name */
-	char *errstr;
-	size_t errstr_size;
-};
-
-static int reject(struct rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int reject(struct rd *r, const char *fmt, ...)
-{
-	char what[200];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	if (r->field != NULL)
-		return assay_errf(ASSAY_ERR_REJECT, r->errstr, r->errstr_size,
-		                  "decode: %s: %s at byte %zu (field %s)", r->type, what, r->pos,
-		                  r->field);
-	return assay_errf(ASSAY_ERR_REJECT, r->errstr, r->errstr_size, "decode: %s: %s at byte %zu",
-	                  r->type, what, r->pos);
-}
-
-/* A zigzag varint of at most max_bytes bytes whose value fits in bits bits. */
-static int read_varint(struct rd *r, unsigned max_bytes, unsigned bits, const char *what,
-                       int64_t *out)
-{
-	uint64_t raw = 0;
-	size_t pos = r->pos;
-
-	if (pos < r->len && r->p[pos] < 0x80) { /* one byte: most lengths, indexes, counts */
-		raw = r->p[pos];
-		r->pos = pos + 1;
-		*out = (int64_t)((raw >> 1) ^ (~(raw & 1) + 1));
-		return 0;
-	}
-	for (unsigned i = 0;; i++) {
-		uint8_t b;
-
-		if (i == max_bytes)
-			return reject(r, "varint too long: %s over %u bytes", what, max_bytes);
-		if (pos == r->len)
-			return reject(r, "truncated %s: varint runs past the end", what);
-		b = r->p[pos++];
-		raw |= (uint64_t)(b & 0x7f) << (7 * i);
-		if (i == max_bytes - 1 && (b & 0x7f) >> (bits - 7 * i) != 0) {
-			if (bits == 64)
-				return reject(r, "varint overflow: %s exceeds 64 bits", what);
-			return reject(r, "int out of range: %s exceeds 32 bits", what);
-		}
-		if ((b & 0x80) == 0)
-			break;
-	}
-	r->pos = pos;
-	*out = (int64_t)((raw >> 1) ^ (~(raw & 1) + 1));
-	return 0;
-}
-
-static int read_long(struct rd *r, const char *what, int64_t *out)
-{
-	return read_varint(r, 10, 64, what, out);
-}
-
-static int read_int(struct rd *r, const char *what, int64_t *out)
-{
-	return read_varint(r, 5, 32, what, out);
-}
-
-/* A string (utf8) or bytes value: a view of its bytes into *s, *n. */
-static int read_blob(struct rd *r, bool utf8, const uint8_t **s, size_t *n)
-{
-	const char *what = utf8 ? "string" : "bytes";
-	int64_t len;
-	int rc = read_long(r, what, &len);
-
-	if (rc != 0)
-		return rc;
-	if (len < 0)
-		return reject(r, "negative length: %s of %lld bytes", what, (long long)len);
-	if ((uint64_t)len > r->len - r->pos)
-		return reject(r, "truncated %s: needs %lld bytes, %zu left", what, (long long)len,
-		              r->len - r->pos);
-	if (utf8) {
-		bool nul;
-		size_t bad = assay_avro_utf8_bad_at(r->p + r->pos, (size_t)len, &nul);
-
-		if (bad != (size_t)len) {
-			r->pos += bad;
-			if (nul)
-				return reject(r, "string contains a nul byte");
-			return reject(r, "invalid utf-8 in string");
-		}
-	}
-	*s = r->p + r->pos;
-	*n = (size_t)len;
-	r->pos += (size_t)len;
-	return 0;
-}
-
 static void apply_default(const struct assay_ct_field *f, unsigned char *rec)
 {
 	const struct assay_ct_default *d = f->dflt;
@@ -329,101 +237,52 @@ static void apply_default(const struct assay_ct_field *f, unsigned char *rec)
 	}
 }
 
-static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bool *present,
-                int depth);
+static int exec(struct assay_ct_reader *r, const struct assay_plan *p, unsigned char *dst,
+                bool *present, int depth);
 
 /* Blocks of an array or map: items (and keys) allocated from the arena. */
-static int exec_blocks(struct rd *r, const struct assay_plan *p, unsigned char *dst, int depth)
+static int exec_blocks(struct assay_ct_reader *r, const struct assay_plan *p, unsigned char *dst,
+                       int depth)
 {
 	bool map = p->op == PLAN_MAP;
-	const char *what = map ? "map" : "array";
 	size_t isize = p->reader->items->size, n = 0;
 	unsigned char *items = NULL;
 	struct assay_str *keys = NULL;
 	int rc;
 
 	for (;;) {
-		int64_t count, size = -1;
+		int64_t count, size;
 		size_t block_start, total;
-		unsigned char *more;
 
-		rc = read_long(r, map ? "map block count" : "array block count", &count);
+		rc = assay_ct_read_block(r, map, p->item_min_size, &count, &size);
 		if (rc != 0)
 			return rc;
 		if (count == 0)
 			break;
-		if (count < 0) {
-			if (count == INT64_MIN)
-				return reject(r, "%s block count overflow", what);
-			count = -count;
-			rc = read_long(r, map ? "map block size" : "array block size", &size);
-			if (rc != 0)
-				return rc;
-			if (size < 0)
-				return reject(r, "negative block size: %s block of %lld bytes",
-				              what, (long long)size);
-			if ((uint64_t)size > r->len - r->pos)
-				return reject(r, "truncated %s block: needs %lld bytes, %zu left",
-				              what, (long long)size, r->len - r->pos);
-		}
-		if (p->item_min_size > 0 && (uint64_t)count > (r->len - r->pos) / p->item_min_size)
-			return reject(
-			        r,
-			        "truncated %s: block of %lld items needs at least %llu bytes, "
-			        "%zu left",
-			        what, (long long)count,
-			        (unsigned long long)((uint64_t)count * p->item_min_size),
-			        r->len - r->pos);
-		if (p->item_min_size == 0) {
-			if ((uint64_t)count > ASSAY_AVRO_MAX_EMPTY_ITEMS - r->empty_items)
-				return reject(r, "too many zero-size items: %s block of %lld", what,
-				              (long long)count);
-			r->empty_items += (size_t)count;
-		}
 		total = n + (size_t)count;
-		more = assay_arena_alloc(r->arena, total * (isize ? isize : 1));
-		if (more == NULL)
-			return assay_errf(ASSAY_ERR_FATAL, r->errstr, r->errstr_size,
-			                  "decode: out of memory");
-		if (n > 0)
-			memcpy(more, items, n * isize);
-		memset(more + n * isize, 0, (size_t)count * isize);
-		items = more;
+		items = assay_ct_grow(r, items, n, (size_t)count, isize);
+		if (items == NULL)
+			return assay_ct_oom(r);
 		if (map) {
-			struct assay_str *k = assay_arena_alloc(r->arena, total * sizeof(*k));
-
-			if (k == NULL)
-				return assay_errf(ASSAY_ERR_FATAL, r->errstr, r->errstr_size,
-				                  "decode: out of memory");
-			if (n > 0)
-				memcpy(k, keys, n * sizeof(*k));
-			keys = k;
+			keys = assay_ct_grow(r, keys, n, (size_t)count, sizeof(*keys));
+			if (keys == NULL)
+				return assay_ct_oom(r);
 		}
 		block_start = r->pos;
 		for (size_t i = n; i < total; i++) {
 			if (map) {
-				const uint8_t *s;
-
-				rc = read_blob(r, true, &s, &keys[i].len);
+				rc = assay_ct_read_str(r, &keys[i]);
 				if (rc != 0)
 					return rc;
-				keys[i].s = (const char *)s;
 			}
 			rc = exec(r, p->item, items + i * isize, NULL, depth + 1);
 			if (rc != 0)
 				return rc;
 		}
 		n = total;
-		if (size >= 0 && r->pos - block_start != (size_t)size) {
-			size_t used = r->pos - block_start;
-
-			r->pos = block_start;
-			return reject(
-			        r,
-			        "block size mismatch: %s block declares %lld bytes, items take "
-			        "%zu",
-			        what, (long long)size, used);
-		}
+		rc = assay_ct_block_end(r, map, block_start, size);
+		if (rc != 0)
+			return rc;
 	}
 	if (map) {
 		struct ct_map m = {keys, items, n};
@@ -437,7 +296,8 @@ static int exec_blocks(struct rd *r, const struct assay_plan *p, unsigned char *
 	return 0;
 }
 
-static int exec_record(struct rd *r, const struct assay_plan *p, unsigned char *dst, int depth)
+static int exec_record(struct assay_ct_reader *r, const struct assay_plan *p, unsigned char *dst,
+                       int depth)
 {
 	const char *outer = r->field;
 	int rc;
@@ -468,31 +328,26 @@ static int exec_record(struct rd *r, const struct assay_plan *p, unsigned char *
 	return 0;
 }
 
-static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bool *present,
-                int depth)
+static int exec(struct assay_ct_reader *r, const struct assay_plan *p, unsigned char *dst,
+                bool *present, int depth)
 {
 	int64_t v;
 	int rc;
 
 	if (depth > ASSAY_AVRO_MAX_DEPTH)
-		return reject(r, "nesting depth over %d", ASSAY_AVRO_MAX_DEPTH);
+		return assay_ct_reject(r, "nesting depth over %d", ASSAY_AVRO_MAX_DEPTH);
 	if (present != NULL && p->op != PLAN_UNION)
 		*present = p->op != PLAN_NULL;
 	switch (p->op) {
 	case PLAN_NULL:
 		return 0;
 	case PLAN_BOOL:
-		if (r->pos == r->len)
-			return reject(r, "truncated boolean");
-		if (r->p[r->pos] > 1)
-			return reject(r, "invalid boolean byte 0x%02x", r->p[r->pos]);
-		*(bool *)dst = r->p[r->pos++] == 1;
-		return 0;
+		return assay_ct_read_bool(r, (bool *)dst);
 	case PLAN_INT:
 	case PLAN_INT_LONG:
 	case PLAN_INT_FLOAT:
 	case PLAN_INT_DOUBLE:
-		rc = read_int(r, "int", &v);
+		rc = assay_ct_read_varint_fast(r, 5, 32, "int", &v);
 		if (rc != 0)
 			return rc;
 		if (p->op == PLAN_INT) {
@@ -514,7 +369,7 @@ static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bo
 	case PLAN_LONG:
 	case PLAN_LONG_FLOAT:
 	case PLAN_LONG_DOUBLE:
-		rc = read_long(r, "long", &v);
+		rc = assay_ct_read_long(r, &v);
 		if (rc != 0)
 			return rc;
 		if (p->op == PLAN_LONG) {
@@ -534,8 +389,8 @@ static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bo
 		float f;
 
 		if (r->len - r->pos < 4)
-			return reject(r, "truncated float: needs 4 bytes, %zu left",
-			              r->len - r->pos);
+			return assay_ct_reject(r, "truncated float: needs 4 bytes, %zu left",
+			                       r->len - r->pos);
 		memcpy(&f, r->p + r->pos, 4);
 		r->pos += 4;
 		if (p->op == PLAN_FLOAT) {
@@ -549,8 +404,8 @@ static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bo
 	}
 	case PLAN_DOUBLE:
 		if (r->len - r->pos < 8)
-			return reject(r, "truncated double: needs 8 bytes, %zu left",
-			              r->len - r->pos);
+			return assay_ct_reject(r, "truncated double: needs 8 bytes, %zu left",
+			                       r->len - r->pos);
 		memcpy(dst, r->p + r->pos, 8);
 		r->pos += 8;
 		return 0;
@@ -561,7 +416,7 @@ static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bo
 		size_t n;
 		bool utf8 = p->op == PLAN_STRING_BYTES || avro_typeof(p->writer) == AVRO_STRING;
 
-		rc = read_blob(r, utf8, &s, &n);
+		rc = assay_ct_read_blob(r, utf8, &s, &n);
 		if (rc != 0)
 			return rc;
 		if (p->op == PLAN_STRING) {
@@ -577,19 +432,15 @@ static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bo
 	}
 	case PLAN_ENUM: {
 		size_t start = r->pos;
-		int32_t idx;
+		int32_t idx, w;
 
-		rc = read_int(r, "enum index", &v);
+		rc = assay_ct_read_enum(r, p->nenum, avro_schema_name(p->writer), &w);
 		if (rc != 0)
 			return rc;
-		if (v < 0 || v >= p->nenum) {
-			r->pos = start;
-			return reject(r, "enum index %lld out of range: %s has %d symbols",
-			              (long long)v, avro_schema_name(p->writer), p->nenum);
-		}
+		v = w;
 		if (p->enum_map[v] < 0) {
 			r->pos = start;
-			return reject(
+			return assay_ct_reject(
 			        r, "enum symbol %s is not in the reader's %s, which has no default",
 			        avro_schema_enum_get(p->writer, (int)v), p->reader->name);
 		}
@@ -603,16 +454,9 @@ static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bo
 	case PLAN_MAP:
 		return exec_blocks(r, p, dst, depth);
 	case PLAN_UNION: {
-		size_t start = r->pos;
-
-		rc = read_int(r, "union branch index", &v);
+		rc = assay_ct_read_branch(r, p->nbranches, &v);
 		if (rc != 0)
 			return rc;
-		if (v < 0 || (uint64_t)v >= p->nbranches) {
-			r->pos = start;
-			return reject(r, "union branch index %lld out of range: %zu branches",
-			              (long long)v, p->nbranches);
-		}
 		if (p->branches[v] == NULL) { /* null into an optional field */
 			*present = false;
 			return 0;
@@ -620,9 +464,9 @@ static int exec(struct rd *r, const struct assay_plan *p, unsigned char *dst, bo
 		return exec(r, p->branches[v], dst, present, depth + 1);
 	}
 	case PLAN_FAIL:
-		return reject(r, "%s", p->why);
+		return assay_ct_reject(r, "%s", p->why);
 	}
-	return reject(r, "unknown plan op %d", (int)p->op);
+	return assay_ct_reject(r, "unknown plan op %d", (int)p->op);
 }
 
 int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type *type,
@@ -631,8 +475,10 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
 {
 	const unsigned char *f = frame;
 	const struct plan_entry *e = NULL;
-	struct rd r;
-	int32_t id;
+	struct assay_ct_reader r;
+	char why[256];
+	size_t limit;
+	int32_t id, own;
 	int rc;
 
 	memset(out, 0, type->size);
@@ -651,12 +497,7 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
 		                  "decode: wrong magic byte 0x%02x", f[0]);
 	id = (int32_t)((uint32_t)f[1] << 24 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 8 |
 	               (uint32_t)f[4]);
-	rc = plan_for(cx, type, id, &e, errstr, errstr_size);
-	if (rc != 0)
-		return rc;
-	if (e->plan == NULL)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size, "decode: %s", e->why);
-	r = (struct rd){
+	r = (struct assay_ct_reader){
 	        .p = f + ASSAY_CODEC_HEADER_SIZE,
 	        .len = len - ASSAY_CODEC_HEADER_SIZE,
 	        .arena = arena,
@@ -664,12 +505,23 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
 	        .errstr = errstr,
 	        .errstr_size = errstr_size,
 	};
-	rc = exec(&r, e->plan, out, NULL, 0);
+	if (cx->generated && type->read != NULL &&
+	    assay_contract_own_id(cx, type, &own, &limit, why, sizeof(why)) == 0 && own == id) {
+		rc = type->read(&r, out); /* the reader's own schema: generated code */
+	} else {
+		rc = plan_for(cx, type, id, &e, errstr, errstr_size);
+		if (rc != 0)
+			return rc;
+		if (e->plan == NULL)
+			return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size, "decode: %s",
+			                  e->why);
+		rc = exec(&r, e->plan, out, NULL, 0);
+	}
 	if (rc != 0)
 		return rc;
 	r.field = NULL;
 	if (r.pos != r.len)
-		return reject(&r, "trailing bytes: %zu after the value", r.len - r.pos);
+		return assay_ct_reject(&r, "trailing bytes: %zu after the value", r.len - r.pos);
 	return 0;
 }
 

@@ -20,6 +20,9 @@
  *   array: struct { T *items; size_t count; }; map: struct { struct assay_str *keys;
  *   T *values; size_t count; } (entries in wire order); ["null", T]: bool has_<field> + T <field>.
  *
+ * Frames written with the reader's own schema (the codec's embedded schema of that name) are
+ * read by straight-line code avrogen generates from the .avsc; others by a plan:
+ *
  * Writer schemas. A frame names its writer schema by registry id. The first frame of a
  * (writer id, reader type) pair compiles a resolution plan (Avro's schema resolution: fields
  * matched by name, writer-only fields skipped, reader-only fields given the default from the
@@ -83,6 +86,8 @@ struct assay_ct_default {
 };
 
 struct assay_ct_field;
+struct assay_ct_reader;
+struct assay_ct_writer;
 
 /* What the generator knows of a type; all generated descriptors are const and static. */
 struct assay_ct_type {
@@ -99,6 +104,10 @@ struct assay_ct_type {
 	int default_symbol; /* the enum's "default" (Avro 1.9), -1 for none */
 	/* array items, map values */
 	const struct assay_ct_type *items;
+	/* a top-level record: avrogen's straight-line code for frames of its own schema
+	 * (assay_contract_io.h); NULL elsewhere */
+	int (*read)(struct assay_ct_reader *r, void *out);
+	int (*write)(struct assay_ct_writer *w, const void *in);
 };
 
 struct assay_ct_field {
@@ -132,6 +141,11 @@ struct assay_contracts;
  * memory runs out. */
 struct assay_contracts *assay_contracts_new(struct assay_codec *codec, char *errstr,
                                             size_t errstr_size);
+
+/* For tests and benchmarks: with on false, decoding and encoding walk the descriptors and
+ * plans even where generated straight-line code exists (on by default). */
+void assay_contracts_set_generated(struct assay_contracts *cx, bool on);
+bool assay_contract_generated(const struct assay_contracts *cx);
 
 /* Frees cx and its plans; cx may be NULL. */
 void assay_contracts_destroy(struct assay_contracts *cx);

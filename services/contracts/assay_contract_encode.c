@@ -6,18 +6,13 @@
  * branch 1 and the value.
  */
 #include "assay_contract.h"
+#include "assay_contract_io.h"
 #include "assay_contract_plan.h"
 
 #include "assay_err.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-struct wr {
-	struct assay_contract_buf *buf;
-	char *errstr;
-	size_t errstr_size;
-};
 
 void assay_contract_buf_init(struct assay_contract_buf *buf)
 {
@@ -30,73 +25,11 @@ void assay_contract_buf_release(struct assay_contract_buf *buf)
 	assay_contract_buf_init(buf);
 }
 
-/* Room for n more bytes. */
-static int reserve(struct wr *w, size_t n)
-{
-	struct assay_contract_buf *b = w->buf;
-	size_t cap = b->cap ? b->cap : 256;
-	unsigned char *p;
+static int write_value(struct assay_ct_writer *w, const struct assay_ct_type *t,
+                       const unsigned char *src, const char *field);
 
-	if (b->cap - b->len >= n)
-		return 0;
-	if (n > SIZE_MAX / 4 - b->len)
-		return assay_errf(ASSAY_ERR_FATAL, w->errstr, w->errstr_size,
-		                  "encode: message too large");
-	while (cap - b->len < n)
-		cap *= 2;
-	p = realloc(b->data, cap);
-	if (p == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, w->errstr, w->errstr_size,
-		                  "encode: out of memory");
-	b->data = p;
-	b->cap = cap;
-	return 0;
-}
-
-/* A zigzag varint (room for 10 bytes reserved by the caller). */
-static void put_long(struct wr *w, int64_t v)
-{
-	uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-	unsigned char *p = w->buf->data + w->buf->len;
-
-	while (z >= 0x80) {
-		*p++ = (unsigned char)(z | 0x80);
-		z >>= 7;
-	}
-	*p++ = (unsigned char)z;
-	w->buf->len = (size_t)(p - w->buf->data);
-}
-
-static int write_long(struct wr *w, int64_t v)
-{
-	int rc = reserve(w, 10);
-
-	if (rc == 0)
-		put_long(w, v);
-	return rc;
-}
-
-static int write_blob(struct wr *w, const void *p, size_t n, const char *field)
-{
-	int rc;
-
-	if (p == NULL && n > 0)
-		return assay_errf(ASSAY_ERR_FATAL, w->errstr, w->errstr_size,
-		                  "encode: field %s: NULL view of %zu bytes", field, n);
-	rc = reserve(w, 10 + n);
-	if (rc != 0)
-		return rc;
-	put_long(w, (int64_t)n);
-	if (n > 0)
-		memcpy(w->buf->data + w->buf->len, p, n);
-	w->buf->len += n;
-	return 0;
-}
-
-static int write_value(struct wr *w, const struct assay_ct_type *t, const unsigned char *src,
-                       const char *field);
-
-static int write_record(struct wr *w, const struct assay_ct_type *t, const unsigned char *src)
+static int write_record(struct assay_ct_writer *w, const struct assay_ct_type *t,
+                        const unsigned char *src)
 {
 	int rc;
 
@@ -107,7 +40,7 @@ static int write_record(struct wr *w, const struct assay_ct_type *t, const unsig
 			bool present;
 
 			memcpy(&present, src + f->present_offset, sizeof(present));
-			rc = write_long(w, present ? 1 : 0);
+			rc = assay_ct_write_long(w, present ? 1 : 0);
 			if (rc != 0)
 				return rc;
 			if (!present)
@@ -120,8 +53,8 @@ static int write_record(struct wr *w, const struct assay_ct_type *t, const unsig
 	return 0;
 }
 
-static int write_value(struct wr *w, const struct assay_ct_type *t, const unsigned char *src,
-                       const char *field)
+static int write_value(struct assay_ct_writer *w, const struct assay_ct_type *t,
+                       const unsigned char *src, const char *field)
 {
 	int rc;
 
@@ -132,42 +65,34 @@ static int write_value(struct wr *w, const struct assay_ct_type *t, const unsign
 		bool v;
 
 		memcpy(&v, src, sizeof(v));
-		rc = reserve(w, 1);
-		if (rc == 0)
-			w->buf->data[w->buf->len++] = v ? 1 : 0;
-		return rc;
+		return assay_ct_write_bool(w, v);
 	}
 	case ASSAY_CT_INT: {
 		int32_t v;
 
 		memcpy(&v, src, sizeof(v));
-		return write_long(w, v);
+		return assay_ct_write_long(w, v);
 	}
 	case ASSAY_CT_LONG: {
 		int64_t v;
 
 		memcpy(&v, src, sizeof(v));
-		return write_long(w, v);
+		return assay_ct_write_long(w, v);
 	}
 	case ASSAY_CT_FLOAT:
 	case ASSAY_CT_DOUBLE:
-		rc = reserve(w, t->size);
-		if (rc == 0) {
-			memcpy(w->buf->data + w->buf->len, src, t->size);
-			w->buf->len += t->size;
-		}
-		return rc;
+		return assay_ct_write_raw(w, src, t->size);
 	case ASSAY_CT_STRING: {
 		struct assay_str s;
 
 		memcpy(&s, src, sizeof(s));
-		return write_blob(w, s.s, s.len, field);
+		return assay_ct_write_blob(w, s.s, s.len, field);
 	}
 	case ASSAY_CT_BYTES: {
 		struct assay_bytes b;
 
 		memcpy(&b, src, sizeof(b));
-		return write_blob(w, b.p, b.len, field);
+		return assay_ct_write_blob(w, b.p, b.len, field);
 	}
 	case ASSAY_CT_ENUM: {
 		int32_t v;
@@ -177,7 +102,7 @@ static int write_value(struct wr *w, const struct assay_ct_type *t, const unsign
 			return assay_errf(ASSAY_ERR_FATAL, w->errstr, w->errstr_size,
 			                  "encode: field %s: %d is not a symbol of %s", field,
 			                  (int)v, t->name);
-		return write_long(w, v);
+		return assay_ct_write_long(w, v);
 	}
 	case ASSAY_CT_RECORD:
 		return write_record(w, t, src);
@@ -201,13 +126,13 @@ static int write_value(struct wr *w, const struct assay_ct_type *t, const unsign
 			                  "encode: field %s: NULL %s of %zu items", field,
 			                  map ? "map" : "array", count);
 		if (count > 0) {
-			rc = write_long(w, (int64_t)count);
+			rc = assay_ct_write_long(w, (int64_t)count);
 			if (rc != 0)
 				return rc;
 		}
 		for (size_t i = 0; i < count; i++) {
 			if (map) {
-				rc = write_blob(w, keys[i].s, keys[i].len, field);
+				rc = assay_ct_write_blob(w, keys[i].s, keys[i].len, field);
 				if (rc != 0)
 					return rc;
 			}
@@ -215,7 +140,7 @@ static int write_value(struct wr *w, const struct assay_ct_type *t, const unsign
 			if (rc != 0)
 				return rc;
 		}
-		return write_long(w, 0);
+		return assay_ct_write_long(w, 0);
 	}
 	}
 	return assay_errf(ASSAY_ERR_FATAL, w->errstr, w->errstr_size, "encode: unknown kind %d",
@@ -226,7 +151,7 @@ int assay_contract_encode(struct assay_contracts *cx, const struct assay_ct_type
                           const void *in, struct assay_contract_buf *buf, char *errstr,
                           size_t errstr_size)
 {
-	struct wr w = {.buf = buf, .errstr = errstr, .errstr_size = errstr_size};
+	struct assay_ct_writer w = {.buf = buf, .errstr = errstr, .errstr_size = errstr_size};
 	size_t limit;
 	int32_t id;
 	int rc;
@@ -236,7 +161,7 @@ int assay_contract_encode(struct assay_contracts *cx, const struct assay_ct_type
 	if (rc != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "encode: %s is not a schema of the codec", type->name);
-	rc = reserve(&w, ASSAY_CODEC_HEADER_SIZE);
+	rc = assay_ct_reserve(&w, ASSAY_CODEC_HEADER_SIZE);
 	if (rc != 0)
 		return rc;
 	buf->data[0] = ASSAY_CODEC_MAGIC;
@@ -245,7 +170,10 @@ int assay_contract_encode(struct assay_contracts *cx, const struct assay_ct_type
 	buf->data[3] = (unsigned char)((uint32_t)id >> 8);
 	buf->data[4] = (unsigned char)id;
 	buf->len = ASSAY_CODEC_HEADER_SIZE;
-	rc = write_record(&w, type, in);
+	if (assay_contract_generated(cx) && type->write != NULL)
+		rc = type->write(&w, in); /* generated straight-line code */
+	else
+		rc = write_record(&w, type, in);
 	if (rc != 0) {
 		buf->len = 0;
 		return rc;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 struct check {
 	const uint8_t *p;
@@ -97,6 +98,18 @@ size_t assay_avro_utf8_bad_at(const uint8_t *s, size_t len, bool *nul)
 		uint8_t lo = 0x80, hi = 0xbf;
 		size_t n;
 
+		/* eight ASCII bytes at a time: no byte with its high bit set and none zero (the
+		 * high bit of (b | 0x80) - 1 is clear only for b = 0 or 0x80; no borrows) */
+		if (len - i >= 8) {
+			const uint64_t high = 0x8080808080808080ULL, ones = 0x0101010101010101ULL;
+			uint64_t w;
+
+			memcpy(&w, s + i, 8);
+			if (((w | ~((w | high) - ones)) & high) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 		if (b == 0) {
 			*nul = true;
 			return i;

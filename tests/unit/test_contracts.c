@@ -2,8 +2,8 @@
  * The generated contracts (services/contracts, tools/avrogen) against avro-c, for EVERY schema
  * in schemas/, over an in-memory registry:
  *   - a value avro-c encodes (every field set, then every union null) decodes with the
- *     generated decoder to a struct equal field by field to avro-c's own decoding, and the
- *     generated encoder writes exactly avro-c's bytes back;
+ *     generated code and with the descriptor/plan walk to a struct equal field by field to
+ *     avro-c's own decoding, and both encoders write exactly avro-c's bytes back;
  *   - every truncation of such a frame is refused, and thousands of seeded mutations are
  *     refused exactly when the codec refuses them, decoding alike otherwise (frames are
  *     exact-size copies, so ASan sees any over-read);
@@ -253,34 +253,45 @@ static void avroc_frame(struct fixture *f, const struct assay_ct_type *root, uns
 	avro_value_decref(&v);
 }
 
-/* Decodes frame with both paths: the codec's rc; when it accepts, our decoding must be equal
- * and re-encode to avro-c's re-encoding; when it refuses, ours must refuse too. */
+/* Decodes frame with avro-c (the codec) and with the contracts, both the generated code and
+ * the descriptor/plan walk: when the codec accepts, each decoding must equal avro-c's field by
+ * field; when it refuses, each must refuse too. */
 static void check_both(struct fixture *f, const struct assay_ct_type *root, const void *frame,
                        size_t len)
 {
 	struct assay_decoded d;
-	char e1[256] = "", e2[256] = "";
+	char e1[256] = "";
 	unsigned char *out = malloc(root->size);
 	int rc1 = assay_codec_decode(f->codec, frame, len, &d, e1, sizeof(e1));
-	int rc2;
 
 	assert_non_null(out);
-	assay_arena_reset(&f->arena);
-	rc2 = assay_contract_decode(f->cx, root, frame, len, &f->arena, out, e2, sizeof(e2));
-	if (rc1 != 0) {
-		if (rc2 == 0)
-			fail_msg("%s: codec refuses (%s), generated decoder accepts", root->name,
-			         e1);
-		assert_int_equal(rc2, ASSAY_ERR_REJECT);
-		assert_true(e2[0] != '\0');
-		f->refused++;
-	} else {
-		if (rc2 != 0)
-			fail_msg("%s: codec accepts, generated decoder refuses: %s", root->name,
-			         e2);
-		compare_value(&d.value, root, out);
+	for (int generated = 1; generated >= 0; generated--) {
+		char e2[256] = "";
+		int rc2;
+
+		assay_contracts_set_generated(f->cx, generated);
+		assay_arena_reset(&f->arena);
+		rc2 = assay_contract_decode(f->cx, root, frame, len, &f->arena, out, e2,
+		                            sizeof(e2));
+		if (rc1 != 0) {
+			if (rc2 == 0)
+				fail_msg("%s: codec refuses (%s), %s decoder accepts", root->name,
+				         e1, generated ? "generated" : "plan");
+			assert_int_equal(rc2, ASSAY_ERR_REJECT);
+			assert_true(e2[0] != '\0');
+		} else {
+			if (rc2 != 0)
+				fail_msg("%s: codec accepts, %s decoder refuses: %s", root->name,
+				         generated ? "generated" : "plan", e2);
+			compare_value(&d.value, root, out);
+		}
+	}
+	assay_contracts_set_generated(f->cx, true);
+	if (rc1 == 0) {
 		assay_decoded_release(&d);
 		f->accepted++;
+	} else {
+		f->refused++;
 	}
 	free(out);
 }
@@ -305,16 +316,21 @@ static void test_every_schema_round_trip(void **state)
 			assert_non_null(out);
 			avroc_frame(f, root, seed, seed == 8, &frame, &len);
 			check_both(f, root, frame, len);
-			assay_arena_reset(&f->arena);
-			if (assay_contract_decode(f->cx, root, frame, len, &f->arena, out, errstr,
-			                          sizeof(errstr)) != 0)
-				fail_msg("%s: %s", root->name, errstr);
-			if (assay_contract_encode(f->cx, root, out, &f->buf, errstr,
-			                          sizeof(errstr)) != 0)
-				fail_msg("%s: %s", root->name, errstr);
-			if (f->buf.len != len || memcmp(f->buf.data, frame, len) != 0)
-				fail_msg("%s seed %u: generated encoding differs from avro-c's",
-				         root->name, seed);
+			for (int generated = 1; generated >= 0; generated--) {
+				assay_contracts_set_generated(f->cx, generated);
+				assay_arena_reset(&f->arena);
+				if (assay_contract_decode(f->cx, root, frame, len, &f->arena, out,
+				                          errstr, sizeof(errstr)) != 0)
+					fail_msg("%s: %s", root->name, errstr);
+				if (assay_contract_encode(f->cx, root, out, &f->buf, errstr,
+				                          sizeof(errstr)) != 0)
+					fail_msg("%s: %s", root->name, errstr);
+				if (f->buf.len != len || memcmp(f->buf.data, frame, len) != 0)
+					fail_msg("%s seed %u: %s encoding differs from avro-c's",
+					         root->name, seed,
+					         generated ? "generated" : "plan");
+			}
+			assay_contracts_set_generated(f->cx, true);
 			free(out);
 			free(frame);
 		}
