@@ -94,6 +94,19 @@ int assay_ct_read_double(struct assay_ct_reader *r, double *out)
 	return 0;
 }
 
+int assay_ct_check_utf8(struct assay_ct_reader *r, size_t n)
+{
+	bool nul;
+	size_t bad = assay_avro_utf8_bad_at(r->p + r->pos, n, &nul);
+
+	if (bad == n)
+		return 0;
+	r->pos += bad;
+	if (nul)
+		return assay_ct_reject(r, "string contains a nul byte");
+	return assay_ct_reject(r, "invalid utf-8 in string");
+}
+
 int assay_ct_read_blob(struct assay_ct_reader *r, bool utf8, const uint8_t **s, size_t *n)
 {
 	const char *what = utf8 ? "string" : "bytes";
@@ -108,17 +121,8 @@ int assay_ct_read_blob(struct assay_ct_reader *r, bool utf8, const uint8_t **s, 
 	if ((uint64_t)len > r->len - r->pos)
 		return assay_ct_reject(r, "truncated %s: needs %lld bytes, %zu left", what,
 		                       (long long)len, r->len - r->pos);
-	if (utf8) {
-		bool nul;
-		size_t bad = assay_avro_utf8_bad_at(r->p + r->pos, (size_t)len, &nul);
-
-		if (bad != (size_t)len) {
-			r->pos += bad;
-			if (nul)
-				return assay_ct_reject(r, "string contains a nul byte");
-			return assay_ct_reject(r, "invalid utf-8 in string");
-		}
-	}
+	if (utf8 && (rc = assay_ct_check_utf8(r, (size_t)len)) != 0)
+		return rc;
 	*s = r->p + r->pos;
 	*n = (size_t)len;
 	r->pos += (size_t)len;

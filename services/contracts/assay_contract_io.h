@@ -75,11 +75,28 @@ int assay_ct_read_double(struct assay_ct_reader *r, double *out);
 /* A string (UTF-8 without NUL checked when utf8) or bytes value as a view. */
 int assay_ct_read_blob(struct assay_ct_reader *r, bool utf8, const uint8_t **s, size_t *n);
 
+/* The UTF-8 check of strings (assay_avro_utf8_bad_at), refusing with its message. */
+int assay_ct_check_utf8(struct assay_ct_reader *r, size_t n);
+
 static inline int assay_ct_read_str(struct assay_ct_reader *r, struct assay_str *out)
 {
 	const uint8_t *s;
-	int rc = assay_ct_read_blob(r, true, &s, &out->len);
+	int rc;
 
+	/* a one-byte non-negative length (under 64 bytes) that fits: the common case */
+	if (r->pos < r->len && (r->p[r->pos] & 0x81) == 0 &&
+	    (size_t)(r->p[r->pos] >> 1) < r->len - r->pos) {
+		size_t n = r->p[r->pos] >> 1;
+
+		r->pos++;
+		if (n > 0 && (rc = assay_ct_check_utf8(r, n)) != 0)
+			return rc;
+		out->s = (const char *)r->p + r->pos;
+		out->len = n;
+		r->pos += n;
+		return 0;
+	}
+	rc = assay_ct_read_blob(r, true, &s, &out->len);
 	out->s = (const char *)s;
 	return rc;
 }
@@ -172,6 +189,15 @@ int assay_ct_write_blob(struct assay_ct_writer *w, const void *p, size_t n, cons
 static inline int assay_ct_write_str(struct assay_ct_writer *w, const struct assay_str *s,
                                      const char *field)
 {
+	struct assay_contract_buf *b = w->buf;
+
+	/* under 64 bytes with room: a one-byte length and the bytes */
+	if (s->len < 64 && s->s != NULL && b->cap - b->len > 64) {
+		b->data[b->len++] = (unsigned char)(s->len << 1);
+		memcpy(b->data + b->len, s->s, s->len);
+		b->len += s->len;
+		return 0;
+	}
 	return assay_ct_write_blob(w, s->s, s->len, field);
 }
 
