@@ -80,20 +80,28 @@ int assay_ct_check_utf8(struct assay_ct_reader *r, size_t n);
 
 static inline int assay_ct_read_str(struct assay_ct_reader *r, struct assay_str *out)
 {
-	const uint8_t *s;
+	const uint8_t *p = r->p, *s;
+	size_t pos = r->pos, left = r->len - pos, n;
 	int rc;
 
-	/* a one-byte non-negative length (under 64 bytes) that fits: the common case */
-	if (r->pos < r->len && (r->p[r->pos] & 0x81) == 0 &&
-	    (size_t)(r->p[r->pos] >> 1) < r->len - r->pos) {
-		size_t n = r->p[r->pos] >> 1;
-
-		r->pos++;
+	/* a length of one or two bytes (under 8 KiB), non-negative, that fits: the common case */
+	if (left >= 1 && p[pos] < 0x80) {
+		n = p[pos];
+		pos += 1;
+	} else if (left >= 2 && p[pos + 1] < 0x80) {
+		n = (size_t)(p[pos] & 0x7f) | (size_t)p[pos + 1] << 7;
+		pos += 2;
+	} else {
+		n = 1; /* the general case below */
+	}
+	if ((n & 1) == 0 && (n >> 1) <= r->len - pos) {
+		n >>= 1;
+		r->pos = pos;
 		if (n > 0 && (rc = assay_ct_check_utf8(r, n)) != 0)
 			return rc;
-		out->s = (const char *)r->p + r->pos;
+		out->s = (const char *)p + pos;
 		out->len = n;
-		r->pos += n;
+		r->pos = pos + n;
 		return 0;
 	}
 	rc = assay_ct_read_blob(r, true, &s, &out->len);
