@@ -18,7 +18,8 @@
  *   string struct assay_str and bytes struct assay_bytes: views (pointer + length, NOT
  *   NUL-terminated) into the decoded frame; enum: a C enum; record: a nested struct;
  *   array: struct { T *items; size_t count; }; map: struct { struct assay_str *keys;
- *   T *values; size_t count; } (entries in wire order); ["null", T]: bool has_<field> + T <field>.
+ *   T *values; size_t count; } (entries in wire order, a repeated key kept);
+ *   ["null", T]: bool has_<field> + T <field>.
  *
  * Frames written with the reader's own schema (the codec's embedded schema of that name) are
  * read by straight-line code avrogen generates from the .avsc; others by a plan:
