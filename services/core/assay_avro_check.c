@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 struct check {
 	const uint8_t *p;
@@ -121,6 +122,13 @@ static avro_schema_t resolve(avro_schema_t schema)
 	while (is_avro_link(schema))
 		schema = avro_schema_link_target(schema);
 	return schema;
+}
+
+static uint64_t min_size(avro_schema_t schema, int depth);
+
+uint64_t assay_avro_min_size(avro_schema_t schema)
+{
+	return min_size(schema, 0);
 }
 
 /* The fewest bytes a value of schema can take (0 for null, an empty record, fixed(0)). */
@@ -312,6 +320,25 @@ static int check_value(struct check *c, avro_schema_t schema, int depth)
 	default:
 		return reject(c, "unsupported avro type %d", (int)avro_typeof(schema));
 	}
+}
+
+int assay_avro_check_at(avro_schema_t schema, const void *body, size_t len, size_t *pos, int depth,
+                        size_t *empty_items, const char *field, char *errstr, size_t errstr_size)
+{
+	struct check c = {
+	        .p = body,
+	        .len = len,
+	        .pos = *pos,
+	        .empty_items = *empty_items,
+	        .field = field,
+	        .errstr = errstr,
+	        .errstr_size = errstr_size,
+	};
+	int rc = check_value(&c, schema, depth);
+
+	*pos = c.pos;
+	*empty_items = c.empty_items;
+	return rc;
 }
 
 int assay_avro_check(avro_schema_t schema, const void *body, size_t len, char *errstr,

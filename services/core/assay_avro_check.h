@@ -10,7 +10,9 @@
 #define ASSAY_AVRO_CHECK_H
 
 #include <avro.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Nesting of records, arrays, maps and unions deeper than this is refused. */
 #define ASSAY_AVRO_MAX_DEPTH 64
@@ -31,5 +33,17 @@
  * Returns 0 or ASSAY_ERR_REJECT. Thread-safe; allocates nothing. */
 int assay_avro_check(avro_schema_t schema, const void *body, size_t len, char *errstr,
                      size_t errstr_size);
+
+/* Checks one value of schema starting at body[*pos] (trailing bytes allowed) as assay_avro_check
+ * does, for a reader that skips values of a writer's schema: depth is the nesting depth of the
+ * value, *empty_items the zero-size items counted so far in this body (updated), field the
+ * record field named in messages (may be NULL). Moves *pos past the value on success (and to
+ * the bad byte on failure). Returns 0 or ASSAY_ERR_REJECT. Thread-safe; allocates nothing. */
+int assay_avro_check_at(avro_schema_t schema, const void *body, size_t len, size_t *pos, int depth,
+                        size_t *empty_items, const char *field, char *errstr, size_t errstr_size);
+
+/* The fewest bytes a value of schema can take on the wire (0 for null, an empty record,
+ * fixed(0)); what a block of n items needs at least is n times this. */
+uint64_t assay_avro_min_size(avro_schema_t schema);
 
 #endif

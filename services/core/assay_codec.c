@@ -299,6 +299,11 @@ int assay_codec_encode(struct assay_codec *codec, const struct assay_schema *s, 
 	return 0;
 }
 
+size_t assay_codec_max_message_bytes(const struct assay_codec *codec)
+{
+	return codec->max_message_bytes;
+}
+
 int assay_codec_decode(struct assay_codec *codec, const void *buf, size_t len,
                        struct assay_decoded *out, char *errstr, size_t errstr_size)
 {

@@ -51,6 +51,9 @@ struct assay_decoded {
 struct assay_codec *assay_codec_new(struct assay_registry *reg, size_t max_message_bytes,
                                     char *errstr, size_t errstr_size);
 
+/* The limit given to assay_codec_new (0 = none). */
+size_t assay_codec_max_message_bytes(const struct assay_codec *codec);
+
 /* Frees codec and all its schemas. codec may be NULL. */
 void assay_codec_destroy(struct assay_codec *codec);
 

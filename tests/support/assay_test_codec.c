@@ -5,6 +5,7 @@
 #include "assay_test_codec.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #define FILL_MAX_DEPTH 6
 
@@ -163,6 +164,66 @@ void assay_test_null_unset_unions(avro_value_t *value)
 				assert_int_equal(avro_value_set_null(&child), 0);
 				break;
 			}
+		break;
+	default:
+		break;
+	}
+}
+
+void assay_test_avroc_frame(int32_t id, avro_value_t *value, void **frame, size_t *len)
+{
+	size_t cap = 1 << 20;
+	unsigned char *buf = malloc(cap);
+	avro_writer_t w;
+	int64_t n;
+
+	assert_non_null(buf);
+	w = avro_writer_memory((const char *)buf + 5, (int64_t)(cap - 5));
+	assert_non_null(w);
+	if (avro_value_write(w, value) != 0) {
+		avro_writer_free(w);
+		free(buf);
+		fail_msg("avro_value_write: %s", avro_strerror());
+	}
+	n = avro_writer_tell(w);
+	avro_writer_free(w);
+	buf[0] = 0;
+	buf[1] = (unsigned char)((uint32_t)id >> 24);
+	buf[2] = (unsigned char)((uint32_t)id >> 16);
+	buf[3] = (unsigned char)((uint32_t)id >> 8);
+	buf[4] = (unsigned char)id;
+	*len = 5 + (size_t)n;
+	*frame = realloc(buf, *len);
+	assert_non_null(*frame);
+}
+
+void assay_test_null_every_union(avro_value_t *value)
+{
+	avro_schema_t schema = resolve(avro_value_get_schema(value));
+	size_t n = 0;
+
+	switch (avro_value_get_type(value)) {
+	case AVRO_UNION:
+		for (size_t b = 0; b < avro_schema_union_size(schema); b++) {
+			avro_value_t branch;
+
+			if (avro_typeof(avro_schema_union_branch(schema, (int)b)) != AVRO_NULL)
+				continue;
+			assert_int_equal(avro_value_set_branch(value, (int)b, &branch), 0);
+			assert_int_equal(avro_value_set_null(&branch), 0);
+			return;
+		}
+		break;
+	case AVRO_RECORD:
+	case AVRO_ARRAY:
+	case AVRO_MAP:
+		assert_int_equal(avro_value_get_size(value, &n), 0);
+		for (size_t i = 0; i < n; i++) {
+			avro_value_t item;
+
+			assert_int_equal(avro_value_get_by_index(value, i, &item, NULL), 0);
+			assay_test_null_every_union(&item);
+		}
 		break;
 	default:
 		break;

@@ -7,6 +7,8 @@
 #define ASSAY_TEST_CODEC_H
 
 #include <avro.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /*
  * Fills value (a fresh generic value, borrowed) by walking its schema: strings (with non-ASCII
@@ -24,5 +26,17 @@ void assay_test_fill_value(avro_value_t *value, unsigned seed);
  * borrowed. Fails the current cmocka test when avro-c refuses a step.
  */
 void assay_test_null_unset_unions(avro_value_t *value);
+
+/*
+ * avro-c's framed encoding of value (borrowed) with registry id id, written by avro_value_write
+ * (not assay_codec_encode, whose avro_value_sizeof miscounts some values) into *frame, a
+ * malloc'd buffer of exactly *len bytes (so ASan sees any over-read; the caller frees). Fails
+ * the current cmocka test when avro-c refuses the value or it exceeds 1 MiB.
+ */
+void assay_test_avroc_frame(int32_t id, avro_value_t *value, void **frame, size_t *len);
+
+/* Switches every union in value (records, arrays and maps walked) that has a null branch to
+ * it. Fails the current cmocka test when avro-c refuses a step. */
+void assay_test_null_every_union(avro_value_t *value);
 
 #endif
