@@ -1,7 +1,7 @@
 /*
  * Nanoseconds per message through the Avro paths of this build, on the embedded schemas over an
  * in-memory registry (no stack needed):
- *   - the generated contracts (services/contracts): decode and encode of EvidenceSubmitted and
+ *   - the generated contracts (services/domain/contracts): decode and encode of EvidenceSubmitted and
  *     EvidenceAccepted (the decode includes resetting its arena);
  *   - intake's hand-written EvidenceSubmitted decoder and EvidenceAccepted encoder
  *     (services/intake/intake_avro.c), on the same frames;

@@ -1,5 +1,5 @@
 /*
- * The per-batch arena (services/core/assay_arena.h): alignment, many small and a few large
+ * The per-batch arena (services/core/include/assay/assay_arena.h): alignment, many small and a few large
  * allocations, reset keeping one block and reusing it, release, and overflow refusal. ASan
  * reports any allocation that outlives release or overlaps another.
  */

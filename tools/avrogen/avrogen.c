@@ -5,7 +5,7 @@
  *
  * For each schema file <name>.avsc it writes <out-dir>/contract_<name>.h and .c: a C struct
  * per record, a C enum per enum (with _name and _parse), a const descriptor per named type for
- * the runtime in services/contracts/assay_contract.h, and for the file's top-level record
+ * the runtime in services/domain/contracts/assay_contract.h, and for the file's top-level record
  * _decode and _encode functions. A named type defined (identically) in several files is
  * generated once, in the first file by name, and included from there by the others. It also
  * writes contract_all.h/.c: every header, and the list of top-level descriptors for tests.

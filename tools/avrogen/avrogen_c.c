@@ -1,7 +1,7 @@
 /*
  * avrogen's C declarations and descriptors (avrogen.h): per schema file a header with the
  * structs and enums, and a source with the enum functions, the const descriptors the runtime
- * in services/contracts walks, the straight-line code (avrogen_code.c) and the _decode and
+ * in services/domain/contracts walks, the straight-line code (avrogen_code.c) and the _decode and
  * _encode entry points.
  */
 #include "avrogen.h"
