@@ -20,6 +20,7 @@
 #include "assay_catalog.h"
 #include "assay_err.h"
 #include "assay_pg.h"
+#include "assay_sha256.h"
 #include "assay_strbuf.h"
 #include "assay_vec.h"
 
@@ -97,6 +98,7 @@ struct intake {
 	struct intake_audits *audits;
 	const struct assay_schema *s_accepted, *s_rejected;
 	avro_value_t v_rejected;
+	struct assay_log_limit reject_log; /* rejection lines */
 	bool values_ready;
 	struct intake_submitted_reader reader; /* EvidenceSubmitted of intake's own schema */
 	struct intake_accepted_writer writer;
@@ -689,6 +691,82 @@ static int set_opt(avro_value_t *v, const char *field, const struct intake_str *
 	return assay_value_set_null_or_string(v, field, tmp->p);
 }
 
+/* Bytes of an EvidenceRejected beyond what it copies from the submission, with room to
+ * spare: its own fields and the event_type header. */
+#define REJECTED_SLACK_BYTES 4096
+/* What a rejection keeps of an original key or value too large to travel with it */
+#define REJECTED_PREFIX_BYTES 1024
+
+/* One line per rejection at info, rate-limited (a flood of bad input must not flood the
+ * log). */
+static void log_rejection(struct intake *in, const struct assay_msg *m, enum intake_reason reason,
+                          const char *message)
+{
+	int64_t suppressed;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (!assay_log_limit_allow(&in->reject_log,
+	                           (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &suppressed))
+		return;
+	assay_log_info(in->log, "evidence rejected",
+	               ASSAY_LF_STR("reason", intake_reason_name(reason)),
+	               ASSAY_LF_STR("message", message), ASSAY_LF_STR("topic", m->topic),
+	               ASSAY_LF_INT("partition", m->partition), ASSAY_LF_INT("offset", m->offset),
+	               ASSAY_LF_INT("suppressed", suppressed));
+}
+
+/*
+ * Emits the EvidenceRejected in v (built with the whole original key and value) for message
+ * i, exactly sized: when it does not fit the rejected topic, the submission is parked whole
+ * and the event carries the first bytes of key and value, the value's size and SHA-256 and
+ * where it is parked.
+ */
+static int emit_rejected_bounded(struct intake *in, struct assay_batch *batch, size_t i,
+                                 avro_value_t *v, char *errstr, size_t errstr_size)
+{
+	const struct assay_msg *m = assay_batch_msg(batch, i);
+	const char *topic = in->cfg->produces[1];
+	size_t room = assay_batch_room(batch, topic), len = 0;
+	size_t overhead = strlen("event_type") + strlen(in->s_rejected->full_name) + 10;
+	char where[600], sha[ASSAY_SHA256_HEX_LEN], why[128];
+	void *buf = NULL;
+	int err;
+
+	err = assay_codec_encode(in->codec, in->s_rejected, v, &buf, &len, why, sizeof(why));
+	if (err == 0 && m->key_len + len + overhead <= room) {
+		free(buf);
+		return assay_batch_emit_avro(batch, i, topic, m->key, m->key_len, in->s_rejected, v,
+		                             errstr, errstr_size);
+	}
+	free(buf);
+	if (err && err != ASSAY_ERR_REJECT)
+		return assay_errf(err, errstr, errstr_size, "encoding EvidenceRejected: %s", why);
+	err = assay_batch_park(batch, i, "EvidenceRejected too large for its topic", where,
+	                       sizeof(where));
+	if (err)
+		return assay_errf(err, errstr, errstr_size, "parking a submission failed");
+	assay_sha256_hex(m->value, m->value_len, sha);
+	if (m->key != NULL)
+		err |= assay_value_set_bytes(
+		        v, "original_key", m->key,
+		        m->key_len < REJECTED_PREFIX_BYTES ? m->key_len : REJECTED_PREFIX_BYTES);
+	err |= assay_value_set_bytes(v, "original_value", m->value ? m->value : "",
+	                             m->value_len < REJECTED_PREFIX_BYTES ? m->value_len
+	                                                                  : REJECTED_PREFIX_BYTES);
+	err |= assay_value_set_null_or_string(v, "original_parked", where);
+	err |= assay_value_set_null_or_string(v, "original_sha256", sha);
+	err |= assay_value_set_long(v, "original_size", (int64_t)m->value_len);
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "building EvidenceRejected failed");
+	/* the key travels as a prefix too: a key as large as the limit would not fit either */
+	return assay_batch_emit_avro(batch, i, topic, m->key,
+	                             m->key_len < REJECTED_PREFIX_BYTES ? m->key_len
+	                                                                : REJECTED_PREFIX_BYTES,
+	                             in->s_rejected, v, errstr, errstr_size);
+}
+
 static int emit_rejected(struct intake *in, struct assay_batch *batch, const struct item *it,
                          enum intake_reason reason, const char *message, const char *stored_sha256,
                          char *errstr, size_t errstr_size)
@@ -732,12 +810,21 @@ static int emit_rejected(struct intake *in, struct assay_batch *batch, const str
 		       avro_value_set_null(&x) != 0;
 	err |= assay_value_set_bytes(v, "original_value", m->value ? m->value : "", m->value_len);
 	err |= set_source(v, m);
+	err |= assay_value_set_null_or_string(v, "original_parked", NULL);
+	err |= assay_value_set_null_or_string(v, "original_sha256", NULL);
+	err |= assay_value_field(v, "original_size", AVRO_NULL, &x) != 0 ||
+	       avro_value_set_null(&x) != 0;
 	if (err)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "building EvidenceRejected failed");
 	in->n_rejected[reason]++;
-	return assay_batch_emit_avro(batch, it->msg, in->cfg->produces[1], m->key, m->key_len,
-	                             in->s_rejected, v, errstr, errstr_size);
+	log_rejection(in, m, reason, message);
+	/* the event holds the original bytes and at most as much again taken from them */
+	if (2 * (m->key_len + m->value_len) + REJECTED_SLACK_BYTES <=
+	    assay_batch_room(batch, in->cfg->produces[1]))
+		return assay_batch_emit_avro(batch, it->msg, in->cfg->produces[1], m->key,
+		                             m->key_len, in->s_rejected, v, errstr, errstr_size);
+	return emit_rejected_bounded(in, batch, it->msg, v, errstr, errstr_size);
 }
 
 /* The evidence row of an accepted item, for COPY intake_evidence. */

@@ -141,6 +141,7 @@ struct assay_test_record *assay_test_read_topic(const char *topic, const char *i
 			r->key_len = rkm->key_len;
 			r->value = copy_bytes(rkm->payload, rkm->len);
 			r->value_len = rkm->len;
+			r->value_null = rkm->payload == NULL;
 			assay_headers_init(&r->headers);
 			assert_int_equal(assay_headers_add_from_message(&r->headers, rkm), 0);
 			id = assay_headers_find(&r->headers, "event_id");

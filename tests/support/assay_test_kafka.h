@@ -46,7 +46,8 @@ struct assay_test_record {
 	size_t key_len;
 	char *value;
 	size_t value_len;
-	char *event_id; /* the event_id header, NUL-terminated, or NULL */
+	bool value_null; /* the message had a NULL value (value is "" then) */
+	char *event_id;  /* the event_id header, NUL-terminated, or NULL */
 	struct assay_headers headers;
 };
 

@@ -31,25 +31,31 @@ void assay_test_copy_handler_release(struct assay_test_copy_handler *h)
 static int copy_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
 {
 	struct assay_test_copy_handler *h = ctx;
-	char out[256];
 
 	assay_copybuf_reset(&h->rows);
 	for (size_t i = 0; i < assay_batch_count(batch); i++) {
 		struct assay_msg *m = assay_batch_msg(batch, i);
+		char *out;
 		int n, err;
 
 		if (m->dead)
 			continue;
-		if (m->value_len == 6 && memcmp(m->value, "poison", 6) == 0) {
+		if (m->value_len >= 6 && memcmp(m->value, "poison", 6) == 0) {
 			err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, "poison message");
 			if (err)
 				return err;
 			continue;
 		}
-		n = snprintf(out, sizeof(out), "out:%.*s", (int)m->value_len,
-		             (const char *)m->value);
+		out = malloc(m->value_len + 5);
+		if (out == NULL)
+			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+		memcpy(out, "out:", 4);
+		if (m->value_len)
+			memcpy(out + 4, m->value, m->value_len);
+		n = (int)m->value_len + 4;
 		err = assay_batch_emit(batch, i, h->out_topic, m->key, m->key_len, out, (size_t)n,
 		                       NULL);
+		free(out);
 		if (err)
 			return assay_errf(err, errstr, errstr_size, "emit failed");
 		assay_copybuf_str(&h->rows, m->topic);

@@ -1,8 +1,8 @@
 /*
  * A small handler for testing and benchmarking the batch loop: it copies every message into
  * the table loop_rows and emits one event per message ("out:" + value) on an output topic.
- * A message whose value is "poison" is dead-lettered by the handler (a rule it breaks); one
- * whose value is "dbreject" passes the handler but is refused by a CHECK constraint of the
+ * A message whose value starts with "poison" is dead-lettered by the handler (a rule it breaks);
+ * one whose value is "dbreject" passes the handler but is refused by a CHECK constraint of the
  * table, so the loop's database-side rejection path is exercised too.
  */
 #ifndef ASSAY_TEST_LOOP_H

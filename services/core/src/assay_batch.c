@@ -51,6 +51,37 @@ void assay_out_event_release(struct out_event *e)
 	assay_headers_release(&e->headers);
 }
 
+static int deadletter(struct assay_batch *batch, size_t i, int err_class, const char *message,
+                      bool mark_dead);
+
+size_t assay_batch_room(const struct assay_batch *batch, const char *topic)
+{
+	return assay_loop_room(batch->loop, topic);
+}
+
+/* An event that does not fit its topic: parked whole (under the sequence number it would
+ * have had) and replaced by a dead letter of its input that names it. */
+static int emit_oversized(struct assay_batch *batch, size_t i, const char *topic, const void *key,
+                          size_t key_len, const void *value, size_t value_len,
+                          struct assay_headers *headers, size_t size, size_t room)
+{
+	struct assay_msg *m = &batch->msgs[i];
+	const struct assay_header *type = assay_headers_find(headers, "event_type");
+	char why[700];
+	int err;
+
+	snprintf(why, sizeof(why),
+	         "event %.*s of %zu bytes does not fit topic %s (at most %zu); parked as seq %d",
+	         type ? (int)type->size : 0, type ? (const char *)type->value : "", size, topic,
+	         room, m->nevents);
+	err = assay_parked_add(batch, i, m->nevents, topic, key, key_len, value, value_len, headers,
+	                       why);
+	assay_headers_release(headers);
+	if (err)
+		return err;
+	return deadletter(batch, i, ASSAY_ERR_REJECT, why, false);
+}
+
 int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, const void *key,
                      size_t key_len, const void *value, size_t value_len,
                      struct assay_headers *headers)
@@ -58,9 +89,27 @@ int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, con
 	struct assay_msg *m = &batch->msgs[i];
 	struct out_event *e;
 	int err = ASSAY_ERR_FATAL;
+	size_t size, room;
 
 	if (m->nevents >= ASSAY_LOOP_MAX_EVENTS_PER_MESSAGE)
 		goto fail;
+	size = key_len + value_len + assay_headers_wire_size(headers);
+	room = assay_loop_room(batch->loop, topic);
+	if (size > room) {
+		struct assay_headers none;
+
+		if (strcmp(topic, batch->loop->deadletter_topic) == 0) {
+			assay_headers_release(headers);
+			return ASSAY_ERR_FATAL; /* deadletter() bounds what it emits */
+		}
+
+		if (headers == NULL) {
+			assay_headers_init(&none);
+			headers = &none;
+		}
+		return emit_oversized(batch, i, topic, key, key_len, value, value_len, headers,
+		                      size, room);
+	}
 	if (assay_vec_reserve(&batch->events, &batch->events_cap, batch->nevents + 1,
 	                      sizeof(*batch->events)))
 		goto fail;
@@ -73,9 +122,10 @@ int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, con
 		assay_headers_init(headers);
 	}
 	e->topic = strdup(topic);
-	e->key = key_len ? malloc(key_len) : NULL;
-	e->value = value_len ? malloc(value_len) : NULL;
-	if (e->topic == NULL || (key_len && e->key == NULL) || (value_len && e->value == NULL)) {
+	/* an empty key or value stays empty (a non-NULL pointer), NULL stays NULL */
+	e->key = key ? malloc(key_len ? key_len : 1) : NULL;
+	e->value = value ? malloc(value_len ? value_len : 1) : NULL;
+	if (e->topic == NULL || (key && e->key == NULL) || (value && e->value == NULL)) {
 		assay_out_event_release(e);
 		return ASSAY_ERR_FATAL;
 	}
@@ -134,58 +184,187 @@ int assay_batch_emit_avro(struct assay_batch *batch, size_t i, const char *topic
 	return err;
 }
 
-int assay_batch_deadletter(struct assay_batch *batch, size_t i, int err_class, const char *message)
+/* Adds the dead-letter headers that describe message m and the failure. */
+static int add_dlq_headers(struct assay_headers *h, const struct assay_loop *loop,
+                           const struct assay_msg *m, int err_class, const char *message)
 {
-	struct assay_loop *loop = batch->loop;
-	struct assay_msg *m = &batch->msgs[i];
-	struct assay_headers h;
 	char num[32];
 	int err;
 
+	err = assay_headers_add_str(h, "assay.dlq.topic", m->topic);
+	snprintf(num, sizeof(num), "%" PRId32, m->partition);
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.partition", num);
+	snprintf(num, sizeof(num), "%" PRId64, m->offset);
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.offset", num);
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.stage", loop->handler.stage);
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.error.class", assay_err_name(err_class));
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.error.message", message);
+	return err;
+}
+
+/* The headers saying that only a prefix of the message travels and where the rest is. */
+static int add_parked_headers(struct assay_headers *h, const struct assay_loop *loop,
+                              const struct assay_msg *m, const char *sha256, size_t kept)
+{
+	char num[32], where[600];
+	int err;
+
+	snprintf(num, sizeof(num), "%zu", m->value_len);
+	err = assay_headers_add_str(h, "assay.dlq.value.size", num);
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.value.sha256", sha256);
+	snprintf(num, sizeof(num), "%zu", kept);
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.value.kept", num);
+	snprintf(where, sizeof(where),
+	         "assay_parked_values consumer_group=%s topic=%s partition=%" PRId32
+	         " offset=%" PRId64 " seq=-1",
+	         loop->cfg.group, m->topic, m->partition, m->offset);
+	if (!err)
+		err = assay_headers_add_str(h, "assay.dlq.parked", where);
+	return err;
+}
+
+/* A header's value as a string for a log line ("" when absent). */
+static void header_text(const rd_kafka_message_t *rkm, const char *name, char *out, size_t size)
+{
+	rd_kafka_headers_t *in;
+	const void *v;
+	size_t len;
+
+	out[0] = '\0';
+	if (rkm && rd_kafka_message_headers(rkm, &in) == 0 &&
+	    rd_kafka_header_get_last(in, name, &v, &len) == 0 && v != NULL)
+		snprintf(out, size, "%.*s", (int)(len < size ? len : size - 1), (const char *)v);
+}
+
+static void log_deadletter(struct assay_loop *loop, const struct assay_msg *m, int err_class,
+                           const char *message, bool parked)
+{
+	char event_id[128], trace_id[128];
+	int64_t suppressed;
+
+	if (!assay_log_limit_allow(&loop->dlq_log, assay_now_ms(), &suppressed))
+		return;
+	header_text(m->rkm, "event_id", event_id, sizeof(event_id));
+	header_text(m->rkm, "trace_id", trace_id, sizeof(trace_id));
+	assay_log_warn(loop->cfg.log, "message dead-lettered", ASSAY_LF_STR("topic", m->topic),
+	               ASSAY_LF_INT("partition", m->partition), ASSAY_LF_INT("offset", m->offset),
+	               ASSAY_LF_STR("event_id", event_id), ASSAY_LF_STR("trace_id", trace_id),
+	               ASSAY_LF_STR("class", assay_err_name(err_class)),
+	               ASSAY_LF_STR("error", message),
+	               ASSAY_LF_STR("deadletter_topic", loop->deadletter_topic),
+	               ASSAY_LF_STR("value", parked ? "parked" : "whole"),
+	               ASSAY_LF_INT("suppressed", suppressed));
+}
+
+/*
+ * Dead-letters message i (see assay_batch_deadletter). When the original key, value and
+ * headers would not fit the dead-letter topic, the whole message is parked and the dead
+ * letter carries a prefix, the size and the SHA-256 of the value and where it is parked.
+ * mark_dead: the message counts as dead-lettered (handlers skip it); false when it only
+ * replaces an event that does not fit.
+ */
+static int deadletter(struct assay_batch *batch, size_t i, int err_class, const char *message,
+                      bool mark_dead)
+{
+	struct assay_loop *loop = batch->loop;
+	struct assay_msg *m = &batch->msgs[i];
+	size_t room = assay_loop_room(loop, loop->deadletter_topic);
+	size_t key_len = m->key_len, value_len = m->value_len;
+	struct assay_headers h, original;
+	bool parked = false;
+	int err;
+
 	assay_headers_init(&h);
-	err = assay_headers_add_from_message(&h, m->rkm);
+	assay_headers_init(&original);
+	err = assay_headers_add_from_message(&original, m->rkm);
 	/* the dead letter carries an event id of its own; the original's is kept renamed */
-	for (size_t k = 0; !err && k < h.count; k++)
-		if (strcmp(h.items[k].name, "event_id") == 0) {
+	for (size_t k = 0; !err && k < original.count; k++)
+		if (strcmp(original.items[k].name, "event_id") == 0) {
 			char *name = strdup("assay.dlq.event_id");
 
 			if (name == NULL)
 				err = ASSAY_ERR_FATAL;
 			else {
-				free(h.items[k].name);
-				h.items[k].name = name;
+				free(original.items[k].name);
+				original.items[k].name = name;
 			}
 		}
+	for (size_t k = 0; !err && k < original.count; k++)
+		err = assay_headers_add(&h, original.items[k].name, original.items[k].value,
+		                        original.items[k].size);
 	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.topic", m->topic);
-	snprintf(num, sizeof(num), "%" PRId32, m->partition);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.partition", num);
-	snprintf(num, sizeof(num), "%" PRId64, m->offset);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.offset", num);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.stage", loop->handler.stage);
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.error.class", assay_err_name(err_class));
-	if (!err)
-		err = assay_headers_add_str(&h, "assay.dlq.error.message", message);
+		err = add_dlq_headers(&h, loop, m, err_class, message);
+	if (!err && key_len + value_len + assay_headers_wire_size(&h) > room) {
+		char sha[65];
+
+		parked = true;
+		err = assay_parked_add(batch, i, -1, NULL, m->key, m->key_len, m->value,
+		                       m->value_len, &original, message);
+		if (key_len > PARKED_PREFIX_BYTES)
+			key_len = PARKED_PREFIX_BYTES;
+		if (value_len > PARKED_PREFIX_BYTES)
+			value_len = PARKED_PREFIX_BYTES;
+		assay_sha256_hex(m->value, m->value_len, sha);
+		if (!err)
+			err = add_parked_headers(&h, loop, m, sha, value_len);
+		if (!err && key_len + value_len + assay_headers_wire_size(&h) > room) {
+			/* the original headers are too large themselves: they stay parked */
+			assay_headers_release(&h);
+			err = add_dlq_headers(&h, loop, m, err_class, message);
+			if (!err)
+				err = add_parked_headers(&h, loop, m, sha, value_len);
+		}
+		if (!err && key_len + value_len + assay_headers_wire_size(&h) > room)
+			key_len = value_len = 0; /* a topic smaller than any prefix */
+	}
+	assay_headers_release(&original);
 	if (err) {
 		assay_headers_release(&h);
 		return err;
 	}
-	err = assay_batch_emit(batch, i, loop->deadletter_topic, m->key, m->key_len, m->value,
-	                       m->value_len, &h);
+	err = assay_batch_emit(batch, i, loop->deadletter_topic, m->key, key_len, m->value,
+	                       value_len, &h);
 	if (err)
 		return err;
-	if (!m->dead)
+	if (mark_dead && !m->dead)
 		batch->ndead++;
-	m->dead = true;
-	assay_log_warn(loop->cfg.log, "message dead-lettered", ASSAY_LF_STR("topic", m->topic),
-	               ASSAY_LF_INT("partition", m->partition), ASSAY_LF_INT("offset", m->offset),
-	               ASSAY_LF_STR("class", assay_err_name(err_class)),
-	               ASSAY_LF_STR("error", message));
+	if (mark_dead)
+		m->dead = true;
+	log_deadletter(loop, m, err_class, message, parked);
 	return 0;
+}
+
+int assay_batch_deadletter(struct assay_batch *batch, size_t i, int err_class, const char *message)
+{
+	return deadletter(batch, i, err_class, message, true);
+}
+
+int assay_batch_park(struct assay_batch *batch, size_t i, const char *reason, char *where,
+                     size_t where_size)
+{
+	const struct assay_msg *m = &batch->msgs[i];
+	struct assay_headers original;
+	int err;
+
+	assay_headers_init(&original);
+	err = assay_headers_add_from_message(&original, m->rkm);
+	if (!err)
+		err = assay_parked_add(batch, i, -1, NULL, m->key, m->key_len, m->value,
+		                       m->value_len, &original, reason);
+	assay_headers_release(&original);
+	if (!err && where)
+		snprintf(where, where_size,
+		         "assay_parked_values consumer_group=%s topic=%s partition=%" PRId32
+		         " offset=%" PRId64 " seq=-1",
+		         batch->loop->cfg.group, m->topic, m->partition, m->offset);
+	return err;
 }
 
 void assay_batch_reset_outputs(struct assay_batch *batch)
@@ -193,6 +372,9 @@ void assay_batch_reset_outputs(struct assay_batch *batch)
 	for (size_t k = 0; k < batch->nevents; k++)
 		assay_out_event_release(&batch->events[k]);
 	batch->nevents = 0;
+	for (size_t k = 0; k < batch->nparked; k++)
+		assay_parked_release(&batch->parked[k]);
+	batch->nparked = 0;
 	batch->ndead = 0;
 	for (size_t k = 0; k < batch->count; k++) {
 		batch->msgs[k].nevents = 0;
@@ -207,6 +389,7 @@ void assay_batch_release(struct assay_batch *batch)
 		if (batch->msgs[k].decoded_ok)
 			assay_decoded_release(&batch->msgs[k].decoded);
 	free(batch->events);
+	free(batch->parked);
 	free(batch->msgs);
 	memset(batch, 0, sizeof(*batch));
 }

@@ -146,15 +146,27 @@ static void serve_path(struct assay_http *h, struct conn *c, const char *path, s
 		        text_len, head_only);
 		free(text);
 	} else if (path_len == 8 && memcmp(path, "/healthz", 8) == 0) {
-		if (assay_metrics_alive(h->m, atomic_load(&h->max_silence_ms)))
-			respond_text(c, 200, "OK", "ok\n", head_only);
-		else
+		/* alive while the loop runs; a problem a restart would not cure is said, not
+		 * failed */
+		char problem[512], body[600];
+
+		if (!assay_metrics_alive(h->m, atomic_load(&h->max_silence_ms)))
 			respond_text(c, 503, "Service Unavailable", "main loop stalled\n",
 			             head_only);
+		else if (assay_metrics_problem(h->m, problem, sizeof(problem))) {
+			snprintf(body, sizeof(body), "degraded: %s\n", problem);
+			respond_text(c, 200, "OK", body, head_only);
+		} else
+			respond_text(c, 200, "OK", "ok\n", head_only);
 	} else if (path_len == 7 && memcmp(path, "/readyz", 7) == 0) {
+		char problem[512], body[600];
+
 		if (assay_metrics_ready(h->m))
 			respond_text(c, 200, "OK", "ok\n", head_only);
-		else
+		else if (assay_metrics_problem(h->m, problem, sizeof(problem))) {
+			snprintf(body, sizeof(body), "not ready: %s\n", problem);
+			respond_text(c, 503, "Service Unavailable", body, head_only);
+		} else
 			respond_text(c, 503, "Service Unavailable", "not ready\n", head_only);
 	} else {
 		respond_text(c, 404, "Not Found", "not found\n", head_only);

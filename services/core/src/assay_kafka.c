@@ -400,3 +400,100 @@ out:
 	free(created);
 	return rc;
 }
+
+/* Reads max.message.bytes from one DescribeConfigs result resource into *out. */
+static void topic_limit_from(const rd_kafka_ConfigResource_t *res, int64_t *out)
+{
+	const rd_kafka_ConfigEntry_t **entries;
+	size_t n;
+
+	if (rd_kafka_ConfigResource_error(res) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	entries = rd_kafka_ConfigResource_configs(res, &n);
+	for (size_t i = 0; i < n; i++) {
+		const char *value = rd_kafka_ConfigEntry_value(entries[i]);
+
+		if (value != NULL &&
+		    strcmp(rd_kafka_ConfigEntry_name(entries[i]), "max.message.bytes") == 0) {
+			char *end;
+			long long v = strtoll(value, &end, 10);
+
+			if (*end == '\0' && v > 0)
+				*out = v;
+		}
+	}
+}
+
+int assay_kafka_topic_max_bytes(const char *brokers, const char *const *topics, size_t ntopics,
+                                int64_t *limits, int timeout_ms, char *errstr, size_t errstr_size)
+{
+	rd_kafka_ConfigResource_t **resources = NULL;
+	rd_kafka_AdminOptions_t *options = NULL;
+	rd_kafka_queue_t *queue = NULL;
+	rd_kafka_event_t *event = NULL;
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk = NULL;
+	char rderr[512];
+	int rc = 0;
+
+	for (size_t i = 0; i < ntopics; i++)
+		limits[i] = -1;
+	if (ntopics == 0)
+		return 0;
+	conf = assay_kafka_conf_new(brokers, errstr, errstr_size);
+	if (conf == NULL)
+		return ASSAY_ERR_FATAL;
+	rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+	if (rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                  "kafka describe configs: %s", rderr);
+	}
+	resources = calloc(ntopics, sizeof(*resources));
+	queue = rd_kafka_queue_new(rk);
+	options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+	if (resources == NULL || queue == NULL || options == NULL) {
+		rc = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+		                "kafka describe configs: out of memory");
+		goto out;
+	}
+	rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, rderr, sizeof(rderr));
+	for (size_t i = 0; i < ntopics; i++)
+		resources[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
+	rd_kafka_DescribeConfigs(rk, resources, ntopics, options, queue);
+	event = rd_kafka_queue_poll(queue, timeout_ms + 1000);
+	if (event == NULL || rd_kafka_event_error(event)) {
+		rc = assay_errf(event ? assay_kafka_classify(rd_kafka_event_error(event))
+		                      : ASSAY_ERR_RETRY,
+		                errstr, errstr_size, "kafka describe configs: %s",
+		                event ? rd_kafka_event_error_string(event) : "no answer in time");
+		goto out;
+	}
+	{
+		const rd_kafka_DescribeConfigs_result_t *result =
+		        rd_kafka_event_DescribeConfigs_result(event);
+		const rd_kafka_ConfigResource_t **res;
+		size_t nres = 0;
+
+		res = result ? rd_kafka_DescribeConfigs_result_resources(result, &nres) : NULL;
+		for (size_t r = 0; r < nres; r++)
+			for (size_t i = 0; i < ntopics; i++)
+				if (strcmp(rd_kafka_ConfigResource_name(res[r]), topics[i]) == 0)
+					topic_limit_from(res[r], &limits[i]);
+	}
+out:
+	if (event)
+		rd_kafka_event_destroy(event);
+	if (resources) {
+		for (size_t i = 0; i < ntopics; i++)
+			if (resources[i])
+				rd_kafka_ConfigResource_destroy(resources[i]);
+		free(resources);
+	}
+	if (options)
+		rd_kafka_AdminOptions_destroy(options);
+	if (queue)
+		rd_kafka_queue_destroy(queue);
+	rd_kafka_destroy(rk);
+	return rc;
+}

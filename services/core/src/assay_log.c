@@ -190,3 +190,19 @@ void assay_log_rdkafka(struct assay_log *log, int syslog_level, const char *fac,
 	                                         ASSAY_LF_STR("source", "librdkafka")},
 	        2);
 }
+
+bool assay_log_limit_allow(struct assay_log_limit *l, int64_t now_ms, int64_t *suppressed)
+{
+	if (now_ms - l->window_start_ms >= ASSAY_LOG_LIMIT_WINDOW_MS || now_ms < l->window_start_ms) {
+		l->window_start_ms = now_ms;
+		l->lines = 0;
+	}
+	if (l->lines >= ASSAY_LOG_LIMIT_LINES) {
+		l->dropped++;
+		return false;
+	}
+	l->lines++;
+	*suppressed = l->dropped;
+	l->dropped = 0;
+	return true;
+}

@@ -84,6 +84,14 @@ static void parts_clear(struct assay_loop *loop)
 	atomic_store(&loop->assigned, 0);
 }
 
+size_t assay_loop_room(const struct assay_loop *loop, const char *topic)
+{
+	for (size_t i = 0; i < loop->nrooms; i++)
+		if (strcmp(loop->rooms[i].topic, topic) == 0)
+			return loop->rooms[i].room;
+	return loop->default_room;
+}
+
 /* ---- database connection ---- */
 
 /* Connects when there is no usable connection. Returns 0 or ASSAY_ERR_RETRY. */
@@ -297,6 +305,7 @@ static int on_assign(struct assay_loop *loop, rd_kafka_topic_partition_list_t *l
 	}
 	/* everything applied is published: the relay can work from memory at once */
 	loop->mem_valid = published;
+	loop->unpublished_since_ms = published ? 0 : assay_now_ms();
 	kerr = rd_kafka_assign(loop->consumer, list);
 	if (kerr) {
 		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "assign failed: %s",
@@ -359,6 +368,34 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	assay_log_rdkafka(loop ? loop->cfg.log : NULL, level, fac, buf);
 }
 
+/* Delivery reports (only failed deliveries are reported): an event the broker refuses for
+ * good is remembered by its id, so that the outbox path parks it instead of producing it
+ * again and again. Called on the thread that polls the producer. */
+static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+	struct assay_loop *loop = opaque;
+	rd_kafka_headers_t *hdrs;
+	const void *id;
+	size_t len;
+
+	(void)rk;
+	if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
+	    assay_kafka_classify(rkm->err) != ASSAY_ERR_REJECT ||
+	    rd_kafka_message_headers(rkm, &hdrs) != 0 ||
+	    rd_kafka_header_get_last(hdrs, "event_id", &id, &len) != 0 || len + 1 != ASSAY_UUID_LEN)
+		return;
+	pthread_mutex_lock(&loop->mu);
+	if (loop->nrefused < REFUSED_MAX) {
+		memcpy(loop->refused[loop->nrefused], id, len);
+		loop->refused[loop->nrefused++][len] = '\0';
+	}
+	pthread_mutex_unlock(&loop->mu);
+	assay_log_warn(loop->cfg.log, "event refused by the broker",
+	               ASSAY_LF_STR("topic", rd_kafka_topic_name(rkm->rkt)),
+	               ASSAY_LF_STR("error", rd_kafka_err2str(rkm->err)),
+	               ASSAY_LF_INT("bytes", (int64_t)rkm->len));
+}
+
 static void error_cb(rd_kafka_t *rk, int kerr, const char *reason, void *opaque)
 {
 	struct assay_loop *loop = opaque;
@@ -367,14 +404,17 @@ static void error_cb(rd_kafka_t *rk, int kerr, const char *reason, void *opaque)
 	               ASSAY_LF_STR("reason", reason));
 }
 
-/* The batch's events, COPY'd in the batch transaction (assay_outbox_rows). */
-static int write_outbox(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
-                        size_t errstr_size)
+/* The batch's events (assay_outbox_rows) and parked values, COPY'd in the batch
+ * transaction. */
+static int write_outputs(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
+                         size_t errstr_size)
 {
 	size_t written;
+	int err;
 
-	if (batch->nevents == 0)
-		return 0;
+	err = assay_parked_write(loop, batch, errstr, errstr_size);
+	if (err || batch->nevents == 0)
+		return err;
 	if (assay_outbox_rows(&loop->outbox, loop->parts, loop->nparts, batch, &written) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "building the outbox rows failed: out of memory");
@@ -472,6 +512,10 @@ static void batch_committed(struct assay_loop *loop, struct assay_batch *batch)
 				loop->parts[i].cleaned_pos = loop->parts[i].relay_pos;
 		loop->last_cleanup_ms = assay_now_ms();
 	}
+	if (batch->nevents && loop->unpublished_since_ms == 0)
+		loop->unpublished_since_ms = assay_now_ms();
+	if (loop->m_parked && batch->nparked)
+		assay_counter_add(loop->m_parked, batch->nparked);
 	assay_relay_take(loop, batch);
 }
 
@@ -500,7 +544,7 @@ static int batch_attempt(struct assay_loop *loop, struct assay_batch *batch, cha
 		err = loop->handler.write(loop->handler.ctx, loop->conn, batch, errstr,
 		                          errstr_size);
 	if (!err)
-		err = write_outbox(loop, batch, errstr, errstr_size);
+		err = write_outputs(loop, batch, errstr, errstr_size);
 	if (!err)
 		err = assay_pg_exec(loop->conn, "COMMIT", errstr, errstr_size);
 	if (err) {
@@ -625,7 +669,7 @@ static int apply(struct assay_loop *loop, size_t first, size_t n, char *errstr, 
 			if (!err)
 				err = write_offsets(loop, &batch, errstr, errstr_size);
 			if (!err)
-				err = write_outbox(loop, &batch, errstr, errstr_size);
+				err = write_outputs(loop, &batch, errstr, errstr_size);
 			if (!err)
 				err = assay_pg_exec(loop->conn, "COMMIT", errstr, errstr_size);
 			if (!err)
@@ -684,7 +728,8 @@ static int set_props(rd_kafka_conf_t *conf, const struct assay_loop_config *cfg,
 }
 
 /* A consumer or producer with the runtime's settings (key/value pairs in kv, ending with
- * NULL), then the pass-through properties, and the loop's callbacks. NULL on failure. */
+ * NULL; a NULL value leaves librdkafka's default), then the pass-through properties, and the
+ * loop's callbacks. NULL on failure. */
 static rd_kafka_t *new_client(struct assay_loop *loop, rd_kafka_type_t type, const char *const *kv,
                               char *errstr, size_t errstr_size)
 {
@@ -696,7 +741,8 @@ static rd_kafka_t *new_client(struct assay_loop *loop, rd_kafka_type_t type, con
 	if (conf == NULL)
 		return NULL;
 	for (; !err && kv[0] != NULL; kv += 2)
-		err = assay_kafka_conf_set(conf, kv[0], kv[1], errstr, errstr_size);
+		if (kv[1] != NULL) /* NULL: leave librdkafka's default */
+			err = assay_kafka_conf_set(conf, kv[0], kv[1], errstr, errstr_size);
 	if (!err)
 		err = set_props(conf, &loop->cfg, scope, errstr, errstr_size);
 	if (err) {
@@ -708,6 +754,8 @@ static rd_kafka_t *new_client(struct assay_loop *loop, rd_kafka_type_t type, con
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 	if (type == RD_KAFKA_CONSUMER)
 		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	else
+		rd_kafka_conf_set_dr_msg_cb(conf, delivery_cb);
 	rk = rd_kafka_new(type, conf, errstr, errstr_size);
 	if (rk == NULL)
 		rd_kafka_conf_destroy(conf);
@@ -717,6 +765,8 @@ static rd_kafka_t *new_client(struct assay_loop *loop, rd_kafka_type_t type, con
 static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_size)
 {
 	const struct assay_loop_config *cfg = &loop->cfg;
+	char session[32];
+	bool is_static = cfg->instance_id != NULL && *cfg->instance_id != '\0';
 	const char *const kv[] = {
 	        "group.id", cfg->group, "enable.auto.commit", "false", "enable.auto.offset.store",
 	        "false", "auto.offset.reset", "earliest", "isolation.level", "read_committed",
@@ -729,10 +779,16 @@ static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_
 	         * off for fetch.error.backoff.ms (500 ms), which starves a bounded queue
 	         * (intake measured 11,000 instead of 26,000 events/s): 10 ms. Lowering
 	         * queued.min.messages as well cost the mapper 40 % (55,000 → 32,000/s). */
-	        "queued.max.messages.kbytes", "4096", "fetch.error.backoff.ms", "10", NULL};
+	        "queued.max.messages.kbytes", "4096", "fetch.error.backoff.ms", "10",
+	        "session.timeout.ms", session,
+	        /* static membership: a restarted instance (same instance.id) takes its
+	         * partitions back at once instead of after the session timeout
+	         * (docs/runtime.md, "Group membership") */
+	        "group.instance.id", is_static ? cfg->instance_id : NULL, NULL};
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t kerr;
 
+	snprintf(session, sizeof(session), "%d", cfg->session_timeout_ms);
 	loop->consumer = new_client(loop, RD_KAFKA_CONSUMER, kv, errstr, errstr_size);
 	if (loop->consumer == NULL)
 		return ASSAY_ERR_FATAL;
@@ -763,22 +819,27 @@ static int create_consumer(struct assay_loop *loop, char *errstr, size_t errstr_
 static int create_producer(struct assay_loop *loop, char *errstr, size_t errstr_size)
 {
 	const struct assay_loop_config *cfg = &loop->cfg;
-	char txid[512], timeout[32];
-	const char *const kv[] = {"transactional.id",
-	                          txid,
-	                          "transaction.timeout.ms",
-	                          timeout,
-	                          "linger.ms",
-	                          "5",
-	                          NULL};
+	char txid[512], timeout[32], max_bytes[32];
+	const char *const kv[] = {"transactional.id", txid, "transaction.timeout.ms", timeout,
+	                          "linger.ms", "5",
+	                          /* room for the largest record a produced topic takes */
+	                          "message.max.bytes", max_bytes,
+	                          /* delivery_cb hears of refused events only */
+	                          "delivery.report.only.error", "true", NULL};
 	rd_kafka_error_t *error;
+	size_t size = sizeof(max_bytes);
 	int err;
 
 	snprintf(txid, sizeof(txid), "%s-%s", cfg->group, cfg->instance_id);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->transaction_timeout_ms);
+	snprintf(max_bytes, sizeof(max_bytes), "%zu", loop->producer_max_bytes);
 	loop->producer = new_client(loop, RD_KAFKA_PRODUCER, kv, errstr, errstr_size);
 	if (loop->producer == NULL)
 		return ASSAY_ERR_FATAL;
+	/* the limit in force (a pass-through property may have changed it) */
+	if (rd_kafka_conf_get(rd_kafka_conf(loop->producer), "message.max.bytes", max_bytes,
+	                      &size) == RD_KAFKA_CONF_OK)
+		loop->producer_max_bytes = (size_t)strtoull(max_bytes, NULL, 10);
 	error = rd_kafka_init_transactions(loop->producer, cfg->transaction_timeout_ms * 2);
 	if (error) {
 		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
@@ -789,6 +850,88 @@ static int create_producer(struct assay_loop *loop, char *errstr, size_t errstr_
 		return err;
 	}
 	return 0;
+}
+
+/* The message limit of each room's topic from the broker into limits (Kafka's default
+ * where the broker does not say or cannot be asked). */
+static void fetch_limits(struct assay_loop *loop, const char **topics, int64_t *limits)
+{
+	char why[512];
+
+	for (size_t i = 0; i < loop->nrooms; i++)
+		topics[i] = loop->rooms[i].topic;
+	if (assay_kafka_topic_max_bytes(loop->cfg.brokers, topics, loop->nrooms, limits, 10000, why,
+	                                sizeof(why)) != 0)
+		assay_log_warn(loop->cfg.log,
+		               "topic limits unknown, assuming Kafka's default max.message.bytes",
+		               ASSAY_LF_STR("error", why));
+	for (size_t i = 0; i < loop->nrooms; i++)
+		if (limits[i] <= 0)
+			limits[i] = TOPIC_DEFAULT_MAX_BYTES;
+}
+
+/* Each room is its topic's limit or the producer's, whichever is smaller, less the record's
+ * framing. */
+static void size_rooms(struct assay_loop *loop, const int64_t *limits)
+{
+	size_t producer = loop->producer_max_bytes;
+
+	loop->default_room =
+	        (producer < TOPIC_DEFAULT_MAX_BYTES ? producer : TOPIC_DEFAULT_MAX_BYTES) -
+	        RECORD_OVERHEAD;
+	for (size_t i = 0; i < loop->nrooms; i++) {
+		size_t limit = (size_t)limits[i] < producer ? (size_t)limits[i] : producer;
+
+		loop->rooms[i].room = limit > RECORD_OVERHEAD ? limit - RECORD_OVERHEAD : 0;
+		assay_log_info(loop->cfg.log, "topic limit",
+		               ASSAY_LF_STR("topic", loop->rooms[i].topic),
+		               ASSAY_LF_INT("max_record_bytes", (int64_t)loop->rooms[i].room));
+	}
+}
+
+/* Reads the message limits of the topics the loop produces to (and the dead-letter topic)
+ * and sizes the producer for the largest. Before the producer exists. */
+static int read_topic_limits(struct assay_loop *loop, int64_t **limits, char *errstr,
+                             size_t errstr_size)
+{
+	size_t n = loop->cfg.nproduces + 1;
+	const char **topics = calloc(n, sizeof(*topics));
+
+	*limits = calloc(n, sizeof(**limits));
+	loop->rooms = calloc(n, sizeof(*loop->rooms));
+	if (topics == NULL || *limits == NULL || loop->rooms == NULL) {
+		free(topics);
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		loop->rooms[i].topic = strdup(i < loop->cfg.nproduces ? loop->cfg.produces[i]
+		                                                      : loop->deadletter_topic);
+		if (loop->rooms[i].topic == NULL) {
+			free(topics);
+			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+		}
+		loop->nrooms++;
+	}
+	fetch_limits(loop, topics, *limits);
+	free(topics);
+	loop->producer_max_bytes = PRODUCER_DEFAULT_MAX_BYTES;
+	for (size_t i = 0; i < n; i++)
+		if ((size_t)(*limits)[i] > loop->producer_max_bytes)
+			loop->producer_max_bytes = (size_t)(*limits)[i];
+	return 0;
+}
+
+void assay_loop_refresh_rooms(struct assay_loop *loop)
+{
+	const char **topics = calloc(loop->nrooms + 1, sizeof(*topics));
+	int64_t *limits = calloc(loop->nrooms + 1, sizeof(*limits));
+
+	if (topics && limits) {
+		fetch_limits(loop, topics, limits);
+		size_rooms(loop, limits);
+	}
+	free(topics);
+	free(limits);
 }
 
 static void create_metrics(struct assay_loop *loop)
@@ -816,6 +959,14 @@ static void create_metrics(struct assay_loop *loop)
 	loop->m_relay_seconds = assay_metrics_histogram(
 	        m, "assay_relay_seconds", "time to publish the outbox in one Kafka transaction",
 	        seconds, sizeof(seconds) / sizeof(seconds[0]));
+	loop->m_oldest_unpublished = assay_metrics_gauge(
+	        m, "assay_outbox_oldest_unpublished_seconds",
+	        "age of the oldest applied event not yet published (0 when none waits)", NULL);
+	loop->m_parked = assay_metrics_counter(
+	        m, "assay_parked_total",
+	        "messages and events kept in assay_parked_values because they do not fit their "
+	        "topic",
+	        NULL);
 }
 
 void assay_loop_config_init(struct assay_loop_config *cfg, const struct assay_core_config *core)
@@ -841,6 +992,8 @@ void assay_loop_config_init(struct assay_loop_config *cfg, const struct assay_co
 	        .retry_backoff_ms = (int)core->retry_backoff_ms,
 	        .retry_backoff_max_ms = (int)core->retry_backoff_max_ms,
 	        .shutdown_timeout_ms = (int)core->shutdown_timeout_ms,
+	        .session_timeout_ms = (int)core->session_timeout_ms,
+	        .relay_unready_ms = (int)core->relay_unready_ms,
 	};
 }
 
@@ -849,6 +1002,7 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
                                   size_t errstr_size)
 {
 	struct assay_loop *loop = calloc(1, sizeof(*loop));
+	int64_t *limits = NULL;
 	int err;
 
 	if (loop == NULL) {
@@ -870,7 +1024,8 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 	if (cfg->batch_max_messages <= 0 || cfg->batch_max_ms <= 0 ||
 	    cfg->transaction_timeout_ms <= 0 || cfg->shutdown_timeout_ms < 0 ||
 	    cfg->relay_interval_ms <= 0 || cfg->relay_max_events <= 0 ||
-	    cfg->retry_backoff_ms <= 0 || cfg->deadletter_topic == NULL) {
+	    cfg->retry_backoff_ms <= 0 || cfg->relay_unready_ms <= 0 ||
+	    cfg->session_timeout_ms <= 0 || cfg->deadletter_topic == NULL) {
 		assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		           "loop config incomplete: start from assay_loop_config_init");
 		goto fail;
@@ -879,6 +1034,7 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 		loop->cfg.retry_backoff_max_ms = loop->cfg.retry_backoff_ms;
 	backoff_reset(loop);
 	assay_copybin_init(&loop->outbox);
+	assay_copybin_init(&loop->parked);
 	loop->rkms = calloc((size_t)loop->cfg.batch_max_messages, sizeof(*loop->rkms));
 	if (loop->rkms == NULL) {
 		assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
@@ -891,9 +1047,14 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 		goto fail;
 	}
 	create_metrics(loop);
-	err = create_producer(loop, errstr, errstr_size);
+	err = read_topic_limits(loop, &limits, errstr, errstr_size);
+	if (!err)
+		err = create_producer(loop, errstr, errstr_size);
 	if (err)
 		goto fail;
+	size_rooms(loop, limits);
+	free(limits);
+	limits = NULL;
 	if (pthread_create(&loop->relay_thread, NULL, assay_relay_main, loop) != 0) {
 		assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "relay thread: cannot start");
 		goto fail;
@@ -904,6 +1065,7 @@ struct assay_loop *assay_loop_new(const struct assay_loop_config *cfg,
 		goto fail;
 	return loop;
 fail:
+	free(limits);
 	assay_loop_destroy(loop);
 	return NULL;
 }
@@ -921,6 +1083,48 @@ static void update_lag(struct assay_loop *loop)
 			continue;
 		assay_gauge_set(p->lag, (double)(high > p->db_next ? high - p->db_next : 0));
 	}
+}
+
+/* A relay attempt failed (it is retried after the backoff): counted, remembered for the
+ * health endpoints, logged. */
+static void relay_failed(struct assay_loop *loop, const char *why)
+{
+	if (loop->m_retries)
+		assay_counter_add(loop->m_retries, 1);
+	if (loop->relay_failing_since_ms == 0)
+		loop->relay_failing_since_ms = assay_now_ms();
+	snprintf(loop->relay_error, sizeof(loop->relay_error), "%s", why);
+	assay_log_warn(loop->cfg.log, "relay failed, retrying", ASSAY_LF_STR("error", why));
+}
+
+/*
+ * About once a second: the age of the oldest unpublished event as a metric, and the service
+ * unready (/readyz 503, the reason in /healthz and /readyz) once the relay has failed, or
+ * applied events have waited, longer than relay_unready_ms.
+ */
+static void update_health(struct assay_loop *loop)
+{
+	int64_t now = assay_now_ms(), waiting, failing;
+	char why[700];
+
+	if (now - loop->health_checked_ms < 1000)
+		return;
+	loop->health_checked_ms = now;
+	waiting = loop->unpublished_since_ms ? now - loop->unpublished_since_ms : 0;
+	failing = loop->relay_failing_since_ms ? now - loop->relay_failing_since_ms : 0;
+	if (loop->m_oldest_unpublished)
+		assay_gauge_set(loop->m_oldest_unpublished, (double)waiting / 1000.0);
+	if (loop->cfg.metrics == NULL)
+		return;
+	if (failing > loop->cfg.relay_unready_ms)
+		snprintf(why, sizeof(why), "relay cannot publish for %" PRId64 " s: %s",
+		         failing / 1000, loop->relay_error);
+	else if (waiting > loop->cfg.relay_unready_ms)
+		snprintf(why, sizeof(why), "applied events wait %" PRId64 " s to be published",
+		         waiting / 1000);
+	else
+		why[0] = '\0';
+	assay_metrics_set_problem(loop->cfg.metrics, why[0] ? why : NULL);
 }
 
 /* Collects up to batch_max_messages or batch_max_ms of messages into rkms. */
@@ -991,7 +1195,13 @@ static void poll_batch(struct assay_loop *loop)
 			if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				assay_log_warn(loop->cfg.log, "consume error",
 				               ASSAY_LF_STR("error", rd_kafka_message_errstr(rkm)));
+			/* the consumer cannot go on (e.g. fenced as a static member): it is made
+			 * anew before the next poll */
+			if (rkm->err == RD_KAFKA_RESP_ERR__FATAL)
+				loop->consumer_failed = true;
 			rd_kafka_message_destroy(rkm);
+			if (loop->consumer_failed)
+				break;
 			continue;
 		}
 		p = assay_loop_part_find(loop, rd_kafka_topic_name(rkm->rkt), rkm->partition);
@@ -1009,6 +1219,26 @@ static void poll_batch(struct assay_loop *loop)
 	}
 }
 
+/*
+ * Replaces a consumer that librdkafka declared unusable (a fatal consumer error, e.g. a static
+ * member fenced after its session expired while the broker was away): the messages in hand
+ * are dropped, the partitions are given up as on a revocation, and a new consumer joins with
+ * the same group.instance.id; its assignment re-reads the stored offsets.
+ */
+static int renew_consumer(struct assay_loop *loop, char *errstr, size_t errstr_size)
+{
+	assay_log_warn(loop->cfg.log, "consumer failed for good, creating it anew");
+	batch_discard(loop);
+	parts_clear(loop);
+	if (loop->cfg.metrics)
+		assay_metrics_set_ready(loop->cfg.metrics, false);
+	rd_kafka_consumer_close(loop->consumer);
+	rd_kafka_destroy(loop->consumer);
+	loop->consumer = NULL;
+	loop->consumer_failed = false;
+	return create_consumer(loop, errstr, errstr_size);
+}
+
 int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 {
 	int64_t relay_failed_at = 0;
@@ -1023,6 +1253,12 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 		poll_batch(loop);
 		if (loop->fatal)
 			break;
+		if (loop->consumer_failed) {
+			err = renew_consumer(loop, errstr, errstr_size);
+			if (err)
+				break;
+			continue;
+		}
 		if (loop->nrkms) {
 			t0 = assay_now_ms();
 			err = apply(loop, 0, loop->nrkms, errstr, errstr_size);
@@ -1042,8 +1278,7 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 			if (err == ASSAY_ERR_FATAL)
 				break;
 			if (err) {
-				assay_log_warn(loop->cfg.log, "relay failed, retrying",
-				               ASSAY_LF_STR("error", errstr));
+				relay_failed(loop, errstr);
 				relay_failed_at = assay_now_ms();
 			} else {
 				relay_failed_at = 0;
@@ -1051,6 +1286,7 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 			err = 0;
 		}
 		update_lag(loop);
+		update_health(loop);
 	}
 	if (loop->fatal && !err) {
 		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "%s", loop->fatal_errstr);
@@ -1100,6 +1336,10 @@ void assay_loop_destroy(struct assay_loop *loop)
 		PQfinish(loop->conn);
 	free(loop->mem);
 	assay_copybin_release(&loop->outbox);
+	assay_copybin_release(&loop->parked);
+	for (size_t i = 0; i < loop->nrooms; i++)
+		free(loop->rooms[i].topic);
+	free(loop->rooms);
 	assay_uuid_maker_destroy(loop->ids);
 	assay_uuid_maker_destroy(loop->relay_ids);
 	free(loop->rkms);

@@ -8,6 +8,7 @@
 
 #include "assay_loop.h"
 #include "assay_pg.h"
+#include "assay_sha256.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +19,17 @@
 #define RELAY_MAX_OUTBOX_ROWS 16
 #define RELAY_UNKNOWN         (-2)
 #define OUTBOX_CLEANUP_MS     1000
+/* Bytes of a record beyond its key, value and the handler's headers: the record batch framing
+ * and the headers the relay adds (event_id, produced_by), with room to spare. */
+#define RECORD_OVERHEAD 512
+/* Kafka's default max.message.bytes of a topic, used where the broker did not say */
+#define TOPIC_DEFAULT_MAX_BYTES 1048588
+/* librdkafka's default message.max.bytes of a producer */
+#define PRODUCER_DEFAULT_MAX_BYTES 1000000
+/* What a dead letter keeps of a key or value whose whole bytes are parked */
+#define PARKED_PREFIX_BYTES 1024
+/* Events the broker refused for good, remembered until the outbox path parks them */
+#define REFUSED_MAX 256
 
 struct part {
 	char *topic;
@@ -57,6 +69,27 @@ struct relay_job {
 	int64_t started_ms;
 };
 
+/* Bytes kept in assay_parked_values because they do not fit their topic (assay_parked.c). */
+struct parked {
+	size_t msg;         /* the input message in its batch */
+	int seq;            /* -1: the input itself; n: the n-th event it caused */
+	char *target_topic; /* for an event: where it was to go; NULL for the input */
+	void *key;          /* owned copies; NULL for NULL */
+	size_t key_len;
+	void *value;
+	size_t value_len;
+	unsigned char *headers; /* assay_headers encoding, NULL for none */
+	size_t headers_len;
+	char *reason;
+	char sha256[65]; /* of value, hex */
+};
+
+/* The largest key + value + handler headers a topic takes. */
+struct topic_room {
+	char *topic;
+	size_t room;
+};
+
 struct assay_batch {
 	struct assay_loop *loop;
 	struct assay_msg *msgs;
@@ -65,6 +98,8 @@ struct assay_batch {
 	size_t nevents;
 	size_t events_cap;
 	size_t ndead;
+	struct parked *parked; /* written with the outbox, in the batch transaction */
+	size_t nparked, parked_cap;
 };
 
 struct assay_loop {
@@ -77,14 +112,21 @@ struct assay_loop {
 
 	struct part *parts;
 	size_t nparts;
-	atomic_int assigned; /* nparts, readable from other threads */
-	bool fatal;          /* set by the rebalance callback */
+	atomic_int assigned;  /* nparts, readable from other threads */
+	bool fatal;           /* set by the rebalance callback */
+	bool consumer_failed; /* a fatal consumer error: renew_consumer makes a new one */
 	char fatal_errstr[512];
 
 	rd_kafka_message_t **rkms; /* the batch in hand */
 	size_t nrkms;
 
 	struct assay_copybin outbox; /* the batch's outbox rows, COPY binary */
+	struct assay_copybin parked; /* the batch's parked values, COPY binary */
+	struct topic_room *rooms;    /* per produced topic, read from the broker at start */
+	size_t nrooms;
+	size_t default_room;            /* any other topic */
+	size_t producer_max_bytes;      /* the producer's message.max.bytes */
+	struct assay_log_limit dlq_log; /* dead-letter lines, rate-limited */
 	int backoff_ms;
 	struct assay_uuid_maker *ids;       /* event ids on the loop thread */
 	struct assay_uuid_maker *relay_ids; /* event ids where the relay publishes */
@@ -110,6 +152,25 @@ struct assay_loop {
 	bool quit;
 	bool cleanup_in_txn; /* the batch transaction in flight deletes published outbox rows */
 
+	/* Events the broker refused for good (delivery reports, any thread; guarded by mu):
+	 * their event ids, so the outbox path parks them instead of producing them again. */
+	char refused[REFUSED_MAX][ASSAY_UUID_LEN];
+	size_t nrefused;
+	/* refused events sent again after the limits were read anew (loop thread): a second
+	 * refusal parks them whatever their size */
+	char struck[REFUSED_MAX][ASSAY_UUID_LEN];
+	size_t nstruck;
+	/* refused events decided to be parked, until the transaction with their dead letters
+	 * commits (loop thread) */
+	char parking[REFUSED_MAX][ASSAY_UUID_LEN];
+	size_t nparking;
+
+	/* Health: since when the relay fails (0: it does not) and why; since when applied
+	 * events wait to be published (0: none wait). Loop thread only. */
+	int64_t relay_failing_since_ms;
+	char relay_error[512];
+	int64_t unpublished_since_ms;
+	int64_t health_checked_ms;
 	struct assay_counter *m_consumed;
 	struct assay_counter *m_produced;
 	struct assay_counter *m_deadlettered;
@@ -117,6 +178,8 @@ struct assay_loop {
 	struct assay_histogram *m_batch_size;
 	struct assay_histogram *m_batch_seconds;
 	struct assay_histogram *m_relay_seconds;
+	struct assay_gauge *m_oldest_unpublished;
+	struct assay_counter *m_parked;
 };
 
 static inline int64_t assay_now_ms(void)
@@ -129,6 +192,11 @@ static inline int64_t assay_now_ms(void)
 
 /* assay_loop.c */
 struct part *assay_loop_part_find(struct assay_loop *loop, const char *topic, int32_t partition);
+/* The largest key + value + headers (as assay_headers_wire_size counts them) the topic
+ * takes. */
+size_t assay_loop_room(const struct assay_loop *loop, const char *topic);
+/* Reads the topics' limits from the broker again (after the broker refused an event). */
+void assay_loop_refresh_rooms(struct assay_loop *loop);
 /* Connects when there is no usable connection. Returns 0 or ASSAY_ERR_RETRY. */
 int assay_loop_db_ensure(struct assay_loop *loop, char *errstr, size_t errstr_size);
 
@@ -175,6 +243,24 @@ int assay_outbox_rows(struct assay_copybin *b, const struct part *parts, size_t 
 /* Reads the event at *pos of an outbox value of len bytes into *out and moves *pos past it:
  * 1, 0 at the end of the value, -1 when the bytes are malformed. */
 int assay_outbox_get(const void *value, size_t len, size_t *pos, struct outbox_event *out);
+
+/* assay_parked.c */
+/* The bytes a record's headers take on the wire, as the size check counts them. */
+size_t assay_headers_wire_size(const struct assay_headers *h);
+/* Parks a copy of key, value and headers for message i of batch (seq -1: the message itself;
+ * n: its n-th event, meant for target_topic). 0 or ASSAY_ERR_FATAL (memory). */
+int assay_parked_add(struct assay_batch *batch, size_t i, int seq, const char *target_topic,
+                     const void *key, size_t key_len, const void *value, size_t value_len,
+                     const struct assay_headers *headers, const char *reason);
+void assay_parked_release(struct parked *p);
+/* The batch's parked rows, COPY'd in the batch transaction. */
+int assay_parked_write(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
+                       size_t errstr_size);
+/* Parks one event on its own (outside a batch transaction; a second call is a no-op). */
+int assay_parked_insert(struct assay_loop *loop, const struct part *p, int64_t source_offset,
+                        int seq, const char *target_topic, const void *key, size_t key_len,
+                        const void *value, size_t value_len, const char *reason, char *errstr,
+                        size_t errstr_size);
 
 /* assay_relay.c */
 void *assay_relay_main(void *loop);

@@ -55,6 +55,7 @@ struct assay_metrics {
 	char *svc;
 	_Atomic bool ready;
 	_Atomic int64_t heartbeat_ms;
+	char problem[512]; /* "" for none; guarded by lock */
 	struct assay_gauge *ready_gauge;
 	struct assay_gauge *heartbeat_age;
 };
@@ -583,12 +584,42 @@ void assay_metrics_set_ready(struct assay_metrics *m, bool ready)
 	if (m == NULL)
 		return;
 	atomic_store(&m->ready, ready);
-	assay_gauge_set(m->ready_gauge, ready ? 1.0 : 0.0);
+	assay_gauge_set(m->ready_gauge, assay_metrics_ready(m) ? 1.0 : 0.0);
 }
 
 bool assay_metrics_ready(struct assay_metrics *m)
 {
-	return m != NULL && atomic_load(&m->ready);
+	char problem[2];
+
+	return m != NULL && atomic_load(&m->ready) &&
+	       !assay_metrics_problem(m, problem, sizeof(problem));
+}
+
+void assay_metrics_set_problem(struct assay_metrics *m, const char *problem)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	snprintf(m->problem, sizeof(m->problem), "%s", problem ? problem : "");
+	pthread_mutex_unlock(&m->lock);
+	assay_gauge_set(m->ready_gauge, assay_metrics_ready(m) ? 1.0 : 0.0);
+}
+
+bool assay_metrics_problem(struct assay_metrics *m, char *out, size_t size)
+{
+	bool has;
+
+	if (m == NULL) {
+		if (size)
+			out[0] = '\0';
+		return false;
+	}
+	pthread_mutex_lock(&m->lock);
+	has = m->problem[0] != '\0';
+	if (size)
+		snprintf(out, size, "%s", m->problem);
+	pthread_mutex_unlock(&m->lock);
+	return has;
 }
 
 void assay_metrics_heartbeat(struct assay_metrics *m)

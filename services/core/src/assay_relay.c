@@ -124,11 +124,14 @@ static int produce(struct assay_loop *loop, const char *topic, const void *key, 
 		rd_kafka_poll(loop->producer, 50);
 	}
 	if (kerr) {
+		int cls = assay_kafka_classify(kerr);
+
 		rd_kafka_headers_destroy(hdrs);
-		return assay_errf(assay_kafka_classify(kerr) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
-		                                                                : ASSAY_ERR_RETRY,
-		                  errstr, errstr_size, "produce to %s failed: %s", topic,
-		                  rd_kafka_err2str(kerr));
+		/* reject: this record can never be published (too large for the producer) */
+		return assay_errf(
+		        cls == ASSAY_ERR_FATAL || cls == ASSAY_ERR_REJECT ? cls : ASSAY_ERR_RETRY,
+		        errstr, errstr_size, "produce to %s failed: %s", topic,
+		        rd_kafka_err2str(kerr));
 	}
 	if (value_owned)
 		*value_owned = NULL; /* librdkafka frees it after delivery */
@@ -159,6 +162,129 @@ static int relay_positions(struct assay_loop *loop, char *errstr, size_t errstr_
 		return assay_errf(ASSAY_ERR_RETRY, errstr, errstr_size,
 		                  "reading relayed positions failed: %s", rd_kafka_err2str(kerr));
 	return 0;
+}
+
+/* Whether the broker refused the event with this id for good (delivery_cb); forgets it. */
+static bool take_refused(struct assay_loop *loop, const char *id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&loop->mu);
+	for (size_t k = 0; k < loop->nrefused && !found; k++)
+		if (strcmp(loop->refused[k], id) == 0) {
+			memmove(loop->refused[k], loop->refused[k + 1],
+			        (loop->nrefused - k - 1) * sizeof(loop->refused[0]));
+			loop->nrefused--;
+			found = true;
+		}
+	pthread_mutex_unlock(&loop->mu);
+	return found;
+}
+
+/*
+ * An outbox event that can never be published (the broker or the producer refuses it for
+ * good, e.g. its topic's limit was lowered after it was stored): parked whole, and a dead
+ * letter that names it and carries its first bytes is published in its place, under its
+ * event id. Nothing else waits for it.
+ */
+static int relay_substitute(struct assay_loop *loop, const struct part *p,
+                            const struct outbox_event *ev, const char *topic, const char *why,
+                            char *errstr, size_t errstr_size)
+{
+	char reason[700], num[32], sha[65], where[600];
+	size_t key_len = ev->key_len < PARKED_PREFIX_BYTES ? ev->key_len : PARKED_PREFIX_BYTES;
+	size_t value_len =
+	        ev->value_len < PARKED_PREFIX_BYTES ? ev->value_len : PARKED_PREFIX_BYTES;
+	struct assay_headers h;
+	int err;
+
+	snprintf(reason, sizeof(reason), "event for topic %s of %zu bytes refused: %s", topic,
+	         ev->value_len, why);
+	err = assay_parked_insert(loop, p, ev->source_offset, ev->seq, topic, ev->key, ev->key_len,
+	                          ev->value, ev->value_len, reason, errstr, errstr_size);
+	if (err)
+		return err == ASSAY_ERR_FATAL ? err : ASSAY_ERR_RETRY;
+	assay_headers_init(&h);
+	assay_sha256_hex(ev->value, ev->value_len, sha);
+	snprintf(where, sizeof(where),
+	         "assay_parked_values consumer_group=%s topic=%s partition=%" PRId32
+	         " offset=%" PRId64 " seq=%" PRId32,
+	         loop->cfg.group, p->topic, p->partition, ev->source_offset, ev->seq);
+	err = assay_headers_add_str(&h, "assay.dlq.topic", p->topic);
+	snprintf(num, sizeof(num), "%" PRId32, p->partition);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.partition", num);
+	snprintf(num, sizeof(num), "%" PRId64, ev->source_offset);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.offset", num);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.stage", loop->handler.stage);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.error.class", "reject");
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.error.message", reason);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.event.topic", topic);
+	snprintf(num, sizeof(num), "%zu", ev->value_len);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.value.size", num);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.value.sha256", sha);
+	snprintf(num, sizeof(num), "%zu", value_len);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.value.kept", num);
+	err = err ? err : assay_headers_add_str(&h, "assay.dlq.parked", where);
+	if (!err)
+		err = produce(loop, loop->deadletter_topic, ev->key, key_len, ev->value, value_len,
+		              NULL, &h, p->topic, p->partition, ev->source_offset, ev->seq, errstr,
+		              errstr_size);
+	else
+		err = ASSAY_ERR_FATAL;
+	assay_headers_release(&h);
+	if (!err) {
+		if (loop->m_parked)
+			assay_counter_add(loop->m_parked, 1);
+		assay_log_warn(loop->cfg.log, "event parked and dead-lettered",
+		               ASSAY_LF_STR("topic", topic), ASSAY_LF_STR("error", why),
+		               ASSAY_LF_STR("parked", where));
+	}
+	return err == ASSAY_ERR_REJECT ? ASSAY_ERR_FATAL : err;
+}
+
+/* Remembers id among the struck (refused and sent again); false when it was already. */
+static bool strike(struct assay_loop *loop, const char *id)
+{
+	for (size_t k = 0; k < loop->nstruck; k++)
+		if (strcmp(loop->struck[k], id) == 0)
+			return false;
+	if (loop->nstruck == REFUSED_MAX)
+		loop->nstruck = 0; /* forget the oldest round */
+	memcpy(loop->struck[loop->nstruck++], id, ASSAY_UUID_LEN);
+	return true;
+}
+
+/*
+ * Whether this outbox event is to be parked because the broker refused it for good. The
+ * broker refuses a whole produce request, so an event refused alongside a too large one is
+ * sent again; one larger than its topic's limit as read anew (or refused a second time) is
+ * parked.
+ */
+static bool event_refused(struct assay_loop *loop, const struct assay_headers *h,
+                          const struct part *p, const struct outbox_event *ev, const char *topic)
+{
+	const struct assay_header *given = assay_headers_find(h, "event_id");
+	char id[ASSAY_UUID_LEN];
+
+	if (given && given->size + 1 == ASSAY_UUID_LEN) {
+		memcpy(id, given->value, given->size);
+		id[given->size] = '\0';
+	} else {
+		assay_loop_event_id(loop, loop->ids, p->topic, p->partition, ev->source_offset,
+		                    ev->seq, id);
+	}
+	for (size_t k = 0; k < loop->nparking; k++)
+		if (strcmp(loop->parking[k], id) == 0)
+			return true; /* decided in an attempt that did not commit */
+	if (!take_refused(loop, id))
+		return false;
+	if (ev->key_len + ev->value_len + assay_headers_wire_size(h) <=
+	            assay_loop_room(loop, topic) &&
+	    strike(loop, id))
+		return false;
+	if (loop->nparking < REFUSED_MAX)
+		memcpy(loop->parking[loop->nparking++], id, ASSAY_UUID_LEN);
+	return true;
 }
 
 /* Produces the events of partition p's outbox rows between relay_pos and db_next (at
@@ -210,10 +336,21 @@ static int relay_from_outbox(struct assay_loop *loop, const struct part *p, int6
 			                                       errstr, errstr_size))
 				err = ASSAY_ERR_FATAL; /* we wrote these bytes: an invariant is
 				                          broken */
-			if (!err)
+			if (!err && event_refused(loop, &h, p, &ev, topic))
+				err = relay_substitute(loop, p, &ev, topic, "refused by the broker",
+				                       errstr, errstr_size);
+			else if (!err) {
 				err = produce(loop, topic, ev.key, ev.key_len, ev.value,
 				              ev.value_len, NULL, &h, p->topic, p->partition,
 				              ev.source_offset, ev.seq, errstr, errstr_size);
+				if (err == ASSAY_ERR_REJECT) {
+					char why[512];
+
+					snprintf(why, sizeof(why), "%s", errstr);
+					err = relay_substitute(loop, p, &ev, topic, why, errstr,
+					                       errstr_size);
+				}
+			}
 			assay_headers_release(&h);
 			(*produced)++;
 		}
@@ -271,6 +408,15 @@ static int relay_run_job(struct assay_loop *loop, struct relay_job *job, char *e
 	if (error)
 		return txn_error(loop, error, "commit transaction", errstr, errstr_size);
 	return 0;
+}
+
+/* Whether any assigned partition has applied events not yet published. */
+static bool relay_pending(const struct assay_loop *loop)
+{
+	for (size_t i = 0; i < loop->nparts; i++)
+		if (loop->parts[i].db_next > loop->parts[i].relay_pos)
+			return true;
+	return false;
 }
 
 void *assay_relay_main(void *arg)
@@ -339,6 +485,9 @@ int assay_relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t
 				p->relay_pos = job->offsets->elems[i].offset;
 		}
 		loop->last_relay_ms = assay_now_ms();
+		loop->relay_failing_since_ms = 0;
+		/* what was applied after the job was built waits since then at the most */
+		loop->unpublished_since_ms = relay_pending(loop) ? job->started_ms : 0;
 		if (loop->m_produced)
 			assay_counter_add(loop->m_produced, job->nevents);
 		if (loop->m_relay_seconds)
@@ -391,7 +540,7 @@ static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t e
 	int64_t *new_pos = NULL;
 	size_t produced = 0;
 	rd_kafka_error_t *error;
-	bool pending = false;
+	bool pending = false, refused;
 	int err;
 
 	err = relay_positions(loop, errstr, errstr_size);
@@ -399,6 +548,11 @@ static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t e
 		err = assay_loop_db_ensure(loop, errstr, errstr_size);
 	if (err)
 		return err;
+	pthread_mutex_lock(&loop->mu);
+	refused = loop->nrefused > 0;
+	pthread_mutex_unlock(&loop->mu);
+	if (refused) /* what the broker takes may have changed */
+		assay_loop_refresh_rooms(loop);
 	new_pos = calloc(loop->nparts, sizeof(*new_pos));
 	if (new_pos == NULL)
 		return ASSAY_ERR_FATAL;
@@ -444,8 +598,12 @@ static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t e
 		loop->parts[i].relay_pos = new_pos[i];
 		pending = pending || loop->parts[i].db_next > loop->parts[i].relay_pos;
 	}
+	loop->nparking = 0; /* their dead letters are published */
+	loop->relay_failing_since_ms = 0;
 	/* caught up: from now on the queue holds everything not yet published */
 	loop->mem_valid = !pending;
+	if (!pending)
+		loop->unpublished_since_ms = 0;
 	loop->last_relay_ms = assay_now_ms();
 	if (loop->m_produced)
 		assay_counter_add(loop->m_produced, produced);

@@ -108,6 +108,30 @@ static int ensure_topics(const struct assay_service_def *def, const struct assay
 	                                 errstr_size);
 }
 
+/* --config-doc: the settings as Markdown, with this service's own metrics.port default. */
+static int write_config_doc(const struct assay_service_def *def)
+{
+	const struct assay_setting *tables[3] = {NULL, assay_service_settings, def->settings};
+	struct assay_setting *core;
+	char port[16];
+	size_t n = 0;
+
+	while (assay_core_settings[n].name != NULL)
+		n++;
+	core = calloc(n + 1, sizeof(*core));
+	if (core == NULL)
+		return 1;
+	memcpy(core, assay_core_settings, (n + 1) * sizeof(*core));
+	snprintf(port, sizeof(port), "%d", def->metrics_port);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(core[i].name, "metrics.port") == 0)
+			core[i].default_value = port;
+	tables[0] = core;
+	assay_config_write_markdown(stdout, tables, def->settings ? 3 : 2);
+	free(core);
+	return 0;
+}
+
 int assay_service_main(int argc, char **argv, const struct assay_service_def *def)
 {
 	static const struct option options[] = {
@@ -151,13 +175,8 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 			return 2;
 		}
 	}
-	if (doc) {
-		const struct assay_setting *tables[3] = {assay_core_settings,
-		                                         assay_service_settings, def->settings};
-
-		assay_config_write_markdown(stdout, tables, def->settings ? 3 : 2);
-		return 0;
-	}
+	if (doc)
+		return write_config_doc(def);
 
 	/* configuration */
 	cfg = assay_config_new();
@@ -298,6 +317,8 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 		lc.service = def->name;
 		lc.topics = def->consumes;
 		lc.ntopics = def->nconsumes;
+		lc.produces = def->produces;
+		lc.nproduces = def->nproduces;
 		lc.log = log;
 		lc.metrics = metrics;
 		lc.codec = codec;

@@ -34,6 +34,10 @@ const struct assay_setting assay_core_settings[] = {
          CORE(relay_interval_ms),
          "longest time in milliseconds applied events wait before the outbox relay publishes "
          "them in one Kafka transaction"},
+        {"relay.unready.ms", "ASSAY_RELAY_UNREADY_MS", ASSAY_SETTING_INT, "30000", 1000, 3600000,
+         CORE(relay_unready_ms),
+         "once the relay has failed to publish, or applied events have waited to be published, "
+         "this many milliseconds, /readyz answers 503 and /healthz says why"},
         {"relay.max.events", "ASSAY_RELAY_MAX_EVENTS", ASSAY_SETTING_INT, "5000", 1, 1000000,
          CORE(relay_max_events),
          "events that make the relay publish before relay.interval.ms; twice this many queued "
@@ -58,9 +62,17 @@ const struct assay_setting assay_core_settings[] = {
          CORE(metrics_address),
          "numeric IP address the /metrics, /healthz and /readyz endpoint binds to"},
         {"metrics.port", "ASSAY_METRICS_PORT", ASSAY_SETTING_INT, "0", 0, 65535, CORE(metrics_port),
-         "TCP port of the /metrics, /healthz and /readyz endpoint; 0 disables it"},
+         "TCP port of the /metrics, /healthz and /readyz endpoint; 0 disables it. Each service "
+         "replaces the default with its own port: assay-plan 9101, assay-intake 9102, "
+         "assay-mapper 9103, assay-risk 9104 (`--config-doc` shows the service's)"},
         {"log.level", "ASSAY_LOG_LEVEL", ASSAY_SETTING_STRING, "info", 0, 0, CORE(log_level),
          "lowest level logged: debug, info, warn or error"},
+        {"session.timeout.ms", "ASSAY_SESSION_TIMEOUT_MS", ASSAY_SETTING_INT, "15000", 1000,
+         1800000, CORE(session_timeout_ms),
+         "consumer group session timeout in milliseconds: how long the partitions of an "
+         "instance that stopped or died wait before another instance takes them (a restart "
+         "with the same instance.id takes them back at once); within the broker's "
+         "group.min/max.session.timeout.ms"},
         {"shutdown.timeout.ms", "ASSAY_SHUTDOWN_TIMEOUT_MS", ASSAY_SETTING_INT, "10000", 0, 3600000,
          CORE(shutdown_timeout_ms),
          "longest time in milliseconds to finish the batch and flush after SIGTERM"},

@@ -64,6 +64,8 @@ struct assay_core_config {
 	long long metrics_port; /* 0 = no HTTP endpoint */
 	char *log_level;        /* validated by assay_log_level_parse */
 	long long shutdown_timeout_ms;
+	long long session_timeout_ms;
+	long long relay_unready_ms;
 };
 
 extern const struct assay_setting assay_core_settings[];

@@ -93,4 +93,14 @@ int assay_kafka_classify_error(const rd_kafka_error_t *error);
 int assay_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *low,
                            int64_t *high, int timeout_ms);
 
+/*
+ * The message limit (max.message.bytes: the largest record batch the broker accepts) of each
+ * of the ntopics topics, through DescribeConfigs on a short-lived handle made from
+ * assay_kafka_conf_new(brokers). limits[i] gets topic i's limit, or -1 when the broker did
+ * not say (a missing topic, no permission). Returns 0; ASSAY_ERR_RETRY when the broker did
+ * not answer within timeout_ms; ASSAY_ERR_FATAL for bad arguments or out of memory.
+ */
+int assay_kafka_topic_max_bytes(const char *brokers, const char *const *topics, size_t ntopics,
+                                int64_t *limits, int timeout_ms, char *errstr, size_t errstr_size);
+
 #endif

@@ -14,6 +14,9 @@
 #ifndef ASSAY_LOG_H
 #define ASSAY_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <stddef.h>
 
 enum assay_log_level { ASSAY_LOG_DEBUG, ASSAY_LOG_INFO, ASSAY_LOG_WARN, ASSAY_LOG_ERROR };
@@ -66,6 +69,25 @@ void assay_log_write(struct assay_log *log, enum assay_log_level level, const ch
 #define assay_log_info(log, ...)  ASSAY_LOG_AT_((log), ASSAY_LOG_INFO, __VA_ARGS__, ASSAY_LF_END)
 #define assay_log_warn(log, ...)  ASSAY_LOG_AT_((log), ASSAY_LOG_WARN, __VA_ARGS__, ASSAY_LF_END)
 #define assay_log_error(log, ...) ASSAY_LOG_AT_((log), ASSAY_LOG_ERROR, __VA_ARGS__, ASSAY_LF_END)
+
+/*
+ * A rate limit for lines that input can cause in bulk (a dead letter, a rejection): at most
+ * ASSAY_LOG_LIMIT_LINES lines per ASSAY_LOG_LIMIT_WINDOW_MS; the first line allowed after
+ * others were dropped says how many (field "suppressed"). A plain value: zero it to start.
+ * One thread.
+ */
+#define ASSAY_LOG_LIMIT_LINES     20
+#define ASSAY_LOG_LIMIT_WINDOW_MS 10000
+
+struct assay_log_limit {
+	int64_t window_start_ms;
+	int lines;       /* allowed in the current window */
+	int64_t dropped; /* since the last allowed line */
+};
+
+/* Whether a line may be written now (now_ms: any monotonic clock in milliseconds). When it
+ * may, *suppressed gets the number of lines dropped since the last one allowed. */
+bool assay_log_limit_allow(struct assay_log_limit *l, int64_t now_ms, int64_t *suppressed);
 
 /* "debug", "info", "warn", "error". */
 const char *assay_log_level_name(enum assay_log_level level);

@@ -89,6 +89,8 @@ struct assay_loop_config {
 	const char *pg_url;
 	const char *const *topics; /* topics to consume */
 	size_t ntopics;
+	const char *const *produces; /* topics the handler emits to: their limits are read */
+	size_t nproduces;
 	const char *deadletter_topic;
 	int batch_max_messages;
 	int batch_max_ms;
@@ -100,6 +102,10 @@ struct assay_loop_config {
 	int retry_backoff_ms;
 	int retry_backoff_max_ms;
 	int shutdown_timeout_ms; /* flush limit after a stop */
+	int session_timeout_ms;  /* consumer group session */
+	/* /readyz answers 503 once the relay has failed, or applied events have waited to be
+	 * published, this long */
+	int relay_unready_ms;
 	/* librdkafka properties for the consumer and the producer, key/value pairs */
 	const char *const *kafka_props;
 	size_t nkafka_props;
@@ -166,8 +172,28 @@ int assay_batch_emit_avro(struct assay_batch *batch, size_t i, const char *topic
 /*
  * Dead-letters message i: its original key, value and headers go to the dead-letter topic
  * with headers naming topic, partition, offset, stage, error class and message, in the same
- * transaction that moves past it. Marks the message dead. Returns 0 or ASSAY_ERR_FATAL.
+ * transaction that moves past it. Marks the message dead. When the original message would
+ * not fit the dead-letter topic, it is parked whole in assay_parked_values and the dead letter
+ * carries the first bytes of key and value with headers assay.dlq.value.size, .sha256, .kept
+ * and assay.dlq.parked (where the row is). Returns 0 or ASSAY_ERR_FATAL.
  */
 int assay_batch_deadletter(struct assay_batch *batch, size_t i, int err_class, const char *message);
+
+/*
+ * The most bytes of key + value + headers (each header: name, value and 10 bytes) an event
+ * may have to be published on topic: the smaller of the topic's max.message.bytes (read
+ * from the broker at start) and the producer's message.max.bytes, less the record's framing.
+ * assay_batch_emit parks an event that is larger and dead-letters its input instead, so a
+ * handler that copies input bytes into an event checks this first and keeps them bounded.
+ */
+size_t assay_batch_room(const struct assay_batch *batch, const char *topic);
+
+/*
+ * Parks message i whole (key, value, headers) in assay_parked_values, written in the batch
+ * transaction, for an event that carries only part of it; where (unless NULL) gets the row's
+ * description for the event. Returns 0 or ASSAY_ERR_FATAL.
+ */
+int assay_batch_park(struct assay_batch *batch, size_t i, const char *reason, char *where,
+                     size_t where_size);
 
 #endif

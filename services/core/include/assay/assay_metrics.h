@@ -74,7 +74,14 @@ int assay_metrics_render(struct assay_metrics *m, char **out, size_t *len);
 
 /* Readiness: false at creation. Thread-safe; NULL m is a no-op. */
 void assay_metrics_set_ready(struct assay_metrics *m, bool ready);
+/* Ready: set ready and no problem. */
 bool assay_metrics_ready(struct assay_metrics *m);
+
+/* A problem that makes the service unready although its loop runs (e.g. the relay cannot
+ * publish), in words; NULL clears it. Copied. Thread-safe. */
+void assay_metrics_set_problem(struct assay_metrics *m, const char *problem);
+/* The problem into out (size bytes, NUL-terminated): true when there is one. */
+bool assay_metrics_problem(struct assay_metrics *m, char *out, size_t size);
 
 /* Records that the loop is making progress (monotonic clock). Thread-safe; cheap. */
 void assay_metrics_heartbeat(struct assay_metrics *m);
