@@ -193,7 +193,8 @@ void assay_log_rdkafka(struct assay_log *log, int syslog_level, const char *fac,
 
 bool assay_log_limit_allow(struct assay_log_limit *l, int64_t now_ms, int64_t *suppressed)
 {
-	if (now_ms - l->window_start_ms >= ASSAY_LOG_LIMIT_WINDOW_MS || now_ms < l->window_start_ms) {
+	if (now_ms - l->window_start_ms >= ASSAY_LOG_LIMIT_WINDOW_MS ||
+	    now_ms < l->window_start_ms) {
 		l->window_start_ms = now_ms;
 		l->lines = 0;
 	}
