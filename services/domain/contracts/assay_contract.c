@@ -557,3 +557,25 @@ int assay_contract_own_id(struct assay_contracts *cx, const struct assay_ct_type
 	*id = s->id;
 	return 0;
 }
+
+int assay_contract_frame_type(struct assay_contracts *cx, const void *frame, size_t len,
+                              const char **full_name, char *errstr, size_t errstr_size)
+{
+	const unsigned char *p = frame;
+	const struct assay_schema *s;
+	int32_t id;
+	int err;
+
+	if (frame == NULL || len < ASSAY_CODEC_HEADER_SIZE)
+		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
+		                  "frame of %zu bytes is shorter than its 5-byte header", len);
+	if (p[0] != ASSAY_CODEC_MAGIC)
+		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
+		                  "frame starts with 0x%02x, not the magic byte 0x00", p[0]);
+	id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+	err = assay_codec_schema_by_id(cx->codec, id, &s, errstr, errstr_size);
+	if (err)
+		return err;
+	*full_name = s->full_name;
+	return 0;
+}

@@ -176,6 +176,15 @@ int assay_contract_encode(struct assay_contracts *cx, const struct assay_ct_type
                           const void *in, struct assay_contract_buf *buf, char *errstr,
                           size_t errstr_size);
 
+/*
+ * The full name of the writer schema of frame (len bytes), e.g. "org.assay.v1.AuditOpened",
+ * for a topic that carries several record types: *full_name points into the codec (valid
+ * until it is destroyed). Returns 0; ASSAY_ERR_REJECT (short frame, wrong magic byte,
+ * unknown schema id); ASSAY_ERR_RETRY (registry unreachable); ASSAY_ERR_FATAL.
+ */
+int assay_contract_frame_type(struct assay_contracts *cx, const void *frame, size_t len,
+                              const char **full_name, char *errstr, size_t errstr_size);
+
 /* The index of symbol (len bytes) in type's symbols, or -1. */
 int assay_contract_enum_index(const struct assay_ct_type *type, const char *symbol, size_t len);
 
