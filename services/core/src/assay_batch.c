@@ -56,7 +56,7 @@ static int deadletter(struct assay_batch *batch, size_t i, int err_class, const 
 
 size_t assay_batch_room(const struct assay_batch *batch, const char *topic)
 {
-	return assay_loop_room(batch->loop, topic);
+	return assay_limits_room(batch->loop, topic);
 }
 
 /* An event that does not fit its topic: parked whole (under the sequence number it would
@@ -94,7 +94,7 @@ int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, con
 	if (m->nevents >= ASSAY_LOOP_MAX_EVENTS_PER_MESSAGE)
 		goto fail;
 	size = key_len + value_len + assay_headers_wire_size(headers);
-	room = assay_loop_room(batch->loop, topic);
+	room = assay_limits_room(batch->loop, topic);
 	if (size > room) {
 		struct assay_headers none;
 
@@ -275,7 +275,7 @@ static int deadletter(struct assay_batch *batch, size_t i, int err_class, const 
 {
 	struct assay_loop *loop = batch->loop;
 	struct assay_msg *m = &batch->msgs[i];
-	size_t room = assay_loop_room(loop, loop->deadletter_topic);
+	size_t room = assay_limits_room(loop, loop->deadletter_topic);
 	size_t key_len = m->key_len, value_len = m->value_len;
 	struct assay_headers h, original;
 	bool parked = false;
@@ -447,4 +447,11 @@ int assay_batch_decode_all(struct assay_loop *loop, struct assay_batch *batch, c
 		}
 	}
 	return 0;
+}
+
+void assay_batch_discard_polled(struct assay_loop *loop)
+{
+	for (size_t k = 0; k < loop->nrkms; k++)
+		rd_kafka_message_destroy(loop->rkms[k]);
+	loop->nrkms = 0;
 }

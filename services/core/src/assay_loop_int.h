@@ -190,15 +190,85 @@ static inline int64_t assay_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* assay_loop.c */
-struct part *assay_loop_part_find(struct assay_loop *loop, const char *topic, int32_t partition);
+static inline void assay_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static inline bool assay_loop_stopping(const struct assay_loop *loop)
+{
+	return loop->cfg.stop != NULL && *loop->cfg.stop;
+}
+
+/* Sleeps the current backoff (in slices, so a stop request is seen), counts a retry and
+ * doubles the backoff. */
+static inline void assay_loop_backoff(struct assay_loop *loop)
+{
+	int left = loop->backoff_ms;
+
+	if (loop->m_retries)
+		assay_counter_add(loop->m_retries, 1);
+	while (left > 0 && !assay_loop_stopping(loop)) {
+		int slice = left < 100 ? left : 100;
+
+		assay_sleep_ms(slice);
+		left -= slice;
+	}
+	loop->backoff_ms *= 2;
+	if (loop->backoff_ms > loop->cfg.retry_backoff_max_ms)
+		loop->backoff_ms = loop->cfg.retry_backoff_max_ms;
+}
+
+static inline void assay_loop_backoff_reset(struct assay_loop *loop)
+{
+	loop->backoff_ms = loop->cfg.retry_backoff_ms;
+}
+
+/* assay_ledger.c: the partitions owned, their positions, the connection storing them */
+struct part *assay_ledger_find(struct assay_loop *loop, const char *topic, int32_t partition);
+/* Connects when there is no usable connection. Returns 0 or ASSAY_ERR_RETRY. */
+int assay_ledger_db(struct assay_loop *loop, char *errstr, size_t errstr_size);
+/* Rolls back the transaction in progress, if the connection is usable. */
+void assay_ledger_rollback(struct assay_loop *loop);
+/* Reads (and creates, at 0) the stored offsets of the partitions in list into their
+ * offset fields, and their stream ids into streams (list->cnt entries) unless NULL. */
+int assay_ledger_load(struct assay_loop *loop, rd_kafka_topic_partition_list_t *list,
+                      int32_t *streams, char *errstr, size_t errstr_size);
+/* In the batch transaction: moves the stored offsets of the batch's partitions with a
+ * compare-and-set and deletes outbox rows Kafka holds (about once a second). Returns 0,
+ * ASSAY_ERR_FENCED when a row did not match, or the failure class. */
+int assay_ledger_store(struct assay_loop *loop, struct assay_batch *batch, char *errstr,
+                       size_t errstr_size);
+
+/* assay_limits.c: what each produced topic takes */
+/* Before the producer: reads the topics' limits into *limits (malloc'd, one per room) and
+ * sizes the producer for the largest. */
+int assay_limits_read(struct assay_loop *loop, int64_t **limits, char *errstr, size_t errstr_size);
+/* After the producer: the rooms from limits and the producer's message.max.bytes. */
+void assay_limits_size(struct assay_loop *loop, const int64_t *limits);
 /* The largest key + value + headers (as assay_headers_wire_size counts them) the topic
  * takes. */
-size_t assay_loop_room(const struct assay_loop *loop, const char *topic);
+size_t assay_limits_room(const struct assay_loop *loop, const char *topic);
 /* Reads the topics' limits from the broker again (after the broker refused an event). */
-void assay_loop_refresh_rooms(struct assay_loop *loop);
-/* Connects when there is no usable connection. Returns 0 or ASSAY_ERR_RETRY. */
-int assay_loop_db_ensure(struct assay_loop *loop, char *errstr, size_t errstr_size);
+void assay_limits_refresh(struct assay_loop *loop);
+
+/* assay_clients.c: the consumer and the transactional producer */
+int assay_clients_consumer(struct assay_loop *loop, char *errstr, size_t errstr_size);
+int assay_clients_producer(struct assay_loop *loop, char *errstr, size_t errstr_size);
+/* Replaces a consumer librdkafka declared unusable (the partitions are given up first). */
+int assay_clients_renew_consumer(struct assay_loop *loop, char *errstr, size_t errstr_size);
+
+/* assay_rebalance.c */
+/* The rebalance callback of the consumer (rd_kafka_conf_set_rebalance_cb). */
+void assay_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t kerr,
+                        rd_kafka_topic_partition_list_t *list, void *opaque);
+/* Forgets the partitions (after the relay published or dropped its queue). */
+void assay_rebalance_clear(struct assay_loop *loop);
+/* Re-reads the stored offsets of the assigned partitions, has the handler reload, seeks. */
+int assay_rebalance_reseek(struct assay_loop *loop, char *errstr, size_t errstr_size);
 
 /* assay_batch.c */
 /* The name-based id of the seq'th event caused by (topic, partition, offset). maker: the
@@ -215,6 +285,8 @@ int assay_batch_decode_all(struct assay_loop *loop, struct assay_batch *batch, c
                            size_t errstr_size);
 void assay_batch_reset_outputs(struct assay_batch *batch);
 void assay_batch_release(struct assay_batch *batch);
+/* Destroys the messages in hand (they were not applied). */
+void assay_batch_discard_polled(struct assay_loop *loop);
 
 /* assay_outbox.c: the events of one outbox row (sql/007_outbox_batches.sql). An event read
  * back points into the row's value; topic is not NUL-terminated; NULL pointers for NULL. */

@@ -152,7 +152,7 @@ static int relay_positions(struct assay_loop *loop, char *errstr, size_t errstr_
 	kerr = list->cnt ? rd_kafka_committed(loop->consumer, list, 10000) : 0;
 	for (int i = 0; kerr == 0 && i < list->cnt; i++) {
 		struct part *p =
-		        assay_loop_part_find(loop, list->elems[i].topic, list->elems[i].partition);
+		        assay_ledger_find(loop, list->elems[i].topic, list->elems[i].partition);
 
 		if (p && list->elems[i].err == 0)
 			p->relay_pos = list->elems[i].offset >= 0 ? list->elems[i].offset : 0;
@@ -279,7 +279,7 @@ static bool event_refused(struct assay_loop *loop, const struct assay_headers *h
 	if (!take_refused(loop, id))
 		return false;
 	if (ev->key_len + ev->value_len + assay_headers_wire_size(h) <=
-	            assay_loop_room(loop, topic) &&
+	            assay_limits_room(loop, topic) &&
 	    strike(loop, id))
 		return false;
 	if (loop->nparking < REFUSED_MAX)
@@ -479,8 +479,8 @@ int assay_relay_collect(struct assay_loop *loop, bool wait, char *errstr, size_t
 	err = job->err;
 	if (err == 0) {
 		for (int i = 0; i < job->offsets->cnt; i++) {
-			struct part *p = assay_loop_part_find(loop, job->offsets->elems[i].topic,
-			                                      job->offsets->elems[i].partition);
+			struct part *p = assay_ledger_find(loop, job->offsets->elems[i].topic,
+			                                   job->offsets->elems[i].partition);
 			if (p)
 				p->relay_pos = job->offsets->elems[i].offset;
 		}
@@ -545,14 +545,14 @@ static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t e
 
 	err = relay_positions(loop, errstr, errstr_size);
 	if (!err)
-		err = assay_loop_db_ensure(loop, errstr, errstr_size);
+		err = assay_ledger_db(loop, errstr, errstr_size);
 	if (err)
 		return err;
 	pthread_mutex_lock(&loop->mu);
 	refused = loop->nrefused > 0;
 	pthread_mutex_unlock(&loop->mu);
 	if (refused) /* what the broker takes may have changed */
-		assay_loop_refresh_rooms(loop);
+		assay_limits_refresh(loop);
 	new_pos = calloc(loop->nparts, sizeof(*new_pos));
 	if (new_pos == NULL)
 		return ASSAY_ERR_FATAL;
