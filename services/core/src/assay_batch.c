@@ -42,6 +42,38 @@ void assay_batch_next_event_id(const struct assay_batch *batch, size_t i, char o
 	                    m->nevents, out);
 }
 
+/* The last header called name of message m (from Kafka, or given to a hand-built batch):
+ * true with *v, *len set when there is one. */
+static bool msg_header(const struct assay_msg *m, const char *name, const void **v, size_t *len)
+{
+	rd_kafka_headers_t *in;
+
+	if (m->rkm == NULL) {
+		const struct assay_header *h =
+		        m->headers ? assay_headers_find(m->headers, name) : NULL;
+
+		if (h == NULL)
+			return false;
+		*v = h->value;
+		*len = h->size;
+		return true;
+	}
+	return rd_kafka_message_headers(m->rkm, &in) == 0 &&
+	       rd_kafka_header_get_last(in, name, v, len) == 0;
+}
+
+/* Appends copies of every header of message m to h. 0 or ASSAY_ERR_FATAL. */
+static int msg_headers_copy(const struct assay_msg *m, struct assay_headers *h)
+{
+	if (m->rkm != NULL)
+		return assay_headers_add_from_message(h, m->rkm);
+	for (size_t k = 0; m->headers && k < m->headers->count; k++)
+		if (assay_headers_add(h, m->headers->items[k].name, m->headers->items[k].value,
+		                      m->headers->items[k].size))
+			return ASSAY_ERR_FATAL;
+	return 0;
+}
+
 void assay_out_event_release(struct out_event *e)
 {
 	free(e->source_topic);
@@ -138,13 +170,11 @@ int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, con
 	/* event_id and produced_by are added when the event is published: the id derives from
 	 * the event's position, so the outbox need not store either */
 	if (assay_headers_find(&e->headers, "trace_id") == NULL) {
-		rd_kafka_headers_t *in;
 		const void *trace = NULL;
 		size_t trace_len = 0;
 
-		if (rd_kafka_message_headers(m->rkm, &in) == 0 &&
-		    (rd_kafka_header_get_last(in, "trace_id", &trace, &trace_len) == 0 ||
-		     rd_kafka_header_get_last(in, "event_id", &trace, &trace_len) == 0)) {
+		if (msg_header(m, "trace_id", &trace, &trace_len) ||
+		    msg_header(m, "event_id", &trace, &trace_len)) {
 			if (assay_headers_add(&e->headers, "trace_id", trace, trace_len))
 				goto fail_event;
 		}
@@ -231,15 +261,13 @@ static int add_parked_headers(struct assay_headers *h, const struct assay_loop *
 }
 
 /* A header's value as a string for a log line ("" when absent). */
-static void header_text(const rd_kafka_message_t *rkm, const char *name, char *out, size_t size)
+static void header_text(const struct assay_msg *m, const char *name, char *out, size_t size)
 {
-	rd_kafka_headers_t *in;
 	const void *v;
 	size_t len;
 
 	out[0] = '\0';
-	if (rkm && rd_kafka_message_headers(rkm, &in) == 0 &&
-	    rd_kafka_header_get_last(in, name, &v, &len) == 0 && v != NULL)
+	if (msg_header(m, name, &v, &len) && v != NULL)
 		snprintf(out, size, "%.*s", (int)(len < size ? len : size - 1), (const char *)v);
 }
 
@@ -251,8 +279,8 @@ static void log_deadletter(struct assay_loop *loop, const struct assay_msg *m, i
 
 	if (!assay_log_limit_allow(&loop->dlq_log, assay_now_ms(), &suppressed))
 		return;
-	header_text(m->rkm, "event_id", event_id, sizeof(event_id));
-	header_text(m->rkm, "trace_id", trace_id, sizeof(trace_id));
+	header_text(m, "event_id", event_id, sizeof(event_id));
+	header_text(m, "trace_id", trace_id, sizeof(trace_id));
 	assay_log_warn(loop->cfg.log, "message dead-lettered", ASSAY_LF_STR("topic", m->topic),
 	               ASSAY_LF_INT("partition", m->partition), ASSAY_LF_INT("offset", m->offset),
 	               ASSAY_LF_STR("event_id", event_id), ASSAY_LF_STR("trace_id", trace_id),
@@ -283,7 +311,7 @@ static int deadletter(struct assay_batch *batch, size_t i, int err_class, const 
 
 	assay_headers_init(&h);
 	assay_headers_init(&original);
-	err = assay_headers_add_from_message(&original, m->rkm);
+	err = msg_headers_copy(m, &original);
 	/* the dead letter carries an event id of its own; the original's is kept renamed */
 	for (size_t k = 0; !err && k < original.count; k++)
 		if (strcmp(original.items[k].name, "event_id") == 0) {
@@ -354,7 +382,7 @@ int assay_batch_park(struct assay_batch *batch, size_t i, const char *reason, ch
 	int err;
 
 	assay_headers_init(&original);
-	err = assay_headers_add_from_message(&original, m->rkm);
+	err = msg_headers_copy(m, &original);
 	if (!err)
 		err = assay_parked_add(batch, i, -1, NULL, m->key, m->key_len, m->value,
 		                       m->value_len, &original, reason);
@@ -454,4 +482,92 @@ void assay_batch_discard_polled(struct assay_loop *loop)
 	for (size_t k = 0; k < loop->nrkms; k++)
 		rd_kafka_message_destroy(loop->rkms[k]);
 	loop->nrkms = 0;
+}
+
+/* ---- batches built by hand, for unit tests of handlers ---- */
+
+struct assay_batch *assay_batch_new_for_test(const char *service,
+                                             const struct assay_test_message *msgs, size_t n)
+{
+	struct assay_loop *loop = calloc(1, sizeof(*loop));
+	struct assay_batch *batch = calloc(1, sizeof(*batch));
+
+	if (loop == NULL || batch == NULL)
+		goto fail;
+	loop->cfg.service = service;
+	loop->cfg.group = service;
+	loop->cfg.deadletter_topic = "assay.deadletter";
+	loop->deadletter_topic = loop->cfg.deadletter_topic;
+	loop->handler.stage = "test";
+	loop->default_room = TOPIC_DEFAULT_MAX_BYTES - RECORD_OVERHEAD;
+	loop->ids = assay_uuid_maker_new();
+	if (loop->ids == NULL)
+		goto fail;
+	batch->loop = loop;
+	batch->msgs = calloc(n ? n : 1, sizeof(*batch->msgs));
+	if (batch->msgs == NULL)
+		goto fail;
+	batch->count = n;
+	for (size_t k = 0; k < n; k++) {
+		struct assay_msg *m = &batch->msgs[k];
+
+		m->topic = msgs[k].topic;
+		m->partition = msgs[k].partition;
+		m->offset = msgs[k].offset;
+		m->key = msgs[k].key;
+		m->key_len = msgs[k].key_len;
+		m->value = msgs[k].value;
+		m->value_len = msgs[k].value_len;
+		m->headers = msgs[k].headers;
+	}
+	return batch;
+fail:
+	if (loop)
+		assay_uuid_maker_destroy(loop->ids);
+	free(loop);
+	if (batch)
+		free(batch->msgs);
+	free(batch);
+	return NULL;
+}
+
+void assay_batch_set_room_for_test(struct assay_batch *batch, size_t room)
+{
+	batch->loop->default_room = room;
+}
+
+void assay_batch_free_for_test(struct assay_batch *batch)
+{
+	struct assay_loop *loop;
+
+	if (batch == NULL)
+		return;
+	loop = batch->loop;
+	assay_batch_release(batch);
+	assay_uuid_maker_destroy(loop->ids);
+	free(loop);
+	free(batch);
+}
+
+size_t assay_batch_events(const struct assay_batch *batch)
+{
+	return batch->nevents;
+}
+
+void assay_batch_event(const struct assay_batch *batch, size_t k, struct assay_test_event *out)
+{
+	const struct out_event *e = &batch->events[k];
+
+	out->msg = e->msg;
+	out->topic = e->topic;
+	out->key = e->key;
+	out->key_len = e->key_len;
+	out->value = e->value;
+	out->value_len = e->value_len;
+	out->headers = &e->headers;
+}
+
+size_t assay_batch_parked_count(const struct assay_batch *batch)
+{
+	return batch->nparked;
 }

@@ -42,6 +42,8 @@ struct assay_msg {
 	/* dead-lettered (by the loop's decoding or by the handler): handlers skip it */
 	bool dead;
 	int nevents; /* events emitted for this message so far (seq of the next one) */
+	/* a batch built by assay_batch_new_for_test has no rkm: its headers are here */
+	const struct assay_headers *headers;
 };
 
 struct assay_batch;
@@ -195,5 +197,46 @@ size_t assay_batch_room(const struct assay_batch *batch, const char *topic);
  */
 int assay_batch_park(struct assay_batch *batch, size_t i, const char *reason, char *where,
                      size_t where_size);
+
+/*
+ * Batches built by hand, so that a handler is unit-tested without Kafka or PostgreSQL: call
+ * its handle (and inspect what it emitted) with a batch of these messages. The batch belongs
+ * to a loop of its own that knows the service name (event ids), the dead-letter topic
+ * "assay.deadletter" and Kafka's default message limit for every topic; nothing is written
+ * or published. The messages' strings and bytes are borrowed and must outlive the batch.
+ */
+struct assay_test_message {
+	const char *topic;
+	int32_t partition;
+	int64_t offset;
+	const void *key; /* may be NULL */
+	size_t key_len;
+	const void *value; /* may be NULL */
+	size_t value_len;
+	const struct assay_headers *headers; /* may be NULL */
+};
+
+/* An event a batch holds (views into the batch, valid until it is freed or reset). */
+struct assay_test_event {
+	size_t msg; /* the message that caused it */
+	const char *topic;
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+	const struct assay_headers *headers;
+};
+
+/* NULL when memory runs out. */
+struct assay_batch *assay_batch_new_for_test(const char *service,
+                                             const struct assay_test_message *msgs, size_t n);
+void assay_batch_free_for_test(struct assay_batch *batch);
+/* Every topic takes room bytes of key + value + headers (to test the size checks). */
+void assay_batch_set_room_for_test(struct assay_batch *batch, size_t room);
+/* The events emitted so far (dead letters included), and the k-th of them. */
+size_t assay_batch_events(const struct assay_batch *batch);
+void assay_batch_event(const struct assay_batch *batch, size_t k, struct assay_test_event *out);
+/* Messages and events parked so far (written with the outbox by a real loop). */
+size_t assay_batch_parked_count(const struct assay_batch *batch);
 
 #endif
