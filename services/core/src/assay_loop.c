@@ -504,6 +504,17 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 		if (loop->fatal)
 			break;
 		if (loop->consumer_failed) {
+			/* fenced again and again: another live instance has this instance.id */
+			if (assay_now_ms() - loop->renewed_ms < RENEW_MIN_INTERVAL_MS) {
+				err = assay_errf(
+				        ASSAY_ERR_FATAL, errstr, errstr_size,
+				        "consumer fenced twice within %d s: another instance "
+				        "of group %s runs with instance.id %s",
+				        RENEW_MIN_INTERVAL_MS / 1000, loop->cfg.group,
+				        loop->cfg.instance_id);
+				break;
+			}
+			loop->renewed_ms = assay_now_ms();
 			err = assay_clients_renew_consumer(loop, errstr, errstr_size);
 			if (err)
 				break;
@@ -550,6 +561,12 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 			               ASSAY_LF_STR("error", why));
 	}
 	assay_batch_discard_polled(loop);
+	/* A static member does not leave the group when it closes (KIP-345): its partitions
+	 * would wait session.timeout.ms for it. Unsubscribing first leaves the group, so a stop
+	 * hands the partitions over at once; only a crashed instance is waited for (and comes
+	 * back without a rebalance). */
+	if (err == 0)
+		rd_kafka_unsubscribe(loop->consumer);
 	rd_kafka_consumer_close(loop->consumer);
 	rd_kafka_flush(loop->producer, loop->cfg.shutdown_timeout_ms);
 	assay_log_info(loop->cfg.log, err ? "loop failed" : "loop stopped",

@@ -30,6 +30,9 @@
 #define PARKED_PREFIX_BYTES 1024
 /* Events the broker refused for good, remembered until the outbox path parks them */
 #define REFUSED_MAX 256
+/* A consumer fenced again sooner than this after it was made anew: another live instance
+ * has the same instance.id, a configuration error (fatal) */
+#define RENEW_MIN_INTERVAL_MS 60000
 
 struct part {
 	char *topic;
@@ -114,7 +117,8 @@ struct assay_loop {
 	size_t nparts;
 	atomic_int assigned;  /* nparts, readable from other threads */
 	bool fatal;           /* set by the rebalance callback */
-	bool consumer_failed; /* a fatal consumer error: renew_consumer makes a new one */
+	bool consumer_failed; /* a fatal consumer error: the consumer is made anew */
+	int64_t renewed_ms;   /* when it last was */
 	char fatal_errstr[512];
 
 	rd_kafka_message_t **rkms; /* the batch in hand */
