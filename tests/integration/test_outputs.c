@@ -115,6 +115,8 @@ static const char *header(const struct assay_test_record *r, const char *name, c
 /* A loop running the copy handler with its own database and topics. */
 struct rig {
 	char url[512], in[160], out[160], dlq[160], service[128];
+	const char *instance; /* NULL: "one" */
+	int session_ms;       /* 0: the tests' 6 s */
 	const char *topics[1];
 	const char *produces[1];
 	struct assay_loop_config cfg;
@@ -144,15 +146,26 @@ static void rig_start(struct rig *r)
 {
 	struct assay_handler handler;
 
+	r->stop = 0;
 	r->topics[0] = r->in;
 	r->produces[0] = r->out;
 	r->metrics = assay_metrics_new(r->service);
 	assert_non_null(r->metrics);
-	assay_test_copy_handler_init(&r->h, "one", r->out);
+	if (r->instance == NULL)
+		r->instance = "one";
+	assay_test_copy_handler_init(&r->h, r->instance, r->out);
 	handler = assay_test_copy_handler(&r->h);
-	assay_test_loop_config(&r->cfg, r->service, "one", r->url, r->topics, r->dlq, &r->stop);
+	assay_test_loop_config(&r->cfg, r->service, r->instance, r->url, r->topics, r->dlq,
+	                       &r->stop);
 	r->cfg.produces = r->produces;
 	r->cfg.nproduces = 1;
+	if (r->session_ms) {
+		static const char *const props[] = {"consumer.heartbeat.interval.ms", "500"};
+
+		r->cfg.session_timeout_ms = r->session_ms;
+		r->cfg.kafka_props = props;
+		r->cfg.nkafka_props = 1;
+	}
 	r->cfg.metrics = r->metrics;
 	r->cfg.relay_unready_ms = 2000;
 	r->log = assay_log_new(r->service, ASSAY_LOG_WARN, -1);
@@ -502,6 +515,62 @@ static void test_fenced_static_member_comes_back(void **state)
 	assay_test_pg_drop_db(r.url);
 }
 
+/* Two static members share a two-partition topic with a 45 s session timeout. The first
+ * stops and starts again with the same instance id (a rolling restart): it has its partition
+ * back within seconds and the other member's assignment never moved (no rebalance). */
+static void test_restart_keeps_assignment(void **state)
+{
+	struct rig a, b;
+	int64_t t0, deadline;
+	long rows, distinct;
+	int settled;
+
+	(void)state;
+	rig_init(&a, "rolling", NULL, NULL, NULL);
+	assay_test_kafka_topic(a.in, sizeof(a.in), "out-in2", 2);
+	b = a;
+	a.instance = "a";
+	b.instance = "b";
+	a.session_ms = b.session_ms = 45000;
+	rig_start(&a);
+	deadline = assay_test_now_ms() + 30000;
+	while (assay_loop_assigned(a.t.loop) < 2 && assay_test_now_ms() < deadline)
+		usleep(50 * 1000);
+	assert_int_equal(assay_loop_assigned(a.t.loop), 2);
+	rig_start(&b);
+	deadline = assay_test_now_ms() + 60000;
+	while ((assay_loop_assigned(a.t.loop) != 1 || assay_loop_assigned(b.t.loop) != 1) &&
+	       assay_test_now_ms() < deadline)
+		usleep(50 * 1000);
+	assert_int_equal(assay_loop_assigned(b.t.loop), 1);
+	usleep(2000 * 1000); /* let the group settle before counting b's assignments */
+	settled = b.h.assignments;
+
+	t0 = assay_test_now_ms();
+	rig_stop(&a);
+	rig_start(&a);
+	while (assay_loop_assigned(a.t.loop) < 1 && assay_test_now_ms() - t0 < 60000)
+		usleep(50 * 1000);
+	print_message("the restarted member had its partition %lld ms after the stop\n",
+	              (long long)(assay_test_now_ms() - t0));
+	assert_int_equal(assay_loop_assigned(a.t.loop), 1);
+	assert_true(assay_test_now_ms() - t0 < 10000);
+	assert_int_equal(assay_loop_assigned(b.t.loop), 1);
+	assert_int_equal(b.h.assignments, settled); /* no rebalance reached it */
+	for (int i = 0; i < 10; i++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "k-%d", i);
+		send_one(a.in, key, "msg", 3, NULL, NULL);
+	}
+	assay_test_pg_wait(a.url, "SELECT count(*) FROM loop_rows", 10, 60000);
+	rig_stop(&a);
+	rig_stop(&b);
+	assay_test_loop_counts(a.url, &rows, &distinct);
+	assert_int_equal(rows, 10);
+	assay_test_pg_drop_db(a.url);
+}
+
 /* assay-plan with the given instance id and metrics port, stderr into fd. */
 static pid_t spawn_plan(const char *url, const char *commands, const char *events, const char *dlq,
                         const char *group, const char *instance, int port, int fd)
@@ -783,6 +852,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_restart_resumes_quickly,
 	                                  assay_test_service_teardown),
 	        cmocka_unit_test_teardown(test_fenced_static_member_comes_back,
+	                                  assay_test_service_teardown),
+	        cmocka_unit_test_teardown(test_restart_keeps_assignment,
 	                                  assay_test_service_teardown),
 	        cmocka_unit_test_teardown(test_intake_rejection_of_large_submission,
 	                                  assay_test_service_teardown),

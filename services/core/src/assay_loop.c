@@ -561,12 +561,8 @@ int assay_loop_run(struct assay_loop *loop, char *errstr, size_t errstr_size)
 			               ASSAY_LF_STR("error", why));
 	}
 	assay_batch_discard_polled(loop);
-	/* A static member does not leave the group when it closes (KIP-345): its partitions
-	 * would wait session.timeout.ms for it. Unsubscribing first leaves the group, so a stop
-	 * hands the partitions over at once; only a crashed instance is waited for (and comes
-	 * back without a rebalance). */
-	if (err == 0)
-		rd_kafka_unsubscribe(loop->consumer);
+	/* a static member does not leave the group here (KIP-345): its partitions wait for it
+	 * to come back, or session.timeout.ms (docs/runtime.md, "Group membership") */
 	rd_kafka_consumer_close(loop->consumer);
 	rd_kafka_flush(loop->producer, loop->cfg.shutdown_timeout_ms);
 	assay_log_info(loop->cfg.log, err ? "loop failed" : "loop stopped",
