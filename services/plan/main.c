@@ -7,7 +7,7 @@
 
 int main(int argc, char **argv)
 {
-	struct assay_plan_service *svc = assay_plan_service_new();
+	struct plan_service *svc = plan_service_new();
 	struct assay_service_def def;
 	int rc;
 
@@ -15,8 +15,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "assay-plan: out of memory\n");
 		return 1;
 	}
-	assay_plan_service_def(svc, &def);
+	plan_service_def(svc, &def);
 	rc = assay_service_main(argc, argv, &def);
-	assay_plan_service_destroy(svc);
+	plan_service_destroy(svc);
 	return rc;
 }

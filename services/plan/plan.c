@@ -25,9 +25,9 @@
 #include <string.h>
 #include <time.h>
 
-#define S(field) offsetof(struct assay_plan_settings, field)
+#define S(field) offsetof(struct plan_settings, field)
 
-const struct assay_setting assay_plan_settings[] = {
+const struct assay_setting plan_settings[] = {
         {"topic.audit.commands", "ASSAY_TOPIC_AUDIT_COMMANDS", ASSAY_SETTING_STRING,
          "assay.audit.commands", 0, 0, S(topic_commands), "topic of the audit commands consumed"},
         {"topic.audit.events", "ASSAY_TOPIC_AUDIT_EVENTS", ASSAY_SETTING_STRING,
@@ -37,7 +37,7 @@ const struct assay_setting assay_plan_settings[] = {
          "months after consultancy, employment or a declared relation with a client during "
          "which a person may not audit or decide it (17021-1, domain-rules R1.38)"},
         {"plan.time.isms.table", "ASSAY_PLAN_TIME_ISMS_TABLE", ASSAY_SETTING_STRING,
-         assay_plan_isms_table_default, 0, 0, S(isms_table),
+         plan_isms_table_default, 0, 0, S(isms_table),
          "ISMS audit-time table, persons:days bands (ISO/IEC 27006-1 Annex C, domain-rules "
          "R2.10)"},
         {"plan.time.aims.table", "ASSAY_PLAN_TIME_AIMS_TABLE", ASSAY_SETTING_STRING, "", 0, 0,
@@ -68,34 +68,34 @@ const struct assay_setting assay_plan_settings[] = {
          "80", 0, 100, S(onsite_min_percent),
          "smallest on-site share of the audit time (domain-rules R2.2)"},
         {"plan.sampling.initial.permille", "ASSAY_PLAN_SAMPLING_INITIAL_PERMILLE",
-         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[ASSAY_PLAN_STAGE_1]),
+         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[PLAN_STAGE_1]),
          "multi-site sample factor f (x1000) of stage 1 audits: ceil(f*sqrt(sites)) (IAF MD 1)"},
         {"plan.sampling.stage2.permille", "ASSAY_PLAN_SAMPLING_STAGE2_PERMILLE", ASSAY_SETTING_INT,
-         "1000", 1, 10000, S(sampling_permille[ASSAY_PLAN_STAGE_2]),
+         "1000", 1, 10000, S(sampling_permille[PLAN_STAGE_2]),
          "multi-site sample factor f (x1000) of stage 2 audits (IAF MD 1)"},
         {"plan.sampling.surveillance.permille", "ASSAY_PLAN_SAMPLING_SURVEILLANCE_PERMILLE",
-         ASSAY_SETTING_INT, "600", 1, 10000, S(sampling_permille[ASSAY_PLAN_SURVEILLANCE]),
+         ASSAY_SETTING_INT, "600", 1, 10000, S(sampling_permille[PLAN_SURVEILLANCE]),
          "multi-site sample factor f (x1000) of surveillance audits (IAF MD 1)"},
         {"plan.sampling.recertification.permille", "ASSAY_PLAN_SAMPLING_RECERTIFICATION_PERMILLE",
-         ASSAY_SETTING_INT, "800", 1, 10000, S(sampling_permille[ASSAY_PLAN_RECERTIFICATION]),
+         ASSAY_SETTING_INT, "800", 1, 10000, S(sampling_permille[PLAN_RECERTIFICATION]),
          "multi-site sample factor f (x1000) of recertification audits (IAF MD 1)"},
         {"plan.sampling.special.permille", "ASSAY_PLAN_SAMPLING_SPECIAL_PERMILLE",
-         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[ASSAY_PLAN_SPECIAL]),
+         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[PLAN_SPECIAL]),
          "multi-site sample factor f (x1000) of special audits (no source: as initial)"},
         {"plan.share.stage1.permille", "ASSAY_PLAN_SHARE_STAGE1_PERMILLE", ASSAY_SETTING_INT, "333",
-         1, 10000, S(share_permille[ASSAY_PLAN_STAGE_1]),
+         1, 10000, S(share_permille[PLAN_STAGE_1]),
          "share (x1000) of the initial audit time a stage 1 takes (domain-rules §2.6)"},
         {"plan.share.stage2.permille", "ASSAY_PLAN_SHARE_STAGE2_PERMILLE", ASSAY_SETTING_INT, "667",
-         1, 10000, S(share_permille[ASSAY_PLAN_STAGE_2]),
+         1, 10000, S(share_permille[PLAN_STAGE_2]),
          "share (x1000) of the initial audit time a stage 2 takes (domain-rules §2.6)"},
         {"plan.share.surveillance.permille", "ASSAY_PLAN_SHARE_SURVEILLANCE_PERMILLE",
-         ASSAY_SETTING_INT, "333", 1, 10000, S(share_permille[ASSAY_PLAN_SURVEILLANCE]),
+         ASSAY_SETTING_INT, "333", 1, 10000, S(share_permille[PLAN_SURVEILLANCE]),
          "share (x1000) of the initial audit time a surveillance audit takes (R2.6)"},
         {"plan.share.recertification.permille", "ASSAY_PLAN_SHARE_RECERTIFICATION_PERMILLE",
-         ASSAY_SETTING_INT, "667", 1, 10000, S(share_permille[ASSAY_PLAN_RECERTIFICATION]),
+         ASSAY_SETTING_INT, "667", 1, 10000, S(share_permille[PLAN_RECERTIFICATION]),
          "share (x1000) of the initial audit time a recertification audit takes (R2.6)"},
         {"plan.share.special.permille", "ASSAY_PLAN_SHARE_SPECIAL_PERMILLE", ASSAY_SETTING_INT,
-         "333", 1, 10000, S(share_permille[ASSAY_PLAN_SPECIAL]),
+         "333", 1, 10000, S(share_permille[PLAN_SPECIAL]),
          "share (x1000) of the initial audit time a special audit takes (no source: as "
          "surveillance)"},
         {NULL, NULL, 0, NULL, 0, 0, 0, "assay-plan settings"},
@@ -124,32 +124,30 @@ static void problem(char *errstr, size_t errstr_size, size_t *len, int *bad, con
 		*len = errstr_size - 1;
 }
 
-int assay_plan_rules_from_settings(const struct assay_plan_settings *s, struct assay_plan_rules *r,
-                                   char *errstr, size_t errstr_size)
+int plan_rules_from_settings(const struct plan_settings *s, struct plan_rules *r, char *errstr,
+                             size_t errstr_size)
 {
 	char why[256];
 	size_t len = 0;
 	int bad = 0;
 
-	assay_plan_rules_default(r);
+	plan_rules_default(r);
 	if (errstr && errstr_size)
 		errstr[0] = '\0';
 	r->conflict_months = (int)s->conflict_months;
-	if (assay_plan_time_table_parse(s->isms_table, &r->time.table[ASSAY_PLAN_ISMS], why,
-	                                sizeof(why)) != 0)
+	if (plan_time_table_parse(s->isms_table, &r->time.table[PLAN_ISMS], why, sizeof(why)) != 0)
 		problem(errstr, errstr_size, &len, &bad, "plan.time.isms.table: %s", why);
-	if (assay_plan_time_table_parse(s->aims_table, &r->time.table[ASSAY_PLAN_AIMS], why,
-	                                sizeof(why)) != 0)
+	if (plan_time_table_parse(s->aims_table, &r->time.table[PLAN_AIMS], why, sizeof(why)) != 0)
 		problem(errstr, errstr_size, &len, &bad, "plan.time.aims.table: %s", why);
-	r->time.adjustment_cap_percent[ASSAY_PLAN_ISMS] = (double)s->isms_adjustment_cap_percent;
-	r->time.adjustment_cap_percent[ASSAY_PLAN_AIMS] = (double)s->aims_adjustment_cap_percent;
-	r->time.identical_groups[ASSAY_PLAN_AIMS] = s->aims_identical_groups;
-	assay_plan_time_integration_linear(&r->time, (double)s->integration_max_percent);
+	r->time.adjustment_cap_percent[PLAN_ISMS] = (double)s->isms_adjustment_cap_percent;
+	r->time.adjustment_cap_percent[PLAN_AIMS] = (double)s->aims_adjustment_cap_percent;
+	r->time.identical_groups[PLAN_AIMS] = s->aims_identical_groups;
+	plan_time_integration_linear(&r->time, (double)s->integration_max_percent);
 	if (s->integration_table && s->integration_table[0]) {
 		const char *p = s->integration_table;
 		int k = 0;
 
-		for (; k <= ASSAY_PLAN_INTEGRATION_ELEMENTS; k++) {
+		for (; k <= PLAN_INTEGRATION_ELEMENTS; k++) {
 			char *end;
 			double x = strtod(p, &end);
 
@@ -160,13 +158,13 @@ int assay_plan_rules_from_settings(const struct assay_plan_settings *s, struct a
 			p = end;
 			while (*p == ' ')
 				p++;
-			if (k < ASSAY_PLAN_INTEGRATION_ELEMENTS) {
+			if (k < PLAN_INTEGRATION_ELEMENTS) {
 				if (*p != ',')
 					break;
 				p++;
 			}
 		}
-		if (k <= ASSAY_PLAN_INTEGRATION_ELEMENTS || *p != '\0')
+		if (k <= PLAN_INTEGRATION_ELEMENTS || *p != '\0')
 			problem(errstr, errstr_size, &len, &bad,
 			        "plan.time.integration.table: expected 8 non-decreasing percents "
 			        "between 0 and %lld",
@@ -174,7 +172,7 @@ int assay_plan_rules_from_settings(const struct assay_plan_settings *s, struct a
 	}
 	r->time.total_reduction_cap_percent = (double)s->total_reduction_cap_percent;
 	r->time.onsite_min_percent = (double)s->onsite_min_percent;
-	for (int t = 0; t < ASSAY_PLAN_NAUDIT_TYPES; t++) {
+	for (int t = 0; t < PLAN_NAUDIT_TYPES; t++) {
 		r->time.sampling_factor[t] = (double)s->sampling_permille[t] / 1000.0;
 		r->time.share_percent[t] = (double)s->share_permille[t] / 10.0;
 	}
@@ -190,30 +188,30 @@ static const char *const event_names[] = {
         "org.assay.v1.DecisionMakerRecorded"};
 #define REFUSED_NAME "org.assay.v1.AuditCommandRefused"
 
-struct assay_plan_service {
-	struct assay_plan_settings settings;
-	struct assay_plan_rules rules;
-	struct assay_plan_state *state;
+struct plan_service {
+	struct plan_settings settings;
+	struct plan_rules rules;
+	struct plan_state *state;
 	struct assay_catalog *catalog;
-	const char **annex_a[ASSAY_PLAN_NSTANDARDS];
-	size_t nannex_a[ASSAY_PLAN_NSTANDARDS];
-	const struct assay_schema *events[ASSAY_PLAN_NCMD_KINDS];
+	const char **annex_a[PLAN_NSTANDARDS];
+	size_t nannex_a[PLAN_NSTANDARDS];
+	const struct assay_schema *events[PLAN_NCMD_KINDS];
 	const struct assay_schema *refused;
 	struct assay_log *log;
 	struct assay_counter *m_applied, *m_refused, *m_ignored;
 	/* per batch */
-	struct assay_plan_arena *arena;
-	struct assay_plan_cmdlog *cmdlog;
+	struct plan_arena *arena;
+	struct plan_cmdlog *cmdlog;
 	size_t ncmdlog, cmdlog_cap;
 	uint64_t n_applied, n_refused, n_ignored;
-	struct assay_plan_db db;
+	struct plan_db db;
 };
 
 static size_t catalog_annex_a(void *arg, int standard, const char *const **ids)
 {
-	struct assay_plan_service *svc = arg;
+	struct plan_service *svc = arg;
 
-	if (standard < 0 || standard >= ASSAY_PLAN_NSTANDARDS)
+	if (standard < 0 || standard >= PLAN_NSTANDARDS)
 		return 0;
 	*ids = svc->annex_a[standard];
 	return svc->nannex_a[standard];
@@ -221,26 +219,25 @@ static size_t catalog_annex_a(void *arg, int standard, const char *const **ids)
 
 static bool catalog_edition_valid(void *arg, int standard, int64_t at_ms)
 {
-	struct assay_plan_service *svc = arg;
+	struct plan_service *svc = arg;
 
-	return standard >= 0 && standard < ASSAY_PLAN_NSTANDARDS &&
-	       assay_catalog_edition_valid(svc->catalog, assay_plan_standard_names[standard],
-	                                   at_ms);
+	return standard >= 0 && standard < PLAN_NSTANDARDS &&
+	       assay_catalog_edition_valid(svc->catalog, plan_standard_names[standard], at_ms);
 }
 
-struct assay_plan_service *assay_plan_service_new(void)
+struct plan_service *plan_service_new(void)
 {
-	struct assay_plan_service *svc = calloc(1, sizeof(*svc));
+	struct plan_service *svc = calloc(1, sizeof(*svc));
 
 	if (svc == NULL)
 		return NULL;
-	assay_plan_db_init(&svc->db);
+	plan_db_init(&svc->db);
 	return svc;
 }
 
-static void drop_catalog(struct assay_plan_service *svc)
+static void drop_catalog(struct plan_service *svc)
 {
-	for (int s = 0; s < ASSAY_PLAN_NSTANDARDS; s++) {
+	for (int s = 0; s < PLAN_NSTANDARDS; s++) {
 		free(svc->annex_a[s]);
 		svc->annex_a[s] = NULL;
 		svc->nannex_a[s] = 0;
@@ -249,15 +246,15 @@ static void drop_catalog(struct assay_plan_service *svc)
 	svc->catalog = NULL;
 }
 
-void assay_plan_service_destroy(struct assay_plan_service *svc)
+void plan_service_destroy(struct plan_service *svc)
 {
 	if (svc == NULL)
 		return;
-	assay_plan_state_destroy(svc->state);
+	plan_state_destroy(svc->state);
 	drop_catalog(svc);
-	assay_plan_arena_destroy(svc->arena);
+	plan_arena_destroy(svc->arena);
 	free(svc->cmdlog);
-	assay_plan_db_release(&svc->db);
+	plan_db_release(&svc->db);
 	free(svc);
 }
 
@@ -266,9 +263,9 @@ void assay_plan_service_destroy(struct assay_plan_service *svc)
  * transaction when conn is idle) and, on success only, replaces svc->state with it, freeing
  * the old one (an open batch of it is rolled back); on failure svc->state is left as it was.
  */
-static int reload(struct assay_plan_service *svc, PGconn *conn, char *errstr, size_t errstr_size)
+static int reload(struct plan_service *svc, PGconn *conn, char *errstr, size_t errstr_size)
 {
-	struct assay_plan_state *st = assay_plan_state_new();
+	struct plan_state *st = plan_state_new();
 	bool own = false;
 	int err = 0;
 
@@ -277,13 +274,13 @@ static int reload(struct assay_plan_service *svc, PGconn *conn, char *errstr, si
 		                  "plan state: out of memory");
 	err = assay_pg_snapshot_begin(conn, &own, errstr, errstr_size);
 	if (!err)
-		err = assay_plan_db_load(conn, st, errstr, errstr_size);
+		err = plan_db_load(conn, st, errstr, errstr_size);
 	err = assay_pg_snapshot_end(conn, own, err, errstr, errstr_size);
 	if (err) {
-		assay_plan_state_destroy(st);
+		plan_state_destroy(st);
 		return err;
 	}
-	assay_plan_state_destroy(svc->state);
+	plan_state_destroy(svc->state);
 	svc->state = st;
 	return 0;
 }
@@ -291,11 +288,11 @@ static int reload(struct assay_plan_service *svc, PGconn *conn, char *errstr, si
 static int plan_init(void *ctx, const struct assay_service_env *env, char *errstr,
                      size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan_service *svc = ctx;
 	int err;
 
 	svc->log = env->log;
-	err = assay_plan_rules_from_settings(&svc->settings, &svc->rules, errstr, errstr_size);
+	err = plan_rules_from_settings(&svc->settings, &svc->rules, errstr, errstr_size);
 	if (err)
 		return err;
 	/* Annex A control lists for the SoA check, edition windows for E19 */
@@ -303,8 +300,8 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	err = assay_catalog_load(env->conn, &svc->catalog, errstr, errstr_size);
 	if (err)
 		return err;
-	for (int s = 0; s < ASSAY_PLAN_NSTANDARDS; s++) {
-		const char *name = assay_plan_standard_names[s];
+	for (int s = 0; s < PLAN_NSTANDARDS; s++) {
+		const char *name = plan_standard_names[s];
 		size_t n = assay_catalog_count(svc->catalog, name, true);
 
 		if (n == 0)
@@ -323,7 +320,7 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	err = reload(svc, env->conn, errstr, errstr_size);
 	if (err)
 		return err;
-	for (int k = 0; k < ASSAY_PLAN_NCMD_KINDS; k++)
+	for (int k = 0; k < PLAN_NCMD_KINDS; k++)
 		if ((err = assay_codec_schema_by_name(env->codec, event_names[k], &svc->events[k],
 		                                      errstr, errstr_size)) != 0)
 			return err;
@@ -339,14 +336,10 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	                                       "audit commands ignored as already handled", NULL);
 	assay_log_info(
 	        svc->log, "plan state loaded",
-	        ASSAY_LF_INT("clients",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_CLIENT)),
-	        ASSAY_LF_INT("auditors",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_PERSON)),
-	        ASSAY_LF_INT("audits",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_AUDIT)),
-	        ASSAY_LF_INT("commands",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_COMMAND)));
+	        ASSAY_LF_INT("clients", (int64_t)plan_state_count(svc->state, PLAN_MAP_CLIENT)),
+	        ASSAY_LF_INT("auditors", (int64_t)plan_state_count(svc->state, PLAN_MAP_PERSON)),
+	        ASSAY_LF_INT("audits", (int64_t)plan_state_count(svc->state, PLAN_MAP_AUDIT)),
+	        ASSAY_LF_INT("commands", (int64_t)plan_state_count(svc->state, PLAN_MAP_COMMAND)));
 	return 0;
 }
 
@@ -359,7 +352,7 @@ static int64_t now_ms(void)
 }
 
 /* Emits the event in v (a value of s) for message i under key. */
-static int emit(struct assay_plan_service *svc, struct assay_batch *batch, size_t i,
+static int emit(struct plan_service *svc, struct assay_batch *batch, size_t i,
                 const struct assay_schema *s, avro_value_t *v, const char *key, size_t key_len,
                 char *errstr, size_t errstr_size)
 {
@@ -367,9 +360,9 @@ static int emit(struct assay_plan_service *svc, struct assay_batch *batch, size_
 	                             errstr, errstr_size);
 }
 
-static int emit_applied(struct assay_plan_service *svc, struct assay_batch *batch, size_t i,
-                        const struct assay_plan_cmd *cmd, const struct assay_plan_result *res,
-                        const struct assay_plan_event_head *h, char *errstr, size_t errstr_size)
+static int emit_applied(struct plan_service *svc, struct assay_batch *batch, size_t i,
+                        const struct plan_cmd *cmd, const struct plan_result *res,
+                        const struct plan_event_head *h, char *errstr, size_t errstr_size)
 {
 	const struct assay_schema *s = svc->events[cmd->kind];
 	avro_value_t v;
@@ -380,33 +373,33 @@ static int emit_applied(struct assay_plan_service *svc, struct assay_batch *batc
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "event value: out of memory");
 	switch (cmd->kind) {
-	case ASSAY_PLAN_REGISTER_CLIENT:
-		err = assay_plan_encode_client_registered(&v, h, res->client);
+	case PLAN_REGISTER_CLIENT:
+		err = plan_encode_client_registered(&v, h, res->client);
 		key = res->client->client_id;
 		break;
-	case ASSAY_PLAN_RECORD_AUDITOR:
-		err = assay_plan_encode_auditor_recorded(&v, h, res->person);
+	case PLAN_RECORD_AUDITOR:
+		err = plan_encode_auditor_recorded(&v, h, res->person);
 		key = res->person->person_id;
 		break;
-	case ASSAY_PLAN_OPEN_AUDIT:
-		err = assay_plan_encode_audit_opened(&v, h, res->audit);
+	case PLAN_OPEN_AUDIT:
+		err = plan_encode_audit_opened(&v, h, res->audit);
 		key = res->audit->audit_id;
 		break;
-	case ASSAY_PLAN_ASSIGN_TEAM_MEMBER:
-		err = assay_plan_encode_team_member_assigned(&v, h, res->audit, res->member);
+	case PLAN_ASSIGN_TEAM_MEMBER:
+		err = plan_encode_team_member_assigned(&v, h, res->audit, res->member);
 		key = res->audit->audit_id;
 		break;
-	case ASSAY_PLAN_SUBMIT_SOA:
-		err = assay_plan_encode_soa_submitted(&v, h, res->audit, res->soa);
+	case PLAN_SUBMIT_SOA:
+		err = plan_encode_soa_submitted(&v, h, res->audit, res->soa);
 		key = res->audit->audit_id;
 		break;
-	case ASSAY_PLAN_COMPLETE_STAGE:
-		err = assay_plan_encode_stage_completed(&v, h, res->audit, &cmd->u.complete);
+	case PLAN_COMPLETE_STAGE:
+		err = plan_encode_stage_completed(&v, h, res->audit, &cmd->u.complete);
 		key = res->audit->audit_id;
 		break;
 	default:
-		err = assay_plan_encode_decision_maker_recorded(
-		        &v, h, res->audit, cmd->u.dm.standard, res->cycle_id, cmd->u.dm.person_id);
+		err = plan_encode_decision_maker_recorded(&v, h, res->audit, cmd->u.dm.standard,
+		                                          res->cycle_id, cmd->u.dm.person_id);
 		key = res->audit->audit_id;
 		break;
 	}
@@ -419,35 +412,35 @@ static int emit_applied(struct assay_plan_service *svc, struct assay_batch *batc
 	return err;
 }
 
-static int emit_refused(struct assay_plan_service *svc, struct assay_batch *batch, size_t i,
-                        const struct assay_msg *m, const struct assay_plan_cmd *cmd,
-                        const struct assay_plan_result *res, const struct assay_plan_event_head *h,
+static int emit_refused(struct plan_service *svc, struct assay_batch *batch, size_t i,
+                        const struct assay_msg *m, const struct plan_cmd *cmd,
+                        const struct plan_result *res, const struct plan_event_head *h,
                         char *errstr, size_t errstr_size)
 {
 	const char *client = NULL, *audit = NULL, *person = NULL;
-	const struct assay_plan_audit *au = NULL;
+	const struct plan_audit *au = NULL;
 	avro_value_t v;
 	int err;
 
 	switch (cmd->kind) {
-	case ASSAY_PLAN_REGISTER_CLIENT:
+	case PLAN_REGISTER_CLIENT:
 		client = cmd->u.client.client_id;
 		break;
-	case ASSAY_PLAN_RECORD_AUDITOR:
+	case PLAN_RECORD_AUDITOR:
 		person = cmd->u.person.person_id;
 		break;
-	case ASSAY_PLAN_OPEN_AUDIT:
+	case PLAN_OPEN_AUDIT:
 		audit = cmd->u.audit.audit_id;
 		client = cmd->u.audit.client_id;
 		break;
-	case ASSAY_PLAN_ASSIGN_TEAM_MEMBER:
+	case PLAN_ASSIGN_TEAM_MEMBER:
 		audit = cmd->u.assign.audit_id;
 		person = cmd->u.assign.person_id;
 		break;
-	case ASSAY_PLAN_SUBMIT_SOA:
+	case PLAN_SUBMIT_SOA:
 		audit = cmd->u.soa.audit_id;
 		break;
-	case ASSAY_PLAN_COMPLETE_STAGE:
+	case PLAN_COMPLETE_STAGE:
 		audit = cmd->u.complete.audit_id;
 		break;
 	default:
@@ -456,13 +449,13 @@ static int emit_refused(struct assay_plan_service *svc, struct assay_batch *batc
 		break;
 	}
 	if (client == NULL && audit &&
-	    (au = assay_plan_state_get(svc->state, ASSAY_PLAN_MAP_AUDIT, audit)) != NULL)
+	    (au = plan_state_get(svc->state, PLAN_MAP_AUDIT, audit)) != NULL)
 		client = au->client_id;
 	if (assay_codec_value_new(svc->refused, &v) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "event value: out of memory");
-	err = assay_plan_encode_refused(&v, h, assay_plan_cmd_names[cmd->kind], client, audit,
-	                                person, res->reasons, res->nreasons);
+	err = plan_encode_refused(&v, h, plan_cmd_names[cmd->kind], client, audit, person,
+	                          res->reasons, res->nreasons);
 	if (err)
 		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                 "encode refusal: the value does not fit the schema");
@@ -473,10 +466,10 @@ static int emit_refused(struct assay_plan_service *svc, struct assay_batch *batc
 	return err;
 }
 
-static int log_command(struct assay_plan_service *svc, const struct assay_msg *m,
-                       const struct assay_plan_cmd *cmd, const struct assay_plan_result *res)
+static int log_command(struct plan_service *svc, const struct assay_msg *m,
+                       const struct plan_cmd *cmd, const struct plan_result *res)
 {
-	struct assay_plan_cmdlog *l;
+	struct plan_cmdlog *l;
 
 	if (assay_vec_reserve(&svc->cmdlog, &svc->cmdlog_cap, svc->ncmdlog + 1,
 	                      sizeof(*svc->cmdlog)))
@@ -494,29 +487,29 @@ static int log_command(struct assay_plan_service *svc, const struct assay_msg *m
 
 static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan_service *svc = ctx;
 	size_t n = assay_batch_count(batch);
 	int err = 0;
 
-	assay_plan_state_begin(svc->state); /* rolls back a batch left open */
-	assay_plan_arena_destroy(svc->arena);
-	svc->arena = assay_plan_arena_new();
+	plan_state_begin(svc->state); /* rolls back a batch left open */
+	plan_arena_destroy(svc->arena);
+	svc->arena = plan_arena_new();
 	if (svc->arena == NULL)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
 	svc->ncmdlog = 0;
 	svc->n_applied = svc->n_refused = svc->n_ignored = 0;
 	for (size_t i = 0; i < n && !err; i++) {
 		struct assay_msg *m = assay_batch_msg(batch, i);
-		struct assay_plan_cmd cmd;
-		struct assay_plan_result res;
-		struct assay_plan_event_head h;
+		struct plan_cmd cmd;
+		struct plan_result res;
+		struct plan_event_head h;
 		char why[512], event_id[ASSAY_UUID_LEN];
 		bool seen;
 
 		if (m->dead || !m->decoded_ok)
 			continue;
-		err = assay_plan_decode(&m->decoded.value, m->decoded.schema->full_name, svc->arena,
-		                        &cmd, why, sizeof(why));
+		err = plan_decode(&m->decoded.value, m->decoded.schema->full_name, svc->arena, &cmd,
+		                  why, sizeof(why));
 		if (err == ASSAY_ERR_REJECT) {
 			err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
 			continue;
@@ -524,17 +517,16 @@ static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_
 		if (err)
 			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "%s", why);
 		seen = cmd.head.command_id[0] &&
-		       assay_plan_state_get(svc->state, ASSAY_PLAN_MAP_COMMAND,
-		                            cmd.head.command_id);
-		assay_plan_result_init(&res);
-		err = assay_plan_apply(svc->state, &svc->rules, &cmd, &res, errstr, errstr_size);
-		if (!err && res.status != ASSAY_PLAN_IGNORED) {
+		       plan_state_get(svc->state, PLAN_MAP_COMMAND, cmd.head.command_id);
+		plan_result_init(&res);
+		err = plan_apply(svc->state, &svc->rules, &cmd, &res, errstr, errstr_size);
+		if (!err && res.status != PLAN_IGNORED) {
 			assay_batch_next_event_id(batch, i, event_id);
 			h.event_id = event_id;
 			h.tenant_id = cmd.head.tenant_id;
 			h.occurred_at = now_ms();
 			h.command_id = cmd.head.command_id;
-			if (res.status == ASSAY_PLAN_APPLIED)
+			if (res.status == PLAN_APPLIED)
 				err = emit_applied(svc, batch, i, &cmd, &res, &h, errstr,
 				                   errstr_size);
 			else
@@ -543,15 +535,15 @@ static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_
 		}
 		/* the commands table gets every id the state now remembers */
 		if (!err && !seen &&
-		    assay_plan_state_get(svc->state, ASSAY_PLAN_MAP_COMMAND, cmd.head.command_id))
+		    plan_state_get(svc->state, PLAN_MAP_COMMAND, cmd.head.command_id))
 			err = log_command(svc, m, &cmd, &res);
-		if (res.status == ASSAY_PLAN_APPLIED)
+		if (res.status == PLAN_APPLIED)
 			svc->n_applied++;
-		else if (res.status == ASSAY_PLAN_REFUSED)
+		else if (res.status == PLAN_REFUSED)
 			svc->n_refused++;
 		else
 			svc->n_ignored++;
-		assay_plan_result_release(&res);
+		plan_result_release(&res);
 	}
 	return err ? ASSAY_ERR_FATAL : 0;
 }
@@ -559,19 +551,19 @@ static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_
 static int plan_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
                       size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan_service *svc = ctx;
 
 	(void)batch;
-	return assay_plan_db_write(&svc->db, conn, svc->state, svc->cmdlog, svc->ncmdlog, errstr,
-	                           errstr_size);
+	return plan_db_write(&svc->db, conn, svc->state, svc->cmdlog, svc->ncmdlog, errstr,
+	                     errstr_size);
 }
 
 static void plan_committed(void *ctx, struct assay_batch *batch)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan_service *svc = ctx;
 
 	(void)batch;
-	assay_plan_state_commit(svc->state);
+	plan_state_commit(svc->state);
 	assay_counter_add(svc->m_applied, svc->n_applied);
 	assay_counter_add(svc->m_refused, svc->n_refused);
 	assay_counter_add(svc->m_ignored, svc->n_ignored);
@@ -579,10 +571,10 @@ static void plan_committed(void *ctx, struct assay_batch *batch)
 
 static void plan_rolled_back(void *ctx, struct assay_batch *batch)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan_service *svc = ctx;
 
 	(void)batch;
-	assay_plan_state_rollback(svc->state);
+	plan_state_rollback(svc->state);
 }
 
 /*
@@ -593,22 +585,21 @@ static void plan_rolled_back(void *ctx, struct assay_batch *batch)
 static int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
                          char *errstr, size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan_service *svc = ctx;
 	int err;
 
 	(void)partitions;
 	err = reload(svc, conn, errstr, errstr_size);
 	if (err == 0)
-		assay_log_info(
-		        svc->log, "plan state reloaded",
-		        ASSAY_LF_INT("audits", (int64_t)assay_plan_state_count(
-		                                       svc->state, ASSAY_PLAN_MAP_AUDIT)),
-		        ASSAY_LF_INT("commands", (int64_t)assay_plan_state_count(
-		                                         svc->state, ASSAY_PLAN_MAP_COMMAND)));
+		assay_log_info(svc->log, "plan state reloaded",
+		               ASSAY_LF_INT("audits",
+		                            (int64_t)plan_state_count(svc->state, PLAN_MAP_AUDIT)),
+		               ASSAY_LF_INT("commands", (int64_t)plan_state_count(
+		                                                svc->state, PLAN_MAP_COMMAND)));
 	return err;
 }
 
-void assay_plan_service_def(struct assay_plan_service *svc, struct assay_service_def *def)
+void plan_service_def(struct plan_service *svc, struct assay_service_def *def)
 {
 	memset(def, 0, sizeof(*def));
 	def->name = "assay-plan";
@@ -619,7 +610,7 @@ void assay_plan_service_def(struct assay_plan_service *svc, struct assay_service
 	def->produces = (const char *const *)&svc->settings.topic_events;
 	def->nproduces = 1;
 	def->metrics_port = 9101;
-	def->settings = assay_plan_settings;
+	def->settings = plan_settings;
 	def->settings_target = &svc->settings;
 	def->handler.stage = "plan";
 	def->handler.decode = true;

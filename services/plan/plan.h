@@ -8,23 +8,23 @@
  *
  *	int main(int argc, char **argv)
  *	{
- *		struct assay_plan_service *svc = assay_plan_service_new();
+ *		struct plan_service *svc = plan_service_new();
  *		struct assay_service_def def;
- *		assay_plan_service_def(svc, &def);
+ *		plan_service_def(svc, &def);
  *		return assay_service_main(argc, argv, &def);
  *	}
  *
  * Threads: a service handle is used by the loop thread only.
  */
-#ifndef ASSAY_PLAN_H
-#define ASSAY_PLAN_H
+#ifndef PLAN_H
+#define PLAN_H
 
 #include "plan_rules.h"
 #include "assay_config.h"
 #include "assay_service.h"
 
-/* The service's settings (assay_plan_settings fills them). */
-struct assay_plan_settings {
+/* The service's settings (plan_settings fills them). */
+struct plan_settings {
 	/* the two topic names first: the service definition points at them */
 	char *topic_commands;
 	char *topic_events;
@@ -38,31 +38,31 @@ struct assay_plan_settings {
 	char *integration_table;
 	long long total_reduction_cap_percent;
 	long long onsite_min_percent;
-	long long sampling_permille[ASSAY_PLAN_NAUDIT_TYPES];
-	long long share_permille[ASSAY_PLAN_NAUDIT_TYPES];
+	long long sampling_permille[PLAN_NAUDIT_TYPES];
+	long long share_permille[PLAN_NAUDIT_TYPES];
 };
 
 /* The settings table of assay-plan (docs/configuration.md). */
-extern const struct assay_setting assay_plan_settings[];
+extern const struct assay_setting plan_settings[];
 
 /*
  * Rules from loaded settings: parses the tables and integration list and checks them.
  * Returns 0 or ASSAY_ERR_FATAL with every reason found. The catalog ops are left empty.
  */
-int assay_plan_rules_from_settings(const struct assay_plan_settings *s, struct assay_plan_rules *r,
-                                   char *errstr, size_t errstr_size);
+int plan_rules_from_settings(const struct plan_settings *s, struct plan_rules *r, char *errstr,
+                             size_t errstr_size);
 
-struct assay_plan_service;
+struct plan_service;
 
-/* A service handle (NULL when out of memory); free with assay_plan_service_destroy. */
-struct assay_plan_service *assay_plan_service_new(void);
-void assay_plan_service_destroy(struct assay_plan_service *svc);
+/* A service handle (NULL when out of memory); free with plan_service_destroy. */
+struct plan_service *plan_service_new(void);
+void plan_service_destroy(struct plan_service *svc);
 
 /* Fills def for assay_service_main: name "assay-plan", metrics port 9101, the settings, the
  * handler with its assigned hook (reads the state again after every partition assignment and
  * fenced batch and replaces the one in memory, so several instances can share one consumer
  * group) and the init hook (loads the catalog and the state). def points into svc, which
  * must outlive the service run. */
-void assay_plan_service_def(struct assay_plan_service *svc, struct assay_service_def *def);
+void plan_service_def(struct plan_service *svc, struct assay_service_def *def);
 
 #endif

@@ -10,15 +10,15 @@
 #include <stdio.h>
 #include <string.h>
 
-int assay_plan_cmd_kind(const char *full_name)
+int plan_cmd_kind(const char *full_name)
 {
-	return assay_plan_enum_parse(assay_plan_cmd_names, ASSAY_PLAN_NCMD_KINDS, full_name);
+	return plan_enum_parse(plan_cmd_names, PLAN_NCMD_KINDS, full_name);
 }
 
 /* ---- decoding ---- */
 
 struct dec {
-	struct assay_plan_arena *a;
+	struct plan_arena *a;
 	char *errstr;
 	size_t errstr_size;
 };
@@ -60,7 +60,7 @@ static int get_int(struct dec *d, avro_value_t *rec, const char *field, int32_t 
 
 static int get_opt_date(struct dec *d, avro_value_t *rec, const char *field, int32_t *out)
 {
-	return assay_value_int_or(rec, field, ASSAY_PLAN_NO_DATE, out) == 0 ? 0 : bad(d, field);
+	return assay_value_int_or(rec, field, PLAN_NO_DATE, out) == 0 ? 0 : bad(d, field);
 }
 
 static int get_bool(struct dec *d, avro_value_t *rec, const char *field, bool *out)
@@ -76,7 +76,7 @@ static int get_enum(struct dec *d, avro_value_t *rec, const char *field, const c
 
 	if (assay_value_enum(rec, field, &sym) != 0)
 		return bad(d, field);
-	*out = assay_plan_enum_parse(names, n, sym);
+	*out = plan_enum_parse(names, n, sym);
 	return 0;
 }
 
@@ -97,7 +97,7 @@ static int elem_enum(struct dec *d, avro_value_t *elem, const char *field, const
 	if (avro_value_get_type(elem) != AVRO_ENUM || avro_value_get_enum(elem, &idx) != 0)
 		return bad(d, field);
 	sym = avro_schema_enum_get(resolve(avro_value_get_schema(elem)), idx);
-	*out = assay_plan_enum_parse(names, n, sym);
+	*out = plan_enum_parse(names, n, sym);
 	return 0;
 }
 
@@ -110,7 +110,7 @@ static int get_array(struct dec *d, avro_value_t *rec, const char *field, avro_v
 	*items = NULL;
 	if (*n == 0)
 		return 0;
-	*items = assay_plan_arena_alloc(d->a, *n * size);
+	*items = plan_arena_alloc(d->a, *n * size);
 	return *items ? 0 : ASSAY_ERR_FATAL;
 }
 
@@ -131,14 +131,14 @@ static int get_standards(struct dec *d, avro_value_t *rec, const char *field, co
 	for (size_t i = 0; !err && i < *n; i++) {
 		err = get_elem(d, &arr, i, field, &elem);
 		if (!err)
-			err = elem_enum(d, &elem, field, assay_plan_standard_names,
-			                ASSAY_PLAN_NSTANDARDS, &v[i]);
+			err = elem_enum(d, &elem, field, plan_standard_names, PLAN_NSTANDARDS,
+			                &v[i]);
 	}
 	*out = v;
 	return err;
 }
 
-static int decode_head(struct dec *d, avro_value_t *v, struct assay_plan_head *h)
+static int decode_head(struct dec *d, avro_value_t *v, struct plan_head *h)
 {
 	int err = get_str(d, v, "command_id", &h->command_id);
 
@@ -152,7 +152,7 @@ static int decode_head(struct dec *d, avro_value_t *v, struct assay_plan_head *h
 	return err;
 }
 
-static int decode_client(struct dec *d, avro_value_t *v, struct assay_plan_client *c)
+static int decode_client(struct dec *d, avro_value_t *v, struct plan_client *c)
 {
 	avro_value_t arr, e;
 	int err = get_str(d, v, "client_id", &c->client_id);
@@ -165,7 +165,7 @@ static int decode_client(struct dec *d, avro_value_t *v, struct assay_plan_clien
 		err = get_array(d, v, "sites", &arr, &c->nsites, sizeof(*c->sites),
 		                (void **)&c->sites);
 	for (size_t i = 0; !err && i < c->nsites; i++) {
-		struct assay_plan_site *s = &c->sites[i];
+		struct plan_site *s = &c->sites[i];
 
 		err = get_elem(d, &arr, i, "sites", &e);
 		if (!err)
@@ -183,7 +183,7 @@ static int decode_client(struct dec *d, avro_value_t *v, struct assay_plan_clien
 		err = get_array(d, v, "identical_work_groups", &arr, &c->ngroups,
 		                sizeof(*c->groups), (void **)&c->groups);
 	for (size_t i = 0; !err && i < c->ngroups; i++) {
-		struct assay_plan_group *g = &c->groups[i];
+		struct plan_group *g = &c->groups[i];
 
 		err = get_elem(d, &arr, i, "identical_work_groups", &e);
 		if (!err)
@@ -199,7 +199,7 @@ static int decode_client(struct dec *d, avro_value_t *v, struct assay_plan_clien
 		err = get_array(d, v, "ai_systems", &arr, &c->nai_systems, sizeof(*c->ai_systems),
 		                (void **)&c->ai_systems);
 	for (size_t i = 0; !err && i < c->nai_systems; i++) {
-		struct assay_plan_ai_system *s = &c->ai_systems[i];
+		struct plan_ai_system *s = &c->ai_systems[i];
 		avro_value_t roles, r;
 		size_t nroles;
 
@@ -217,21 +217,21 @@ static int decode_client(struct dec *d, avro_value_t *v, struct assay_plan_clien
 
 			err = get_elem(d, &roles, k, "roles", &r);
 			if (!err)
-				err = elem_enum(d, &r, "roles", assay_plan_ai_role_names,
-				                ASSAY_PLAN_NAI_ROLES, &role);
+				err = elem_enum(d, &r, "roles", plan_ai_role_names, PLAN_NAI_ROLES,
+				                &role);
 			if (!err && role >= 0)
 				s->roles |= 1u << role;
 		}
 		if (!err)
-			err = get_enum(d, &e, "eu_ai_act_tier", assay_plan_ai_tier_names,
-			               ASSAY_PLAN_NAI_TIERS, &s->tier);
+			err = get_enum(d, &e, "eu_ai_act_tier", plan_ai_tier_names, PLAN_NAI_TIERS,
+			               &s->tier);
 		if (!err)
 			err = get_opt_str(d, &e, "intended_purpose", &s->intended_purpose);
 	}
 	return err;
 }
 
-static int decode_person(struct dec *d, avro_value_t *v, struct assay_plan_person *p)
+static int decode_person(struct dec *d, avro_value_t *v, struct plan_person *p)
 {
 	avro_value_t arr, e;
 	int err = get_str(d, v, "person_id", &p->person_id);
@@ -242,15 +242,14 @@ static int decode_person(struct dec *d, avro_value_t *v, struct assay_plan_perso
 		err = get_array(d, v, "competences", &arr, &p->ncompetences,
 		                sizeof(*p->competences), (void **)&p->competences);
 	for (size_t i = 0; !err && i < p->ncompetences; i++) {
-		struct assay_plan_competence *c = &p->competences[i];
+		struct plan_competence *c = &p->competences[i];
 
 		err = get_elem(d, &arr, i, "competences", &e);
 		if (!err)
-			err = get_enum(d, &e, "standard", assay_plan_standard_names,
-			               ASSAY_PLAN_NSTANDARDS, &c->standard);
+			err = get_enum(d, &e, "standard", plan_standard_names, PLAN_NSTANDARDS,
+			               &c->standard);
 		if (!err)
-			err = get_enum(d, &e, "role", assay_plan_role_names, ASSAY_PLAN_NROLES,
-			               &c->role);
+			err = get_enum(d, &e, "role", plan_role_names, PLAN_NROLES, &c->role);
 		if (!err)
 			err = get_opt_str(d, &e, "technical_area", &c->technical_area);
 		if (!err)
@@ -262,14 +261,14 @@ static int decode_person(struct dec *d, avro_value_t *v, struct assay_plan_perso
 		err = get_array(d, v, "client_relations", &arr, &p->nrelations,
 		                sizeof(*p->relations), (void **)&p->relations);
 	for (size_t i = 0; !err && i < p->nrelations; i++) {
-		struct assay_plan_relation *r = &p->relations[i];
+		struct plan_relation *r = &p->relations[i];
 
 		err = get_elem(d, &arr, i, "client_relations", &e);
 		if (!err)
 			err = get_str(d, &e, "client_id", &r->client_id);
 		if (!err)
-			err = get_enum(d, &e, "kind", assay_plan_relation_kind_names,
-			               ASSAY_PLAN_NRELATION_KINDS, &r->kind);
+			err = get_enum(d, &e, "kind", plan_relation_kind_names,
+			               PLAN_NRELATION_KINDS, &r->kind);
 		if (!err)
 			err = get_int(d, &e, "started_on", &r->started_on);
 		if (!err)
@@ -278,7 +277,7 @@ static int decode_person(struct dec *d, avro_value_t *v, struct assay_plan_perso
 	return err;
 }
 
-static int decode_audit(struct dec *d, avro_value_t *v, struct assay_plan_audit *a)
+static int decode_audit(struct dec *d, avro_value_t *v, struct plan_audit *a)
 {
 	avro_value_t arr, e, integ;
 	int err = get_str(d, v, "audit_id", &a->audit_id);
@@ -286,18 +285,18 @@ static int decode_audit(struct dec *d, avro_value_t *v, struct assay_plan_audit 
 	if (!err)
 		err = get_str(d, v, "client_id", &a->client_id);
 	if (!err)
-		err = get_enum(d, v, "audit_type", assay_plan_audit_type_names,
-		               ASSAY_PLAN_NAUDIT_TYPES, &a->audit_type);
+		err = get_enum(d, v, "audit_type", plan_audit_type_names, PLAN_NAUDIT_TYPES,
+		               &a->audit_type);
 	if (!err)
 		err = get_array(d, v, "standards", &arr, &a->nscopes, sizeof(*a->scopes),
 		                (void **)&a->scopes);
 	for (size_t i = 0; !err && i < a->nscopes; i++) {
-		struct assay_plan_scope *s = &a->scopes[i];
+		struct plan_scope *s = &a->scopes[i];
 
 		err = get_elem(d, &arr, i, "standards", &e);
 		if (!err)
-			err = get_enum(d, &e, "standard", assay_plan_standard_names,
-			               ASSAY_PLAN_NSTANDARDS, &s->standard);
+			err = get_enum(d, &e, "standard", plan_standard_names, PLAN_NSTANDARDS,
+			               &s->standard);
 		if (!err)
 			err = get_opt_str(d, &e, "cycle_id", &s->cycle_id);
 		if (!err)
@@ -319,18 +318,18 @@ static int decode_audit(struct dec *d, avro_value_t *v, struct assay_plan_audit 
 	}
 	if (!err)
 		err = assay_value_record(v, "integration", &integ) == 0 ? 0 : bad(d, "integration");
-	for (int k = 0; !err && k < ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
-		err = get_bool(d, &integ, assay_plan_integration_names[k], &a->integration[k]);
+	for (int k = 0; !err && k < PLAN_INTEGRATION_ELEMENTS; k++)
+		err = get_bool(d, &integ, plan_integration_names[k], &a->integration[k]);
 	if (!err)
 		err = get_array(d, v, "adjustments", &arr, &a->nadjustments,
 		                sizeof(*a->adjustments), (void **)&a->adjustments);
 	for (size_t i = 0; !err && i < a->nadjustments; i++) {
-		struct assay_plan_adjustment *adj = &a->adjustments[i];
+		struct plan_adjustment *adj = &a->adjustments[i];
 
 		err = get_elem(d, &arr, i, "adjustments", &e);
 		if (!err)
-			err = get_enum(d, &e, "standard", assay_plan_standard_names,
-			               ASSAY_PLAN_NSTANDARDS, &adj->standard);
+			err = get_enum(d, &e, "standard", plan_standard_names, PLAN_NSTANDARDS,
+			               &adj->standard);
 		if (!err)
 			err = get_str(d, &e, "factor", &adj->factor);
 		if (!err)
@@ -343,14 +342,14 @@ static int decode_audit(struct dec *d, avro_value_t *v, struct assay_plan_audit 
 	return err;
 }
 
-int assay_plan_decode(avro_value_t *value, const char *full_name, struct assay_plan_arena *a,
-                      struct assay_plan_cmd *cmd, char *errstr, size_t errstr_size)
+int plan_decode(avro_value_t *value, const char *full_name, struct plan_arena *a,
+                struct plan_cmd *cmd, char *errstr, size_t errstr_size)
 {
 	struct dec d = {a, errstr, errstr_size};
 	int err;
 
 	memset(cmd, 0, sizeof(*cmd));
-	cmd->kind = assay_plan_cmd_kind(full_name);
+	cmd->kind = plan_cmd_kind(full_name);
 	if (cmd->kind < 0)
 		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
 		                  "unexpected record: %s is not an audit command",
@@ -359,35 +358,34 @@ int assay_plan_decode(avro_value_t *value, const char *full_name, struct assay_p
 	if (err)
 		return err;
 	switch (cmd->kind) {
-	case ASSAY_PLAN_REGISTER_CLIENT:
+	case PLAN_REGISTER_CLIENT:
 		return decode_client(&d, value, &cmd->u.client);
-	case ASSAY_PLAN_RECORD_AUDITOR:
+	case PLAN_RECORD_AUDITOR:
 		return decode_person(&d, value, &cmd->u.person);
-	case ASSAY_PLAN_OPEN_AUDIT:
+	case PLAN_OPEN_AUDIT:
 		return decode_audit(&d, value, &cmd->u.audit);
-	case ASSAY_PLAN_ASSIGN_TEAM_MEMBER: {
-		struct assay_plan_assign *as = &cmd->u.assign;
+	case PLAN_ASSIGN_TEAM_MEMBER: {
+		struct plan_assign *as = &cmd->u.assign;
 
 		err = get_str(&d, value, "audit_id", &as->audit_id);
 		if (!err)
 			err = get_str(&d, value, "person_id", &as->person_id);
 		if (!err)
-			err = get_enum(&d, value, "role", assay_plan_role_names, ASSAY_PLAN_NROLES,
-			               &as->role);
+			err = get_enum(&d, value, "role", plan_role_names, PLAN_NROLES, &as->role);
 		if (!err)
 			err = get_standards(&d, value, "standards", &as->standards,
 			                    &as->nstandards);
 		return err;
 	}
-	case ASSAY_PLAN_SUBMIT_SOA: {
-		struct assay_plan_submit_soa *so = &cmd->u.soa;
-		struct assay_plan_soa_row *rows = NULL;
+	case PLAN_SUBMIT_SOA: {
+		struct plan_submit_soa *so = &cmd->u.soa;
+		struct plan_soa_row *rows = NULL;
 		avro_value_t arr, e;
 
 		err = get_str(&d, value, "audit_id", &so->audit_id);
 		if (!err)
-			err = get_enum(&d, value, "standard", assay_plan_standard_names,
-			               ASSAY_PLAN_NSTANDARDS, &so->standard);
+			err = get_enum(&d, value, "standard", plan_standard_names, PLAN_NSTANDARDS,
+			               &so->standard);
 		if (!err)
 			err = get_str(&d, value, "soa_version", &so->soa_version);
 		if (!err)
@@ -405,13 +403,13 @@ int assay_plan_decode(avro_value_t *value, const char *full_name, struct assay_p
 		so->rows = rows;
 		return err;
 	}
-	case ASSAY_PLAN_COMPLETE_STAGE: {
-		struct assay_plan_complete *co = &cmd->u.complete;
+	case PLAN_COMPLETE_STAGE: {
+		struct plan_complete *co = &cmd->u.complete;
 
 		err = get_str(&d, value, "audit_id", &co->audit_id);
 		if (!err)
-			err = get_enum(&d, value, "stage", assay_plan_audit_type_names,
-			               ASSAY_PLAN_NAUDIT_TYPES, &co->stage);
+			err = get_enum(&d, value, "stage", plan_audit_type_names, PLAN_NAUDIT_TYPES,
+			               &co->stage);
 		if (!err)
 			err = get_int(&d, value, "last_day", &co->last_day);
 		if (!err)
@@ -419,13 +417,13 @@ int assay_plan_decode(avro_value_t *value, const char *full_name, struct assay_p
 			                    &co->nstandards);
 		return err;
 	}
-	case ASSAY_PLAN_RECORD_DECISION_MAKER: {
-		struct assay_plan_record_dm *dm = &cmd->u.dm;
+	case PLAN_RECORD_DECISION_MAKER: {
+		struct plan_record_dm *dm = &cmd->u.dm;
 
 		err = get_str(&d, value, "audit_id", &dm->audit_id);
 		if (!err)
-			err = get_enum(&d, value, "standard", assay_plan_standard_names,
-			               ASSAY_PLAN_NSTANDARDS, &dm->standard);
+			err = get_enum(&d, value, "standard", plan_standard_names, PLAN_NSTANDARDS,
+			               &dm->standard);
 		if (!err)
 			err = get_str(&d, value, "person_id", &dm->person_id);
 		return err;
@@ -454,8 +452,7 @@ static int set_null(avro_value_t *rec, const char *field)
 
 static int set_opt_date(avro_value_t *rec, const char *field, int32_t day)
 {
-	return day == ASSAY_PLAN_NO_DATE ? set_null(rec, field)
-	                                 : assay_value_set_int(rec, field, day);
+	return day == PLAN_NO_DATE ? set_null(rec, field) : assay_value_set_int(rec, field, day);
 }
 
 static int set_opt_double(avro_value_t *rec, const char *field, bool set, double x)
@@ -501,13 +498,13 @@ static int set_standard_bits(avro_value_t *rec, const char *field, unsigned bits
 	avro_value_t arr;
 	int err = array_of(rec, field, &arr);
 
-	for (int s = 0; !err && s < ASSAY_PLAN_NSTANDARDS; s++)
+	for (int s = 0; !err && s < PLAN_NSTANDARDS; s++)
 		if (bits & (1u << s))
-			err = append_enum(&arr, assay_plan_standard_names[s]);
+			err = append_enum(&arr, plan_standard_names[s]);
 	return err;
 }
 
-static int set_head(avro_value_t *v, const struct assay_plan_event_head *h)
+static int set_head(avro_value_t *v, const struct plan_event_head *h)
 {
 	int err = 0;
 
@@ -518,7 +515,7 @@ static int set_head(avro_value_t *v, const struct assay_plan_event_head *h)
 	return err;
 }
 
-static int set_ai_systems(avro_value_t *v, const struct assay_plan_ai_system *ai, size_t n)
+static int set_ai_systems(avro_value_t *v, const struct plan_ai_system *ai, size_t n)
 {
 	avro_value_t arr, e, roles;
 	int err = array_of(v, "ai_systems", &arr);
@@ -528,17 +525,17 @@ static int set_ai_systems(avro_value_t *v, const struct assay_plan_ai_system *ai
 		E(assay_value_set_string(&e, "ai_system_id", ai[i].ai_system_id));
 		E(assay_value_set_string(&e, "name", ai[i].name));
 		E(array_of(&e, "roles", &roles));
-		for (int r = 0; r < ASSAY_PLAN_NAI_ROLES; r++)
+		for (int r = 0; r < PLAN_NAI_ROLES; r++)
 			if (ai[i].roles & (1u << r))
-				E(append_enum(&roles, assay_plan_ai_role_names[r]));
-		E(assay_value_set_enum(&e, "eu_ai_act_tier", assay_plan_ai_tier_names[ai[i].tier]));
+				E(append_enum(&roles, plan_ai_role_names[r]));
+		E(assay_value_set_enum(&e, "eu_ai_act_tier", plan_ai_tier_names[ai[i].tier]));
 		E(assay_value_set_null_or_string(&e, "intended_purpose", ai[i].intended_purpose));
 	}
 	return err;
 }
 
-int assay_plan_encode_client_registered(avro_value_t *v, const struct assay_plan_event_head *h,
-                                        const struct assay_plan_client *c)
+int plan_encode_client_registered(avro_value_t *v, const struct plan_event_head *h,
+                                  const struct plan_client *c)
 {
 	avro_value_t arr, e;
 	int err = set_head(v, h);
@@ -568,8 +565,8 @@ int assay_plan_encode_client_registered(avro_value_t *v, const struct assay_plan
 	return err;
 }
 
-int assay_plan_encode_auditor_recorded(avro_value_t *v, const struct assay_plan_event_head *h,
-                                       const struct assay_plan_person *p)
+int plan_encode_auditor_recorded(avro_value_t *v, const struct plan_event_head *h,
+                                 const struct plan_person *p)
 {
 	avro_value_t arr, e;
 	int err = set_head(v, h);
@@ -579,31 +576,31 @@ int assay_plan_encode_auditor_recorded(avro_value_t *v, const struct assay_plan_
 	E(assay_value_set_string(v, "name", p->name));
 	E(array_of(v, "competences", &arr));
 	for (size_t i = 0; !err && i < p->ncompetences; i++) {
-		const struct assay_plan_competence *c = &p->competences[i];
+		const struct plan_competence *c = &p->competences[i];
 
 		E(append(&arr, &e));
-		E(assay_value_set_enum(&e, "standard", assay_plan_standard_names[c->standard]));
-		E(assay_value_set_enum(&e, "role", assay_plan_role_names[c->role]));
+		E(assay_value_set_enum(&e, "standard", plan_standard_names[c->standard]));
+		E(assay_value_set_enum(&e, "role", plan_role_names[c->role]));
 		E(assay_value_set_null_or_string(&e, "technical_area", c->technical_area));
 		E(set_opt_date(&e, "valid_from", c->valid_from));
 		E(set_opt_date(&e, "valid_until", c->valid_until));
 	}
 	E(array_of(v, "client_relations", &arr));
 	for (size_t i = 0; !err && i < p->nrelations; i++) {
-		const struct assay_plan_relation *r = &p->relations[i];
+		const struct plan_relation *r = &p->relations[i];
 
 		E(append(&arr, &e));
 		E(assay_value_set_string(&e, "client_id", r->client_id));
-		E(assay_value_set_enum(&e, "kind", assay_plan_relation_kind_names[r->kind]));
+		E(assay_value_set_enum(&e, "kind", plan_relation_kind_names[r->kind]));
 		E(assay_value_set_int(&e, "started_on", r->started_on));
 		E(set_opt_date(&e, "ended_on", r->ended_on));
 	}
 	return err;
 }
 
-static int set_audit_time(avro_value_t *v, const struct assay_plan_audit *a)
+static int set_audit_time(avro_value_t *v, const struct plan_audit *a)
 {
-	const struct assay_plan_time *t = a->time;
+	const struct plan_time *t = a->time;
 	avro_value_t at, arr, e, groups, g, adjs, adj, notes;
 	int err = assay_value_record(v, "audit_time", &at);
 
@@ -611,10 +608,10 @@ static int set_audit_time(avro_value_t *v, const struct assay_plan_audit *a)
 		return ASSAY_ERR_FATAL;
 	E(array_of(&at, "standards", &arr));
 	for (size_t i = 0; !err && i < t->nstandards; i++) {
-		const struct assay_plan_standard_time *st = &t->standards[i];
+		const struct plan_standard_time *st = &t->standards[i];
 
 		E(append(&arr, &e));
-		E(assay_value_set_enum(&e, "standard", assay_plan_standard_names[st->standard]));
+		E(assay_value_set_enum(&e, "standard", plan_standard_names[st->standard]));
 		E(assay_value_set_bool(&e, "configured", st->configured));
 		E(assay_value_set_int(&e, "persons", st->persons));
 		E(array_of(&e, "identical_groups", &groups));
@@ -628,13 +625,12 @@ static int set_audit_time(avro_value_t *v, const struct assay_plan_audit *a)
 		E(set_opt_double(&e, "table_days", st->configured, st->table_days));
 		E(array_of(&e, "adjustments", &adjs));
 		for (size_t k = 0; !err && k < a->nadjustments; k++) {
-			const struct assay_plan_adjustment *x = &a->adjustments[k];
+			const struct plan_adjustment *x = &a->adjustments[k];
 
 			if (x->standard != st->standard)
 				continue;
 			E(append(&adjs, &adj));
-			E(assay_value_set_enum(&adj, "standard",
-			                       assay_plan_standard_names[x->standard]));
+			E(assay_value_set_enum(&adj, "standard", plan_standard_names[x->standard]));
 			E(assay_value_set_string(&adj, "factor", x->factor));
 			E(assay_value_set_double(&adj, "percent", x->percent));
 			E(assay_value_set_string(&adj, "justification", x->justification));
@@ -668,20 +664,19 @@ static int set_audit_time(avro_value_t *v, const struct assay_plan_audit *a)
 	return err;
 }
 
-int assay_plan_encode_audit_opened(avro_value_t *v, const struct assay_plan_event_head *h,
-                                   const struct assay_plan_audit *a)
+int plan_encode_audit_opened(avro_value_t *v, const struct plan_event_head *h,
+                             const struct plan_audit *a)
 {
 	avro_value_t arr, e, integ;
 	int err = set_head(v, h);
 
 	E(assay_value_set_string(v, "audit_id", a->audit_id));
 	E(assay_value_set_string(v, "client_id", a->client_id));
-	E(assay_value_set_enum(v, "audit_type", assay_plan_audit_type_names[a->audit_type]));
+	E(assay_value_set_enum(v, "audit_type", plan_audit_type_names[a->audit_type]));
 	E(array_of(v, "standards", &arr));
 	for (size_t i = 0; !err && i < a->nscopes; i++) {
 		E(append(&arr, &e));
-		E(assay_value_set_enum(&e, "standard",
-		                       assay_plan_standard_names[a->scopes[i].standard]));
+		E(assay_value_set_enum(&e, "standard", plan_standard_names[a->scopes[i].standard]));
 		E(assay_value_set_null_or_string(&e, "cycle_id", a->scopes[i].cycle_id));
 		E(assay_value_set_string(&e, "scope_statement", a->scopes[i].scope_statement));
 	}
@@ -691,37 +686,35 @@ int assay_plan_encode_audit_opened(avro_value_t *v, const struct assay_plan_even
 	for (size_t i = 0; !err && i < a->nsite_ids; i++)
 		E(append_string(&arr, a->site_ids[i]));
 	E(assay_value_record(v, "integration", &integ));
-	for (int k = 0; !err && k < ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
-		E(assay_value_set_bool(&integ, assay_plan_integration_names[k], a->integration[k]));
+	for (int k = 0; !err && k < PLAN_INTEGRATION_ELEMENTS; k++)
+		E(assay_value_set_bool(&integ, plan_integration_names[k], a->integration[k]));
 	E(set_ai_systems(v, a->ai_systems, a->nai_systems));
 	E(set_audit_time(v, a));
 	return err;
 }
 
-int assay_plan_encode_team_member_assigned(avro_value_t *v, const struct assay_plan_event_head *h,
-                                           const struct assay_plan_audit *a,
-                                           const struct assay_plan_member *m)
+int plan_encode_team_member_assigned(avro_value_t *v, const struct plan_event_head *h,
+                                     const struct plan_audit *a, const struct plan_member *m)
 {
 	int err = set_head(v, h);
 
 	E(assay_value_set_string(v, "audit_id", a->audit_id));
 	E(assay_value_set_string(v, "client_id", a->client_id));
 	E(assay_value_set_string(v, "person_id", m->person_id));
-	E(assay_value_set_enum(v, "role", assay_plan_role_names[m->role]));
+	E(assay_value_set_enum(v, "role", plan_role_names[m->role]));
 	E(set_standard_bits(v, "standards", m->standards));
 	return err;
 }
 
-int assay_plan_encode_soa_submitted(avro_value_t *v, const struct assay_plan_event_head *h,
-                                    const struct assay_plan_audit *a,
-                                    const struct assay_plan_soa *s)
+int plan_encode_soa_submitted(avro_value_t *v, const struct plan_event_head *h,
+                              const struct plan_audit *a, const struct plan_soa *s)
 {
 	avro_value_t arr, e;
 	int err = set_head(v, h);
 
 	E(assay_value_set_string(v, "audit_id", a->audit_id));
 	E(assay_value_set_string(v, "client_id", a->client_id));
-	E(assay_value_set_enum(v, "standard", assay_plan_standard_names[s->standard]));
+	E(assay_value_set_enum(v, "standard", plan_standard_names[s->standard]));
 	E(assay_value_set_string(v, "soa_version", s->soa_version));
 	E(assay_value_set_int(v, "revision", s->revision));
 	E(array_of(v, "rows", &arr));
@@ -736,9 +729,8 @@ int assay_plan_encode_soa_submitted(avro_value_t *v, const struct assay_plan_eve
 	return err;
 }
 
-int assay_plan_encode_stage_completed(avro_value_t *v, const struct assay_plan_event_head *h,
-                                      const struct assay_plan_audit *a,
-                                      const struct assay_plan_complete *c)
+int plan_encode_stage_completed(avro_value_t *v, const struct plan_event_head *h,
+                                const struct plan_audit *a, const struct plan_complete *c)
 {
 	unsigned bits = 0;
 	int err = set_head(v, h);
@@ -747,31 +739,29 @@ int assay_plan_encode_stage_completed(avro_value_t *v, const struct assay_plan_e
 		bits |= 1u << c->standards[i];
 	E(assay_value_set_string(v, "audit_id", a->audit_id));
 	E(assay_value_set_string(v, "client_id", a->client_id));
-	E(assay_value_set_enum(v, "stage", assay_plan_audit_type_names[c->stage]));
+	E(assay_value_set_enum(v, "stage", plan_audit_type_names[c->stage]));
 	E(assay_value_set_int(v, "last_day", c->last_day));
 	E(set_standard_bits(v, "standards", bits));
 	return err;
 }
 
-int assay_plan_encode_decision_maker_recorded(avro_value_t *v,
-                                              const struct assay_plan_event_head *h,
-                                              const struct assay_plan_audit *a, int standard,
-                                              const char *cycle_id, const char *person_id)
+int plan_encode_decision_maker_recorded(avro_value_t *v, const struct plan_event_head *h,
+                                        const struct plan_audit *a, int standard,
+                                        const char *cycle_id, const char *person_id)
 {
 	int err = set_head(v, h);
 
 	E(assay_value_set_string(v, "audit_id", a->audit_id));
 	E(assay_value_set_string(v, "client_id", a->client_id));
-	E(assay_value_set_enum(v, "standard", assay_plan_standard_names[standard]));
+	E(assay_value_set_enum(v, "standard", plan_standard_names[standard]));
 	E(assay_value_set_string(v, "cycle_id", cycle_id));
 	E(assay_value_set_string(v, "person_id", person_id));
 	return err;
 }
 
-int assay_plan_encode_refused(avro_value_t *v, const struct assay_plan_event_head *h,
-                              const char *command_type, const char *client_id, const char *audit_id,
-                              const char *person_id, const struct assay_plan_reason *reasons,
-                              size_t nreasons)
+int plan_encode_refused(avro_value_t *v, const struct plan_event_head *h, const char *command_type,
+                        const char *client_id, const char *audit_id, const char *person_id,
+                        const struct plan_reason *reasons, size_t nreasons)
 {
 	avro_value_t arr, e;
 	int err = set_head(v, h);
@@ -783,7 +773,7 @@ int assay_plan_encode_refused(avro_value_t *v, const struct assay_plan_event_hea
 	E(array_of(v, "reasons", &arr));
 	for (size_t i = 0; !err && i < nreasons; i++) {
 		E(append(&arr, &e));
-		E(assay_value_set_enum(&e, "code", assay_plan_refusal_names[reasons[i].code]));
+		E(assay_value_set_enum(&e, "code", plan_refusal_names[reasons[i].code]));
 		E(assay_value_set_null_or_string(
 		        &e, "subject", reasons[i].subject[0] ? reasons[i].subject : NULL));
 		E(assay_value_set_string(&e, "message", reasons[i].message));

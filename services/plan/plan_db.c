@@ -75,14 +75,14 @@ static const char *const copy_sql[C_N] = {
         "\"offset\") FROM STDIN",
 };
 
-void assay_plan_db_init(struct assay_plan_db *db)
+void plan_db_init(struct plan_db *db)
 {
 	for (int i = 0; i < C_N; i++)
 		assay_copybuf_init(&db->copy[i]);
 	assay_pipeline_init(&db->pipe);
 }
 
-void assay_plan_db_release(struct assay_plan_db *db)
+void plan_db_release(struct plan_db *db)
 {
 	for (int i = 0; i < C_N; i++)
 		assay_copybuf_release(&db->copy[i]);
@@ -95,11 +95,11 @@ static void cb_date(struct assay_copybuf *b, int32_t day)
 {
 	char buf[16];
 
-	if (day == ASSAY_PLAN_NO_DATE) {
+	if (day == PLAN_NO_DATE) {
 		assay_copybuf_null(b);
 		return;
 	}
-	assay_plan_date_format(day, buf);
+	plan_date_format(day, buf);
 	assay_copybuf_str(b, buf);
 }
 
@@ -139,7 +139,7 @@ static void bits_str(char *buf, size_t size, unsigned bits, const char *const *n
 			                        len ? "," : "", names[i]);
 }
 
-static void write_client(struct assay_plan_db *db, const struct assay_plan_client *c, bool replaced,
+static void write_client(struct plan_db *db, const struct plan_client *c, bool replaced,
                          char *errstr, size_t errstr_size)
 {
 	char revision[16], persons[16];
@@ -194,20 +194,20 @@ static void write_client(struct assay_plan_db *db, const struct assay_plan_clien
 		struct assay_copybuf *b = &db->copy[C_AI];
 		char roles[64];
 
-		bits_str(roles, sizeof(roles), c->ai_systems[i].roles, assay_plan_ai_role_names,
-		         ASSAY_PLAN_NAI_ROLES);
+		bits_str(roles, sizeof(roles), c->ai_systems[i].roles, plan_ai_role_names,
+		         PLAN_NAI_ROLES);
 		assay_copybuf_str(b, c->client_id);
 		assay_copybuf_int64(b, (int64_t)i + 1);
 		assay_copybuf_str(b, c->ai_systems[i].ai_system_id);
 		assay_copybuf_str(b, c->ai_systems[i].name);
 		assay_copybuf_str(b, roles);
-		assay_copybuf_str(b, assay_plan_ai_tier_names[c->ai_systems[i].tier]);
+		assay_copybuf_str(b, plan_ai_tier_names[c->ai_systems[i].tier]);
 		cb_opt_str(b, c->ai_systems[i].intended_purpose);
 		assay_copybuf_end_row(b);
 	}
 }
 
-static void write_person(struct assay_plan_db *db, const struct assay_plan_person *p, bool replaced,
+static void write_person(struct plan_db *db, const struct plan_person *p, bool replaced,
                          char *errstr, size_t errstr_size)
 {
 	char revision[16];
@@ -231,12 +231,12 @@ static void write_person(struct assay_plan_db *db, const struct assay_plan_perso
 	                   5, v, errstr, errstr_size);
 	for (size_t i = 0; i < p->ncompetences; i++) {
 		struct assay_copybuf *b = &db->copy[C_COMPETENCES];
-		const struct assay_plan_competence *c = &p->competences[i];
+		const struct plan_competence *c = &p->competences[i];
 
 		assay_copybuf_str(b, p->person_id);
 		assay_copybuf_int64(b, (int64_t)i + 1);
-		assay_copybuf_str(b, assay_plan_standard_names[c->standard]);
-		assay_copybuf_str(b, assay_plan_role_names[c->role]);
+		assay_copybuf_str(b, plan_standard_names[c->standard]);
+		assay_copybuf_str(b, plan_role_names[c->role]);
 		cb_opt_str(b, c->technical_area);
 		cb_date(b, c->valid_from);
 		cb_date(b, c->valid_until);
@@ -244,30 +244,30 @@ static void write_person(struct assay_plan_db *db, const struct assay_plan_perso
 	}
 	for (size_t i = 0; i < p->nrelations; i++) {
 		struct assay_copybuf *b = &db->copy[C_RELATIONS];
-		const struct assay_plan_relation *r = &p->relations[i];
+		const struct plan_relation *r = &p->relations[i];
 
 		assay_copybuf_str(b, p->person_id);
 		assay_copybuf_int64(b, (int64_t)i + 1);
 		assay_copybuf_str(b, r->client_id);
-		assay_copybuf_str(b, assay_plan_relation_kind_names[r->kind]);
+		assay_copybuf_str(b, plan_relation_kind_names[r->kind]);
 		cb_date(b, r->started_on);
 		cb_date(b, r->ended_on);
 		assay_copybuf_end_row(b);
 	}
 }
 
-static void write_audit(struct assay_plan_db *db, const struct assay_plan_audit *a)
+static void write_audit(struct plan_db *db, const struct plan_audit *a)
 {
-	const struct assay_plan_time *t = a->time;
+	const struct plan_time *t = a->time;
 	struct assay_copybuf *b = &db->copy[C_AUDITS];
 
 	assay_copybuf_str(b, a->audit_id);
 	assay_copybuf_str(b, a->tenant_id);
 	assay_copybuf_str(b, a->client_id);
-	assay_copybuf_str(b, assay_plan_audit_type_names[a->audit_type]);
+	assay_copybuf_str(b, plan_audit_type_names[a->audit_type]);
 	cb_date(b, a->planned_start);
 	cb_date(b, a->planned_end);
-	for (int k = 0; k < ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
+	for (int k = 0; k < PLAN_INTEGRATION_ELEMENTS; k++)
 		assay_copybuf_bool(b, a->integration[k]);
 	assay_copybuf_str(b, a->command_id);
 	assay_copybuf_end_row(b);
@@ -275,7 +275,7 @@ static void write_audit(struct assay_plan_db *db, const struct assay_plan_audit 
 		b = &db->copy[C_AUDIT_STANDARDS];
 		assay_copybuf_str(b, a->audit_id);
 		assay_copybuf_int64(b, (int64_t)i + 1);
-		assay_copybuf_str(b, assay_plan_standard_names[a->scopes[i].standard]);
+		assay_copybuf_str(b, plan_standard_names[a->scopes[i].standard]);
 		assay_copybuf_str(b, a->scopes[i].cycle_id);
 		assay_copybuf_str(b, a->scopes[i].scope_statement);
 		assay_copybuf_end_row(b);
@@ -291,7 +291,7 @@ static void write_audit(struct assay_plan_db *db, const struct assay_plan_audit 
 		b = &db->copy[C_ADJUSTMENTS];
 		assay_copybuf_str(b, a->audit_id);
 		assay_copybuf_int64(b, (int64_t)i + 1);
-		assay_copybuf_str(b, assay_plan_standard_names[a->adjustments[i].standard]);
+		assay_copybuf_str(b, plan_standard_names[a->adjustments[i].standard]);
 		assay_copybuf_str(b, a->adjustments[i].factor);
 		cb_double(b, a->adjustments[i].percent);
 		assay_copybuf_str(b, a->adjustments[i].justification);
@@ -341,8 +341,8 @@ static void write_audit(struct assay_plan_db *db, const struct assay_plan_audit 
 	}
 	assay_copybuf_end_row(b);
 	for (size_t s = 0; s < t->nstandards; s++) {
-		const struct assay_plan_standard_time *st = &t->standards[s];
-		const char *name = assay_plan_standard_names[st->standard];
+		const struct plan_standard_time *st = &t->standards[s];
+		const char *name = plan_standard_names[st->standard];
 
 		b = &db->copy[C_TIME_STANDARDS];
 		assay_copybuf_str(b, a->audit_id);
@@ -368,8 +368,8 @@ static void write_audit(struct assay_plan_db *db, const struct assay_plan_audit 
 	}
 }
 
-static void write_roster(struct assay_plan_db *db, const struct assay_plan_roster *ro,
-                         bool replaced, char *errstr, size_t errstr_size)
+static void write_roster(struct plan_db *db, const struct plan_roster *ro, bool replaced,
+                         char *errstr, size_t errstr_size)
 {
 	const char *p[1] = {ro->audit_id};
 
@@ -381,19 +381,19 @@ static void write_roster(struct assay_plan_db *db, const struct assay_plan_roste
 		char standards[128];
 
 		bits_str(standards, sizeof(standards), ro->members[i].standards,
-		         assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+		         plan_standard_names, PLAN_NSTANDARDS);
 		assay_copybuf_str(b, ro->audit_id);
 		assay_copybuf_str(b, ro->members[i].person_id);
-		assay_copybuf_str(b, assay_plan_role_names[ro->members[i].role]);
+		assay_copybuf_str(b, plan_role_names[ro->members[i].role]);
 		assay_copybuf_str(b, standards);
 		assay_copybuf_end_row(b);
 	}
 }
 
-static void write_soa(struct assay_plan_db *db, const struct assay_plan_soa *so)
+static void write_soa(struct plan_db *db, const struct plan_soa *so)
 {
 	struct assay_copybuf *b = &db->copy[C_SOAS];
-	const char *name = assay_plan_standard_names[so->standard];
+	const char *name = plan_standard_names[so->standard];
 
 	assay_copybuf_str(b, so->audit_id);
 	assay_copybuf_str(b, name);
@@ -415,28 +415,28 @@ static void write_soa(struct assay_plan_db *db, const struct assay_plan_soa *so)
 	}
 }
 
-static void write_completion(struct assay_plan_db *db, const struct assay_plan_completion *co)
+static void write_completion(struct plan_db *db, const struct plan_completion *co)
 {
 	struct assay_copybuf *b = &db->copy[C_COMPLETIONS];
 
 	assay_copybuf_str(b, co->audit_id);
-	assay_copybuf_str(b, assay_plan_standard_names[co->standard]);
-	assay_copybuf_str(b, assay_plan_audit_type_names[co->stage]);
+	assay_copybuf_str(b, plan_standard_names[co->standard]);
+	assay_copybuf_str(b, plan_audit_type_names[co->stage]);
 	cb_date(b, co->last_day);
 	assay_copybuf_str(b, co->command_id);
 	assay_copybuf_end_row(b);
 }
 
-static void write_cycle(struct assay_plan_db *db, const struct assay_plan_cycle *cy, bool replaced,
+static void write_cycle(struct plan_db *db, const struct plan_cycle *cy, bool replaced,
                         char *errstr, size_t errstr_size)
 {
 	char seq[16], stage1[16];
-	const char *p[5] = {cy->cycle_id, cy->client_id, assay_plan_standard_names[cy->standard],
-	                    seq, NULL};
+	const char *p[5] = {cy->cycle_id, cy->client_id, plan_standard_names[cy->standard], seq,
+	                    NULL};
 
 	snprintf(seq, sizeof(seq), "%d", (int)cy->seq);
-	if (cy->stage1_completed_on != ASSAY_PLAN_NO_DATE) {
-		assay_plan_date_format(cy->stage1_completed_on, stage1);
+	if (cy->stage1_completed_on != PLAN_NO_DATE) {
+		plan_date_format(cy->stage1_completed_on, stage1);
 		p[4] = stage1;
 	}
 	if (replaced)
@@ -460,30 +460,29 @@ static void write_cycle(struct assay_plan_db *db, const struct assay_plan_cycle 
 	}
 }
 
-int assay_plan_db_write(struct assay_plan_db *db, PGconn *conn, const struct assay_plan_state *st,
-                        const struct assay_plan_cmdlog *log, size_t nlog, char *errstr,
-                        size_t errstr_size)
+int plan_db_write(struct plan_db *db, PGconn *conn, const struct plan_state *st,
+                  const struct plan_cmdlog *log, size_t nlog, char *errstr, size_t errstr_size)
 {
 	static const char *const outcomes[] = {"applied", "refused", "ignored"};
-	size_t n = assay_plan_state_nchanges(st);
+	size_t n = plan_state_nchanges(st);
 	bool piped = false;
 	int err = 0;
 
 	for (int i = 0; i < C_N; i++)
 		assay_copybuf_reset(&db->copy[i]);
 	for (size_t i = 0; i < n && !err; i++) {
-		struct assay_plan_change ch;
+		struct plan_change ch;
 		bool replaced;
 
-		assay_plan_state_change(st, i, &ch);
+		plan_state_change(st, i, &ch);
 		if (ch.value == NULL)
 			continue;
 		replaced = !ch.was_absent;
 		switch (ch.map) {
-		case ASSAY_PLAN_MAP_CLIENT:
-		case ASSAY_PLAN_MAP_PERSON:
-		case ASSAY_PLAN_MAP_ROSTER:
-		case ASSAY_PLAN_MAP_CYCLE:
+		case PLAN_MAP_CLIENT:
+		case PLAN_MAP_PERSON:
+		case PLAN_MAP_ROSTER:
+		case PLAN_MAP_CYCLE:
 			if (!piped) {
 				err = assay_pipeline_begin(&db->pipe, conn, errstr, errstr_size);
 				piped = err == 0;
@@ -495,25 +494,25 @@ int assay_plan_db_write(struct assay_plan_db *db, PGconn *conn, const struct ass
 		if (err)
 			break;
 		switch (ch.map) {
-		case ASSAY_PLAN_MAP_CLIENT:
+		case PLAN_MAP_CLIENT:
 			write_client(db, ch.value, replaced, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_MAP_PERSON:
+		case PLAN_MAP_PERSON:
 			write_person(db, ch.value, replaced, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_MAP_AUDIT:
+		case PLAN_MAP_AUDIT:
 			write_audit(db, ch.value);
 			break;
-		case ASSAY_PLAN_MAP_ROSTER:
+		case PLAN_MAP_ROSTER:
 			write_roster(db, ch.value, replaced, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_MAP_COMPLETION:
+		case PLAN_MAP_COMPLETION:
 			write_completion(db, ch.value);
 			break;
-		case ASSAY_PLAN_MAP_SOA:
+		case PLAN_MAP_SOA:
 			write_soa(db, ch.value);
 			break;
-		case ASSAY_PLAN_MAP_CYCLE:
+		case PLAN_MAP_CYCLE:
 			write_cycle(db, ch.value, replaced, errstr, errstr_size);
 			break;
 		default:
@@ -531,7 +530,7 @@ int assay_plan_db_write(struct assay_plan_db *db, PGconn *conn, const struct ass
 		struct assay_copybuf *b = &db->copy[C_COMMANDS];
 
 		assay_copybuf_str(b, log[i].command_id);
-		assay_copybuf_str(b, assay_plan_cmd_names[log[i].kind]);
+		assay_copybuf_str(b, plan_cmd_names[log[i].kind]);
 		assay_copybuf_str(b, outcomes[log[i].status]);
 		assay_copybuf_int64(b, (int64_t)log[i].nreasons);
 		assay_copybuf_str(b, log[i].topic);
@@ -589,7 +588,7 @@ static int32_t ival(const struct cursor *c, int row, int col)
 {
 	const char *s = val(c, row, col);
 
-	return s ? (int32_t)strtol(s, NULL, 10) : ASSAY_PLAN_NO_DATE;
+	return s ? (int32_t)strtol(s, NULL, 10) : PLAN_NO_DATE;
 }
 
 static bool bval(const struct cursor *c, int row, int col)
@@ -601,7 +600,7 @@ static bool bval(const struct cursor *c, int row, int col)
 
 static int eval(const struct cursor *c, int row, int col, const char *const *names, int n)
 {
-	return assay_plan_enum_parse(names, n, val(c, row, col));
+	return plan_enum_parse(names, n, val(c, row, col));
 }
 
 /* Symbols "A,B" of names into a bit set. */
@@ -613,7 +612,7 @@ static unsigned bits_parse(const char *s, const char *const *names, int n)
 
 	snprintf(buf, sizeof(buf), "%s", s ? s : "");
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		int i = assay_plan_enum_parse(names, n, t);
+		int i = plan_enum_parse(names, n, t);
 
 		if (i >= 0)
 			bits |= 1u << i;
@@ -621,24 +620,23 @@ static unsigned bits_parse(const char *s, const char *const *names, int n)
 	return bits;
 }
 
-#define DUP(e, s) assay_plan_arena_strdup((e)->obj.arena, (s))
-#define ALLOC(e, n, T) \
-	((n) ? assay_plan_arena_alloc((e)->obj.arena, (size_t)(n) * sizeof(T)) : NULL)
+#define DUP(e, s)      plan_arena_strdup((e)->obj.arena, (s))
+#define ALLOC(e, n, T) ((n) ? plan_arena_alloc((e)->obj.arena, (size_t)(n) * sizeof(T)) : NULL)
 
-static int put(struct assay_plan_state *st, enum assay_plan_map m, const char *key, void *e,
-               char *errstr, size_t errstr_size)
+static int put(struct plan_state *st, enum plan_map m, const char *key, void *e, char *errstr,
+               size_t errstr_size)
 {
-	if (e == NULL || assay_plan_arena_failed(((struct assay_plan_obj *)e)->arena) ||
-	    assay_plan_state_put(st, m, key, e) != 0) {
+	if (e == NULL || plan_arena_failed(((struct plan_obj *)e)->arena) ||
+	    plan_state_put(st, m, key, e) != 0) {
 		if (e)
-			assay_plan_arena_destroy(((struct assay_plan_obj *)e)->arena);
+			plan_arena_destroy(((struct plan_obj *)e)->arena);
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "load plan state: out of memory");
 	}
 	return 0;
 }
 
-static int load_clients(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+static int load_clients(PGconn *conn, struct plan_state *st, char *errstr, size_t errstr_size)
 {
 	struct cursor p = {0}, s = {0}, g = {0}, a = {0};
 	int err;
@@ -665,7 +663,7 @@ static int load_clients(PGconn *conn, struct assay_plan_state *st, char *errstr,
 		            "COLLATE \"C\", seq",
 		            &a, errstr, errstr_size);
 	for (int r = 0; !err && r < p.rows; r++) {
-		struct assay_plan_client *e = assay_plan_entity_new(sizeof(*e));
+		struct plan_client *e = plan_entity_new(sizeof(*e));
 		const char *id = val(&p, r, 0);
 		int first, end;
 
@@ -680,9 +678,9 @@ static int load_clients(PGconn *conn, struct assay_plan_state *st, char *errstr,
 		e->persons = ival(&p, r, 4);
 		e->command_id = DUP(e, val(&p, r, 5));
 		end = cursor_take(&s, id, &first);
-		e->sites = ALLOC(e, end - first, struct assay_plan_site);
+		e->sites = ALLOC(e, end - first, struct plan_site);
 		for (int k = first; e->sites && k < end; k++) {
-			struct assay_plan_site *x = &e->sites[e->nsites++];
+			struct plan_site *x = &e->sites[e->nsites++];
 
 			x->site_id = DUP(e, val(&s, k, 1));
 			x->name = DUP(e, val(&s, k, 2));
@@ -691,9 +689,9 @@ static int load_clients(PGconn *conn, struct assay_plan_state *st, char *errstr,
 			x->central_function = bval(&s, k, 5);
 		}
 		end = cursor_take(&g, id, &first);
-		e->groups = ALLOC(e, end - first, struct assay_plan_group);
+		e->groups = ALLOC(e, end - first, struct plan_group);
 		for (int k = first; e->groups && k < end; k++) {
-			struct assay_plan_group *x = &e->groups[e->ngroups++];
+			struct plan_group *x = &e->groups[e->ngroups++];
 
 			x->group_id = DUP(e, val(&g, k, 1));
 			x->description = DUP(e, val(&g, k, 2));
@@ -701,20 +699,19 @@ static int load_clients(PGconn *conn, struct assay_plan_state *st, char *errstr,
 			x->justification = DUP(e, val(&g, k, 4));
 		}
 		end = cursor_take(&a, id, &first);
-		e->ai_systems = ALLOC(e, end - first, struct assay_plan_ai_system);
+		e->ai_systems = ALLOC(e, end - first, struct plan_ai_system);
 		for (int k = first; e->ai_systems && k < end; k++) {
-			struct assay_plan_ai_system *x = &e->ai_systems[e->nai_systems++];
+			struct plan_ai_system *x = &e->ai_systems[e->nai_systems++];
 
 			x->ai_system_id = DUP(e, val(&a, k, 1));
 			x->name = DUP(e, val(&a, k, 2));
-			x->roles = bits_parse(val(&a, k, 3), assay_plan_ai_role_names,
-			                      ASSAY_PLAN_NAI_ROLES);
-			x->tier = eval(&a, k, 4, assay_plan_ai_tier_names, ASSAY_PLAN_NAI_TIERS);
+			x->roles = bits_parse(val(&a, k, 3), plan_ai_role_names, PLAN_NAI_ROLES);
+			x->tier = eval(&a, k, 4, plan_ai_tier_names, PLAN_NAI_TIERS);
 			if (x->tier < 0)
-				x->tier = ASSAY_PLAN_NAI_TIERS - 1;
+				x->tier = PLAN_NAI_TIERS - 1;
 			x->intended_purpose = DUP(e, val(&a, k, 5));
 		}
-		err = put(st, ASSAY_PLAN_MAP_CLIENT, id, e, errstr, errstr_size);
+		err = put(st, PLAN_MAP_CLIENT, id, e, errstr, errstr_size);
 	}
 	cursor_clear(&p);
 	cursor_clear(&s);
@@ -723,8 +720,7 @@ static int load_clients(PGconn *conn, struct assay_plan_state *st, char *errstr,
 	return err;
 }
 
-static int load_auditors(PGconn *conn, struct assay_plan_state *st, char *errstr,
-                         size_t errstr_size)
+static int load_auditors(PGconn *conn, struct plan_state *st, char *errstr, size_t errstr_size)
 {
 	struct cursor p = {0}, c = {0}, r = {0};
 	int err;
@@ -748,7 +744,7 @@ static int load_auditors(PGconn *conn, struct assay_plan_state *st, char *errstr
 		        "person_id COLLATE \"C\", seq",
 		        &r, errstr, errstr_size);
 	for (int i = 0; !err && i < p.rows; i++) {
-		struct assay_plan_person *e = assay_plan_entity_new(sizeof(*e));
+		struct plan_person *e = plan_entity_new(sizeof(*e));
 		const char *id = val(&p, i, 0);
 		int first, end;
 
@@ -762,29 +758,27 @@ static int load_auditors(PGconn *conn, struct assay_plan_state *st, char *errstr
 		e->name = DUP(e, val(&p, i, 3));
 		e->command_id = DUP(e, val(&p, i, 4));
 		end = cursor_take(&c, id, &first);
-		e->competences = ALLOC(e, end - first, struct assay_plan_competence);
+		e->competences = ALLOC(e, end - first, struct plan_competence);
 		for (int k = first; e->competences && k < end; k++) {
-			struct assay_plan_competence *x = &e->competences[e->ncompetences++];
+			struct plan_competence *x = &e->competences[e->ncompetences++];
 
-			x->standard =
-			        eval(&c, k, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
-			x->role = eval(&c, k, 2, assay_plan_role_names, ASSAY_PLAN_NROLES);
+			x->standard = eval(&c, k, 1, plan_standard_names, PLAN_NSTANDARDS);
+			x->role = eval(&c, k, 2, plan_role_names, PLAN_NROLES);
 			x->technical_area = DUP(e, val(&c, k, 3));
 			x->valid_from = ival(&c, k, 4);
 			x->valid_until = ival(&c, k, 5);
 		}
 		end = cursor_take(&r, id, &first);
-		e->relations = ALLOC(e, end - first, struct assay_plan_relation);
+		e->relations = ALLOC(e, end - first, struct plan_relation);
 		for (int k = first; e->relations && k < end; k++) {
-			struct assay_plan_relation *x = &e->relations[e->nrelations++];
+			struct plan_relation *x = &e->relations[e->nrelations++];
 
 			x->client_id = DUP(e, val(&r, k, 1));
-			x->kind = eval(&r, k, 2, assay_plan_relation_kind_names,
-			               ASSAY_PLAN_NRELATION_KINDS);
+			x->kind = eval(&r, k, 2, plan_relation_kind_names, PLAN_NRELATION_KINDS);
 			x->started_on = ival(&r, k, 3);
 			x->ended_on = ival(&r, k, 4);
 		}
-		err = put(st, ASSAY_PLAN_MAP_PERSON, id, e, errstr, errstr_size);
+		err = put(st, PLAN_MAP_PERSON, id, e, errstr, errstr_size);
 	}
 	cursor_clear(&p);
 	cursor_clear(&c);
@@ -792,7 +786,7 @@ static int load_auditors(PGconn *conn, struct assay_plan_state *st, char *errstr
 	return err;
 }
 
-static int load_cycles(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+static int load_cycles(PGconn *conn, struct plan_state *st, char *errstr, size_t errstr_size)
 {
 	struct cursor p = {0}, au = {0}, dm = {0}, ix = {0};
 	int err;
@@ -818,7 +812,7 @@ static int load_cycles(PGconn *conn, struct assay_plan_state *st, char *errstr, 
 		        "seq FROM assay_plan_cycles ORDER BY client_id, standard, seq DESC",
 		        &ix, errstr, errstr_size);
 	for (int i = 0; !err && i < p.rows; i++) {
-		struct assay_plan_cycle *e = assay_plan_entity_new(sizeof(*e));
+		struct plan_cycle *e = plan_entity_new(sizeof(*e));
 		const char *id = val(&p, i, 0);
 		int first, end;
 
@@ -828,7 +822,7 @@ static int load_cycles(PGconn *conn, struct assay_plan_state *st, char *errstr, 
 		}
 		e->cycle_id = DUP(e, id);
 		e->client_id = DUP(e, val(&p, i, 1));
-		e->standard = eval(&p, i, 2, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+		e->standard = eval(&p, i, 2, plan_standard_names, PLAN_NSTANDARDS);
 		e->seq = ival(&p, i, 3);
 		e->stage1_completed_on = ival(&p, i, 4);
 		end = cursor_take(&au, id, &first);
@@ -836,31 +830,31 @@ static int load_cycles(PGconn *conn, struct assay_plan_state *st, char *errstr, 
 		for (int k = first; e->audit_ids && k < end; k++)
 			e->audit_ids[e->naudits++] = DUP(e, val(&au, k, 1));
 		end = cursor_take(&dm, id, &first);
-		e->dms = ALLOC(e, end - first, struct assay_plan_decision_maker);
+		e->dms = ALLOC(e, end - first, struct plan_decision_maker);
 		for (int k = first; e->dms && k < end; k++) {
-			struct assay_plan_decision_maker *x = &e->dms[e->ndms++];
+			struct plan_decision_maker *x = &e->dms[e->ndms++];
 
 			x->person_id = DUP(e, val(&dm, k, 1));
 			x->audit_id = DUP(e, val(&dm, k, 2));
 			x->command_id = DUP(e, val(&dm, k, 3));
 		}
-		err = put(st, ASSAY_PLAN_MAP_CYCLE, id, e, errstr, errstr_size);
+		err = put(st, PLAN_MAP_CYCLE, id, e, errstr, errstr_size);
 	}
 	for (int i = 0; !err && i < ix.rows; i++) {
-		struct assay_plan_cycle_index *e = assay_plan_entity_new(sizeof(*e));
-		char key[ASSAY_PLAN_KEY_MAX];
+		struct plan_cycle_index *e = plan_entity_new(sizeof(*e));
+		char key[PLAN_KEY_MAX];
 
 		if (e == NULL ||
-		    assay_plan_key(key, sizeof(key), val(&ix, i, 0), val(&ix, i, 1), NULL) != 0) {
+		    plan_key(key, sizeof(key), val(&ix, i, 0), val(&ix, i, 1), NULL) != 0) {
 			if (e)
-				assay_plan_arena_destroy(e->obj.arena);
+				plan_arena_destroy(e->obj.arena);
 			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                 "load plan state: out of memory or id too long");
 			break;
 		}
 		e->current = DUP(e, val(&ix, i, 2));
 		e->count = ival(&ix, i, 3);
-		err = put(st, ASSAY_PLAN_MAP_CYCLE_INDEX, key, e, errstr, errstr_size);
+		err = put(st, PLAN_MAP_CYCLE_INDEX, key, e, errstr, errstr_size);
 	}
 	cursor_clear(&p);
 	cursor_clear(&au);
@@ -869,7 +863,7 @@ static int load_cycles(PGconn *conn, struct assay_plan_state *st, char *errstr, 
 	return err;
 }
 
-static int load_audits(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+static int load_audits(PGconn *conn, struct plan_state *st, char *errstr, size_t errstr_size)
 {
 	struct cursor p = {0}, s = {0}, t = {0};
 	int err;
@@ -893,8 +887,8 @@ static int load_audits(PGconn *conn, struct assay_plan_state *st, char *errstr, 
 		        "audit_id COLLATE \"C\", person_id COLLATE \"C\"",
 		        &t, errstr, errstr_size);
 	for (int i = 0; !err && i < p.rows; i++) {
-		struct assay_plan_audit *e = assay_plan_entity_new(sizeof(*e));
-		struct assay_plan_roster *ro = NULL;
+		struct plan_audit *e = plan_entity_new(sizeof(*e));
+		struct plan_roster *ro = NULL;
 		const char *id = val(&p, i, 0);
 		int first, end;
 
@@ -905,41 +899,39 @@ static int load_audits(PGconn *conn, struct assay_plan_state *st, char *errstr, 
 		e->audit_id = DUP(e, id);
 		e->tenant_id = DUP(e, val(&p, i, 1));
 		e->client_id = DUP(e, val(&p, i, 2));
-		e->audit_type =
-		        eval(&p, i, 3, assay_plan_audit_type_names, ASSAY_PLAN_NAUDIT_TYPES);
+		e->audit_type = eval(&p, i, 3, plan_audit_type_names, PLAN_NAUDIT_TYPES);
 		e->planned_start = ival(&p, i, 4);
 		e->planned_end = ival(&p, i, 5);
-		for (int k = 0; k < ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
+		for (int k = 0; k < PLAN_INTEGRATION_ELEMENTS; k++)
 			e->integration[k] = bval(&p, i, 6 + k);
 		e->command_id = DUP(e, val(&p, i, 13));
 		end = cursor_take(&s, id, &first);
-		e->scopes = ALLOC(e, end - first, struct assay_plan_scope);
+		e->scopes = ALLOC(e, end - first, struct plan_scope);
 		for (int k = first; e->scopes && k < end; k++) {
-			struct assay_plan_scope *x = &e->scopes[e->nscopes++];
+			struct plan_scope *x = &e->scopes[e->nscopes++];
 
-			x->standard =
-			        eval(&s, k, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+			x->standard = eval(&s, k, 1, plan_standard_names, PLAN_NSTANDARDS);
 			x->cycle_id = DUP(e, val(&s, k, 2));
 			x->scope_statement = DUP(e, val(&s, k, 3));
 		}
-		err = put(st, ASSAY_PLAN_MAP_AUDIT, id, e, errstr, errstr_size);
+		err = put(st, PLAN_MAP_AUDIT, id, e, errstr, errstr_size);
 		end = cursor_take(&t, id, &first);
 		if (err || end == first)
 			continue;
-		ro = assay_plan_entity_new(sizeof(*ro));
+		ro = plan_entity_new(sizeof(*ro));
 		if (ro) {
 			ro->audit_id = DUP(ro, id);
-			ro->members = ALLOC(ro, end - first, struct assay_plan_member);
+			ro->members = ALLOC(ro, end - first, struct plan_member);
 			for (int k = first; ro->members && k < end; k++) {
-				struct assay_plan_member *m = &ro->members[ro->nmembers++];
+				struct plan_member *m = &ro->members[ro->nmembers++];
 
 				m->person_id = DUP(ro, val(&t, k, 1));
-				m->role = eval(&t, k, 2, assay_plan_role_names, ASSAY_PLAN_NROLES);
-				m->standards = bits_parse(val(&t, k, 3), assay_plan_standard_names,
-				                          ASSAY_PLAN_NSTANDARDS);
+				m->role = eval(&t, k, 2, plan_role_names, PLAN_NROLES);
+				m->standards = bits_parse(val(&t, k, 3), plan_standard_names,
+				                          PLAN_NSTANDARDS);
 			}
 		}
-		err = put(st, ASSAY_PLAN_MAP_ROSTER, id, ro, errstr, errstr_size);
+		err = put(st, PLAN_MAP_ROSTER, id, ro, errstr, errstr_size);
 	}
 	cursor_clear(&p);
 	cursor_clear(&s);
@@ -947,10 +939,10 @@ static int load_audits(PGconn *conn, struct assay_plan_state *st, char *errstr, 
 	return err;
 }
 
-static int load_rest(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+static int load_rest(PGconn *conn, struct plan_state *st, char *errstr, size_t errstr_size)
 {
 	struct cursor c = {0}, s = {0}, k = {0};
-	char key[ASSAY_PLAN_KEY_MAX];
+	char key[PLAN_KEY_MAX];
 	int err;
 
 	err = query(conn,
@@ -967,46 +959,45 @@ static int load_rest(PGconn *conn, struct assay_plan_state *st, char *errstr, si
 		err = query(conn, "SELECT command_id FROM assay_plan_commands", &k, errstr,
 		            errstr_size);
 	for (int i = 0; !err && i < c.rows; i++) {
-		struct assay_plan_completion *e = assay_plan_entity_new(sizeof(*e));
+		struct plan_completion *e = plan_entity_new(sizeof(*e));
 
 		if (e == NULL ||
-		    assay_plan_key(key, sizeof(key), val(&c, i, 0), val(&c, i, 1), NULL) != 0) {
+		    plan_key(key, sizeof(key), val(&c, i, 0), val(&c, i, 1), NULL) != 0) {
 			if (e)
-				assay_plan_arena_destroy(e->obj.arena);
+				plan_arena_destroy(e->obj.arena);
 			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                 "load plan state: out of memory or id too long");
 			break;
 		}
 		e->audit_id = DUP(e, val(&c, i, 0));
-		e->standard = eval(&c, i, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
-		e->stage = eval(&c, i, 2, assay_plan_audit_type_names, ASSAY_PLAN_NAUDIT_TYPES);
+		e->standard = eval(&c, i, 1, plan_standard_names, PLAN_NSTANDARDS);
+		e->stage = eval(&c, i, 2, plan_audit_type_names, PLAN_NAUDIT_TYPES);
 		e->last_day = ival(&c, i, 3);
 		e->command_id = DUP(e, val(&c, i, 4));
-		err = put(st, ASSAY_PLAN_MAP_COMPLETION, key, e, errstr, errstr_size);
+		err = put(st, PLAN_MAP_COMPLETION, key, e, errstr, errstr_size);
 	}
 	for (int i = 0; !err && i < s.rows; i++) {
-		struct assay_plan_soa *e = assay_plan_entity_new(sizeof(*e));
+		struct plan_soa *e = plan_entity_new(sizeof(*e));
 
 		if (e == NULL ||
-		    assay_plan_key(key, sizeof(key), val(&s, i, 0), val(&s, i, 1), NULL) != 0) {
+		    plan_key(key, sizeof(key), val(&s, i, 0), val(&s, i, 1), NULL) != 0) {
 			if (e)
-				assay_plan_arena_destroy(e->obj.arena);
+				plan_arena_destroy(e->obj.arena);
 			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                 "load plan state: out of memory or id too long");
 			break;
 		}
 		e->audit_id = DUP(e, val(&s, i, 0));
-		e->standard = eval(&s, i, 1, assay_plan_standard_names, ASSAY_PLAN_NSTANDARDS);
+		e->standard = eval(&s, i, 1, plan_standard_names, PLAN_NSTANDARDS);
 		e->revision = ival(&s, i, 2);
 		e->soa_version = DUP(e, val(&s, i, 3));
 		e->applicable_count = ival(&s, i, 4);
 		e->excluded_count = ival(&s, i, 5);
 		e->command_id = DUP(e, val(&s, i, 6));
-		err = put(st, ASSAY_PLAN_MAP_SOA, key, e, errstr, errstr_size);
+		err = put(st, PLAN_MAP_SOA, key, e, errstr, errstr_size);
 	}
 	for (int i = 0; !err && i < k.rows; i++)
-		if (assay_plan_state_put(st, ASSAY_PLAN_MAP_COMMAND, val(&k, i, 0),
-		                         ASSAY_PLAN_SEEN))
+		if (plan_state_put(st, PLAN_MAP_COMMAND, val(&k, i, 0), PLAN_SEEN))
 			err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                 "load plan state: out of memory");
 	cursor_clear(&c);
@@ -1015,7 +1006,7 @@ static int load_rest(PGconn *conn, struct assay_plan_state *st, char *errstr, si
 	return err;
 }
 
-int assay_plan_db_load(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size)
+int plan_db_load(PGconn *conn, struct plan_state *st, char *errstr, size_t errstr_size)
 {
 	int err = load_clients(conn, st, errstr, errstr_size);
 

@@ -14,17 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const assay_plan_role_names[ASSAY_PLAN_NROLES] = {"AUDITOR", "LEAD_AUDITOR",
-                                                              "TECHNICAL_EXPERT", "DECISION_MAKER"};
-const char *const assay_plan_relation_kind_names[ASSAY_PLAN_NRELATION_KINDS] = {
-        "CONSULTANCY", "EMPLOYMENT", "DECLARED_RELATIONSHIP"};
-const char *const assay_plan_ai_role_names[ASSAY_PLAN_NAI_ROLES] = {"PROVIDER", "PRODUCER", "USER"};
-const char *const assay_plan_ai_tier_names[ASSAY_PLAN_NAI_TIERS] = {
-        "PROHIBITED", "HIGH_RISK", "LIMITED_RISK", "MINIMAL_RISK", "NOT_ASSESSED"};
-const char *const assay_plan_integration_names[ASSAY_PLAN_INTEGRATION_ELEMENTS] = {
+const char *const plan_role_names[PLAN_NROLES] = {"AUDITOR", "LEAD_AUDITOR", "TECHNICAL_EXPERT",
+                                                  "DECISION_MAKER"};
+const char *const plan_relation_kind_names[PLAN_NRELATION_KINDS] = {"CONSULTANCY", "EMPLOYMENT",
+                                                                    "DECLARED_RELATIONSHIP"};
+const char *const plan_ai_role_names[PLAN_NAI_ROLES] = {"PROVIDER", "PRODUCER", "USER"};
+const char *const plan_ai_tier_names[PLAN_NAI_TIERS] = {"PROHIBITED", "HIGH_RISK", "LIMITED_RISK",
+                                                        "MINIMAL_RISK", "NOT_ASSESSED"};
+const char *const plan_integration_names[PLAN_INTEGRATION_ELEMENTS] = {
         "documentation", "policy_and_objectives", "internal_audit",  "management_review",
         "risk_process",  "corrective_action",     "responsibilities"};
-const char *const assay_plan_refusal_names[ASSAY_PLAN_NREFUSALS] = {
+const char *const plan_refusal_names[PLAN_NREFUSALS] = {
         "WRONG_TENANT",
         "UNKNOWN_CLIENT",
         "UNKNOWN_AUDIT",
@@ -50,13 +50,13 @@ const char *const assay_plan_refusal_names[ASSAY_PLAN_NREFUSALS] = {
         "SOA_DUPLICATE_CONTROL",
         "MISSING_JUSTIFICATION",
 };
-const char *const assay_plan_cmd_names[ASSAY_PLAN_NCMD_KINDS] = {
+const char *const plan_cmd_names[PLAN_NCMD_KINDS] = {
         "org.assay.v1.RegisterClient",     "org.assay.v1.RecordAuditor",
         "org.assay.v1.OpenAudit",          "org.assay.v1.AssignTeamMember",
         "org.assay.v1.SubmitSoa",          "org.assay.v1.CompleteStage",
         "org.assay.v1.RecordDecisionMaker"};
 
-int assay_plan_enum_parse(const char *const *names, int n, const char *name)
+int plan_enum_parse(const char *const *names, int n, const char *name)
 {
 	for (int i = 0; name && i < n; i++)
 		if (strcmp(names[i], name) == 0)
@@ -64,19 +64,19 @@ int assay_plan_enum_parse(const char *const *names, int n, const char *name)
 	return -1;
 }
 
-void assay_plan_rules_default(struct assay_plan_rules *r)
+void plan_rules_default(struct plan_rules *r)
 {
 	memset(r, 0, sizeof(*r));
-	assay_plan_time_config_default(&r->time);
+	plan_time_config_default(&r->time);
 	r->conflict_months = 24;
 }
 
-void assay_plan_result_init(struct assay_plan_result *res)
+void plan_result_init(struct plan_result *res)
 {
 	memset(res, 0, sizeof(*res));
 }
 
-void assay_plan_result_release(struct assay_plan_result *res)
+void plan_result_release(struct plan_result *res)
 {
 	free(res->reasons);
 	memset(res, 0, sizeof(*res));
@@ -84,7 +84,7 @@ void assay_plan_result_release(struct assay_plan_result *res)
 
 /* ---- dates ---- */
 
-int32_t assay_plan_day_of_ms(int64_t ms)
+int32_t plan_day_of_ms(int64_t ms)
 {
 	int64_t d = ms / 86400000;
 
@@ -124,7 +124,7 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y += *m <= 2;
 }
 
-void assay_plan_date_format(int32_t day, char out[16])
+void plan_date_format(int32_t day, char out[16])
 {
 	int64_t y;
 	unsigned m, d;
@@ -133,7 +133,7 @@ void assay_plan_date_format(int32_t day, char out[16])
 	snprintf(out, 16, "%04lld-%02u-%02u", (long long)y, m, d);
 }
 
-int32_t assay_plan_add_months(int32_t day, int months)
+int32_t plan_add_months(int32_t day, int months)
 {
 	static const unsigned mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	int64_t y, total;
@@ -147,27 +147,26 @@ int32_t assay_plan_add_months(int32_t day, int months)
 	return days_from_civil(y, m, d > last ? last : d);
 }
 
-bool assay_plan_relation_conflicts(const struct assay_plan_relation *rel, int32_t ref_day,
-                                   int months)
+bool plan_relation_conflicts(const struct plan_relation *rel, int32_t ref_day, int months)
 {
-	if (rel->ended_on == ASSAY_PLAN_NO_DATE)
+	if (rel->ended_on == PLAN_NO_DATE)
 		return true;
-	return rel->ended_on >= assay_plan_add_months(ref_day, -months);
+	return rel->ended_on >= plan_add_months(ref_day, -months);
 }
 
-bool assay_plan_competent(const struct assay_plan_person *person, int standard, int role,
-                          int32_t from, int32_t to)
+bool plan_competent(const struct plan_person *person, int standard, int role, int32_t from,
+                    int32_t to)
 {
 	for (size_t i = 0; i < person->ncompetences; i++) {
-		const struct assay_plan_competence *c = &person->competences[i];
-		bool role_ok = c->role == role ||
-		               (role == ASSAY_PLAN_AUDITOR && c->role == ASSAY_PLAN_LEAD_AUDITOR);
+		const struct plan_competence *c = &person->competences[i];
+		bool role_ok =
+		        c->role == role || (role == PLAN_AUDITOR && c->role == PLAN_LEAD_AUDITOR);
 
 		if (c->standard != standard || !role_ok)
 			continue;
-		if (c->valid_from != ASSAY_PLAN_NO_DATE && c->valid_from > from)
+		if (c->valid_from != PLAN_NO_DATE && c->valid_from > from)
 			continue;
-		if (c->valid_until != ASSAY_PLAN_NO_DATE && c->valid_until < to)
+		if (c->valid_until != PLAN_NO_DATE && c->valid_until < to)
 			continue;
 		return true;
 	}
@@ -176,13 +175,12 @@ bool assay_plan_competent(const struct assay_plan_person *person, int standard, 
 
 /* ---- reasons ---- */
 
-static int refuse(struct assay_plan_result *res, int code, const char *subject, const char *fmt,
-                  ...) __attribute__((format(printf, 4, 5)));
+static int refuse(struct plan_result *res, int code, const char *subject, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
-static int refuse(struct assay_plan_result *res, int code, const char *subject, const char *fmt,
-                  ...)
+static int refuse(struct plan_result *res, int code, const char *subject, const char *fmt, ...)
 {
-	struct assay_plan_reason *r;
+	struct plan_reason *r;
 	va_list ap;
 
 	if (assay_vec_reserve(&res->reasons, &res->reasons_cap, res->nreasons + 1,
@@ -198,13 +196,13 @@ static int refuse(struct assay_plan_result *res, int code, const char *subject, 
 }
 
 /* Refuses an empty or too long id. */
-static int check_id(struct assay_plan_result *res, const char *what, const char *id)
+static int check_id(struct plan_result *res, const char *what, const char *id)
 {
 	if (id == NULL || id[0] == '\0')
-		return refuse(res, ASSAY_PLAN_INVALID_VALUE, what, "%s is empty", what);
-	if (strlen(id) > ASSAY_PLAN_ID_MAX)
-		return refuse(res, ASSAY_PLAN_INVALID_VALUE, what, "%s is longer than %d bytes",
-		              what, ASSAY_PLAN_ID_MAX);
+		return refuse(res, PLAN_INVALID_VALUE, what, "%s is empty", what);
+	if (strlen(id) > PLAN_ID_MAX)
+		return refuse(res, PLAN_INVALID_VALUE, what, "%s is longer than %d bytes", what,
+		              PLAN_ID_MAX);
 	return 0;
 }
 
@@ -220,52 +218,50 @@ static bool blank(const char *s)
 
 static const char *std_name(int standard)
 {
-	return standard >= 0 && standard < ASSAY_PLAN_NSTANDARDS
-	               ? assay_plan_standard_names[standard]
-	               : "unknown";
+	return standard >= 0 && standard < PLAN_NSTANDARDS ? plan_standard_names[standard]
+	                                                   : "unknown";
 }
 
 /* Refuses a standard symbol this build does not know, and one not current at any of the
  * given moments (E19, R1.28; the windows are catalog data). */
-static int check_standard_current(const struct assay_plan_rules *r, struct assay_plan_result *res,
-                                  int standard, const int64_t *at_ms, size_t nat)
+static int check_standard_current(const struct plan_rules *r, struct plan_result *res, int standard,
+                                  const int64_t *at_ms, size_t nat)
 {
-	if (standard < 0 || standard >= ASSAY_PLAN_NSTANDARDS)
-		return refuse(res, ASSAY_PLAN_INVALID_VALUE, NULL, "unknown standard");
+	if (standard < 0 || standard >= PLAN_NSTANDARDS)
+		return refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
 	if (r->catalog.edition_valid == NULL)
 		return 0;
 	for (size_t i = 0; i < nat; i++)
 		if (!r->catalog.edition_valid(r->catalog.arg, standard, at_ms[i]))
-			return refuse(res, ASSAY_PLAN_STANDARD_NOT_CURRENT, std_name(standard),
+			return refuse(res, PLAN_STANDARD_NOT_CURRENT, std_name(standard),
 			              "%s may not be used for audits on that date",
 			              std_name(standard));
 	return 0;
 }
 
 /* Cross-tenant use of an entity (ids are global; a tenant sees only its own). */
-static int check_tenant(struct assay_plan_result *res, const char *what, const char *id,
+static int check_tenant(struct plan_result *res, const char *what, const char *id,
                         const char *entity_tenant, const char *cmd_tenant)
 {
 	if (strcmp(entity_tenant, cmd_tenant) == 0)
 		return 0;
-	return refuse(res, ASSAY_PLAN_WRONG_TENANT, id, "%s %s belongs to another tenant", what,
-	              id);
+	return refuse(res, PLAN_WRONG_TENANT, id, "%s %s belongs to another tenant", what, id);
 }
 
 /* ---- entity copies ---- */
 
-#define ADUP(a, s) assay_plan_arena_strdup((a), (s))
+#define ADUP(a, s) plan_arena_strdup((a), (s))
 
-void *assay_plan_entity_new(size_t size)
+void *plan_entity_new(size_t size)
 {
-	struct assay_plan_arena *a = assay_plan_arena_new();
-	struct assay_plan_obj *o;
+	struct plan_arena *a = plan_arena_new();
+	struct plan_obj *o;
 
 	if (a == NULL)
 		return NULL;
-	o = assay_plan_arena_alloc(a, size);
+	o = plan_arena_alloc(a, size);
 	if (o == NULL) {
-		assay_plan_arena_destroy(a);
+		plan_arena_destroy(a);
 		return NULL;
 	}
 	o->arena = a;
@@ -275,15 +271,15 @@ void *assay_plan_entity_new(size_t size)
 static void entity_free(void *e)
 {
 	if (e)
-		assay_plan_arena_destroy(((struct assay_plan_obj *)e)->arena);
+		plan_arena_destroy(((struct plan_obj *)e)->arena);
 }
 
 /* Stores e (or frees it when the arena failed or the store does). */
-static int store(struct assay_plan_state *st, enum assay_plan_map m, const char *key, void *e,
-                 char *errstr, size_t errstr_size)
+static int store(struct plan_state *st, enum plan_map m, const char *key, void *e, char *errstr,
+                 size_t errstr_size)
 {
-	if (e == NULL || assay_plan_arena_failed(((struct assay_plan_obj *)e)->arena) ||
-	    assay_plan_state_put(st, m, key, e) != 0) {
+	if (e == NULL || plan_arena_failed(((struct plan_obj *)e)->arena) ||
+	    plan_state_put(st, m, key, e) != 0) {
 		entity_free(e);
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "plan state: out of memory");
@@ -291,22 +287,22 @@ static int store(struct assay_plan_state *st, enum assay_plan_map m, const char 
 	return 0;
 }
 
-static void *arr_dup(struct assay_plan_arena *a, const void *p, size_t n, size_t size)
+static void *arr_dup(struct plan_arena *a, const void *p, size_t n, size_t size)
 {
 	void *q;
 
 	if (n == 0)
 		return NULL;
-	q = assay_plan_arena_alloc(a, n * size);
+	q = plan_arena_alloc(a, n * size);
 	if (q)
 		memcpy(q, p, n * size);
 	return q;
 }
 
-static struct assay_plan_client *client_copy(const struct assay_plan_client *c)
+static struct plan_client *client_copy(const struct plan_client *c)
 {
-	struct assay_plan_client *e = assay_plan_entity_new(sizeof(*e));
-	struct assay_plan_arena *a;
+	struct plan_client *e = plan_entity_new(sizeof(*e));
+	struct plan_arena *a;
 
 	if (e == NULL)
 		return NULL;
@@ -346,10 +342,10 @@ static struct assay_plan_client *client_copy(const struct assay_plan_client *c)
 	return e;
 }
 
-static struct assay_plan_person *person_copy(const struct assay_plan_person *p)
+static struct plan_person *person_copy(const struct plan_person *p)
 {
-	struct assay_plan_person *e = assay_plan_entity_new(sizeof(*e));
-	struct assay_plan_arena *a;
+	struct plan_person *e = plan_entity_new(sizeof(*e));
+	struct plan_arena *a;
 
 	if (e == NULL)
 		return NULL;
@@ -374,11 +370,11 @@ static struct assay_plan_person *person_copy(const struct assay_plan_person *p)
 	return e;
 }
 
-static struct assay_plan_cycle *cycle_copy(const struct assay_plan_cycle *c, size_t extra_audits,
-                                           size_t extra_dms)
+static struct plan_cycle *cycle_copy(const struct plan_cycle *c, size_t extra_audits,
+                                     size_t extra_dms)
 {
-	struct assay_plan_cycle *e = assay_plan_entity_new(sizeof(*e));
-	struct assay_plan_arena *a;
+	struct plan_cycle *e = plan_entity_new(sizeof(*e));
+	struct plan_arena *a;
 
 	if (e == NULL)
 		return NULL;
@@ -389,8 +385,7 @@ static struct assay_plan_cycle *cycle_copy(const struct assay_plan_cycle *c, siz
 	e->seq = c->seq;
 	e->stage1_completed_on = c->stage1_completed_on;
 	if (c->naudits + extra_audits) {
-		const char **ids =
-		        assay_plan_arena_alloc(a, (c->naudits + extra_audits) * sizeof(*ids));
+		const char **ids = plan_arena_alloc(a, (c->naudits + extra_audits) * sizeof(*ids));
 
 		if (ids == NULL)
 			goto fail;
@@ -400,8 +395,8 @@ static struct assay_plan_cycle *cycle_copy(const struct assay_plan_cycle *c, siz
 		e->naudits = c->naudits;
 	}
 	if (c->ndms + extra_dms) {
-		struct assay_plan_decision_maker *dms =
-		        assay_plan_arena_alloc(a, (c->ndms + extra_dms) * sizeof(*dms));
+		struct plan_decision_maker *dms =
+		        plan_arena_alloc(a, (c->ndms + extra_dms) * sizeof(*dms));
 
 		if (dms == NULL)
 			goto fail;
@@ -421,19 +416,17 @@ fail:
 
 /* ---- lookups ---- */
 
-static const struct assay_plan_cycle *cycle_get(const struct assay_plan_state *st, const char *id)
+static const struct plan_cycle *cycle_get(const struct plan_state *st, const char *id)
 {
-	return id ? assay_plan_state_get(st, ASSAY_PLAN_MAP_CYCLE, id) : NULL;
+	return id ? plan_state_get(st, PLAN_MAP_CYCLE, id) : NULL;
 }
 
-static const struct assay_plan_roster *roster_get(const struct assay_plan_state *st,
-                                                  const char *audit_id)
+static const struct plan_roster *roster_get(const struct plan_state *st, const char *audit_id)
 {
-	return assay_plan_state_get(st, ASSAY_PLAN_MAP_ROSTER, audit_id);
+	return plan_state_get(st, PLAN_MAP_ROSTER, audit_id);
 }
 
-static const struct assay_plan_member *roster_find(const struct assay_plan_roster *ro,
-                                                   const char *person_id)
+static const struct plan_member *roster_find(const struct plan_roster *ro, const char *person_id)
 {
 	for (size_t i = 0; ro && i < ro->nmembers; i++)
 		if (strcmp(ro->members[i].person_id, person_id) == 0)
@@ -441,17 +434,17 @@ static const struct assay_plan_member *roster_find(const struct assay_plan_roste
 	return NULL;
 }
 
-static const struct assay_plan_completion *completion_get(const struct assay_plan_state *st,
-                                                          const char *audit_id, int standard)
+static const struct plan_completion *completion_get(const struct plan_state *st,
+                                                    const char *audit_id, int standard)
 {
-	char key[ASSAY_PLAN_KEY_MAX];
+	char key[PLAN_KEY_MAX];
 
-	if (assay_plan_key(key, sizeof(key), audit_id, std_name(standard), NULL) != 0)
+	if (plan_key(key, sizeof(key), audit_id, std_name(standard), NULL) != 0)
 		return NULL;
-	return assay_plan_state_get(st, ASSAY_PLAN_MAP_COMPLETION, key);
+	return plan_state_get(st, PLAN_MAP_COMPLETION, key);
 }
 
-static const struct assay_plan_scope *audit_scope(const struct assay_plan_audit *au, int standard)
+static const struct plan_scope *audit_scope(const struct plan_audit *au, int standard)
 {
 	for (size_t i = 0; i < au->nscopes; i++)
 		if (au->scopes[i].standard == standard)
@@ -459,7 +452,7 @@ static const struct assay_plan_scope *audit_scope(const struct assay_plan_audit 
 	return NULL;
 }
 
-static bool audit_closed(const struct assay_plan_state *st, const struct assay_plan_audit *au)
+static bool audit_closed(const struct plan_state *st, const struct plan_audit *au)
 {
 	for (size_t i = 0; i < au->nscopes; i++)
 		if (completion_get(st, au->audit_id, au->scopes[i].standard) == NULL)
@@ -467,7 +460,7 @@ static bool audit_closed(const struct assay_plan_state *st, const struct assay_p
 	return true;
 }
 
-static bool cycle_has_dm(const struct assay_plan_cycle *cy, const char *person_id)
+static bool cycle_has_dm(const struct plan_cycle *cy, const char *person_id)
 {
 	for (size_t i = 0; cy && i < cy->ndms; i++)
 		if (strcmp(cy->dms[i].person_id, person_id) == 0)
@@ -477,7 +470,7 @@ static bool cycle_has_dm(const struct assay_plan_cycle *cy, const char *person_i
 
 /* Whether person is on the team of any audit of cycle cy (stage 1, stage 2, surveillance,
  * special: every audit that covered the cycle), technical experts included (R1.20). */
-static bool cycle_has_member(const struct assay_plan_state *st, const struct assay_plan_cycle *cy,
+static bool cycle_has_member(const struct plan_state *st, const struct plan_cycle *cy,
                              const char *person_id)
 {
 	for (size_t i = 0; cy && i < cy->naudits; i++)
@@ -487,18 +480,16 @@ static bool cycle_has_member(const struct assay_plan_state *st, const struct ass
 }
 
 /* The common checks of a command on an existing audit: known, same tenant. */
-static const struct assay_plan_audit *audit_for(const struct assay_plan_state *st,
-                                                const struct assay_plan_cmd *cmd,
-                                                const char *audit_id, struct assay_plan_result *res,
-                                                int *err)
+static const struct plan_audit *audit_for(const struct plan_state *st, const struct plan_cmd *cmd,
+                                          const char *audit_id, struct plan_result *res, int *err)
 {
-	const struct assay_plan_audit *au;
+	const struct plan_audit *au;
 
 	if ((*err = check_id(res, "audit_id", audit_id)) != 0 || res->nreasons)
 		return NULL;
-	au = assay_plan_state_get(st, ASSAY_PLAN_MAP_AUDIT, audit_id);
+	au = plan_state_get(st, PLAN_MAP_AUDIT, audit_id);
 	if (au == NULL) {
-		*err = refuse(res, ASSAY_PLAN_UNKNOWN_AUDIT, audit_id, "no audit %s", audit_id);
+		*err = refuse(res, PLAN_UNKNOWN_AUDIT, audit_id, "no audit %s", audit_id);
 		return NULL;
 	}
 	*err = check_tenant(res, "audit", audit_id, au->tenant_id, cmd->head.tenant_id);
@@ -507,91 +498,91 @@ static const struct assay_plan_audit *audit_for(const struct assay_plan_state *s
 
 /* ---- RegisterClient (R1.1) ---- */
 
-static int check_register_client(const struct assay_plan_state *st,
-                                 const struct assay_plan_cmd *cmd, struct assay_plan_result *res)
+static int check_register_client(const struct plan_state *st, const struct plan_cmd *cmd,
+                                 struct plan_result *res)
 {
-	const struct assay_plan_client *c = &cmd->u.client, *old;
+	const struct plan_client *c = &cmd->u.client, *old;
 	int64_t in_groups = 0;
 	int err = 0, central = 0;
 
 	err = err ? err : check_id(res, "client_id", c->client_id);
 	if (!err && blank(c->legal_name))
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "legal_name", "legal name is empty");
+		err = refuse(res, PLAN_INVALID_VALUE, "legal_name", "legal name is empty");
 	if (!err && c->persons < 0)
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "persons", "persons is negative");
-	old = c->client_id ? assay_plan_state_get(st, ASSAY_PLAN_MAP_CLIENT, c->client_id) : NULL;
+		err = refuse(res, PLAN_INVALID_VALUE, "persons", "persons is negative");
+	old = c->client_id ? plan_state_get(st, PLAN_MAP_CLIENT, c->client_id) : NULL;
 	if (!err && old)
 		err = check_tenant(res, "client", c->client_id, old->tenant_id,
 		                   cmd->head.tenant_id);
 	for (size_t i = 0; !err && i < c->nsites; i++) {
-		const struct assay_plan_site *s = &c->sites[i];
+		const struct plan_site *s = &c->sites[i];
 
 		err = check_id(res, "site_id", s->site_id);
 		for (size_t j = 0; !err && j < i; j++)
 			if (strcmp(c->sites[j].site_id, s->site_id) == 0)
-				err = refuse(res, ASSAY_PLAN_INVALID_VALUE, s->site_id,
+				err = refuse(res, PLAN_INVALID_VALUE, s->site_id,
 				             "site %s is listed twice", s->site_id);
 		if (!err && s->persons < 0)
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, s->site_id,
+			err = refuse(res, PLAN_INVALID_VALUE, s->site_id,
 			             "site %s has a negative number of persons", s->site_id);
 		central += s->central_function;
 	}
 	if (!err && central > 1)
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "sites",
+		err = refuse(res, PLAN_INVALID_VALUE, "sites",
 		             "%d sites claim the central function; at most one may", central);
 	for (size_t i = 0; !err && i < c->ngroups; i++) {
-		const struct assay_plan_group *g = &c->groups[i];
+		const struct plan_group *g = &c->groups[i];
 
 		err = check_id(res, "group_id", g->group_id);
 		for (size_t j = 0; !err && j < i; j++)
 			if (strcmp(c->groups[j].group_id, g->group_id) == 0)
-				err = refuse(res, ASSAY_PLAN_INVALID_VALUE, g->group_id,
+				err = refuse(res, PLAN_INVALID_VALUE, g->group_id,
 				             "group %s is listed twice", g->group_id);
 		if (!err && g->persons < 1)
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, g->group_id,
+			err = refuse(res, PLAN_INVALID_VALUE, g->group_id,
 			             "group %s has no persons", g->group_id);
 		/* each identical-work group needs a written justification (R2.11) */
 		if (!err && blank(g->justification))
-			err = refuse(res, ASSAY_PLAN_MISSING_JUSTIFICATION, g->group_id,
+			err = refuse(res, PLAN_MISSING_JUSTIFICATION, g->group_id,
 			             "group %s has no justification", g->group_id);
 		in_groups += g->persons > 0 ? g->persons : 0;
 	}
 	if (!err && in_groups > c->persons)
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "identical_work_groups",
+		err = refuse(res, PLAN_INVALID_VALUE, "identical_work_groups",
 		             "identical-work groups hold %lld persons, more than the %d persons",
 		             (long long)in_groups, c->persons);
 	for (size_t i = 0; !err && i < c->nai_systems; i++) {
-		const struct assay_plan_ai_system *s = &c->ai_systems[i];
+		const struct plan_ai_system *s = &c->ai_systems[i];
 
 		err = check_id(res, "ai_system_id", s->ai_system_id);
 		for (size_t j = 0; !err && j < i; j++)
 			if (strcmp(c->ai_systems[j].ai_system_id, s->ai_system_id) == 0)
-				err = refuse(res, ASSAY_PLAN_INVALID_VALUE, s->ai_system_id,
+				err = refuse(res, PLAN_INVALID_VALUE, s->ai_system_id,
 				             "AI system %s is listed twice", s->ai_system_id);
 		/* the organization's role for each AI system (42001 4.1) */
 		if (!err && s->roles == 0)
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, s->ai_system_id,
+			err = refuse(res, PLAN_INVALID_VALUE, s->ai_system_id,
 			             "AI system %s has no role", s->ai_system_id);
-		if (!err && (s->tier < 0 || s->tier >= ASSAY_PLAN_NAI_TIERS))
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, s->ai_system_id,
+		if (!err && (s->tier < 0 || s->tier >= PLAN_NAI_TIERS))
+			err = refuse(res, PLAN_INVALID_VALUE, s->ai_system_id,
 			             "AI system %s has an unknown EU AI Act tier", s->ai_system_id);
 	}
 	return err;
 }
 
-static int apply_register_client(struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                                 struct assay_plan_result *res, char *errstr, size_t errstr_size)
+static int apply_register_client(struct plan_state *st, const struct plan_cmd *cmd,
+                                 struct plan_result *res, char *errstr, size_t errstr_size)
 {
-	const struct assay_plan_client *old =
-	        assay_plan_state_get(st, ASSAY_PLAN_MAP_CLIENT, cmd->u.client.client_id);
-	struct assay_plan_client tmp = cmd->u.client, *e;
+	const struct plan_client *old =
+	        plan_state_get(st, PLAN_MAP_CLIENT, cmd->u.client.client_id);
+	struct plan_client tmp = cmd->u.client, *e;
 	int err;
 
 	tmp.tenant_id = cmd->head.tenant_id;
 	tmp.command_id = cmd->head.command_id;
 	tmp.revision = old ? old->revision + 1 : 1;
 	e = client_copy(&tmp);
-	if ((err = store(st, ASSAY_PLAN_MAP_CLIENT, tmp.client_id, e, errstr, errstr_size)) != 0)
+	if ((err = store(st, PLAN_MAP_CLIENT, tmp.client_id, e, errstr, errstr_size)) != 0)
 		return err;
 	res->client = e;
 	return 0;
@@ -599,56 +590,56 @@ static int apply_register_client(struct assay_plan_state *st, const struct assay
 
 /* ---- RecordAuditor ---- */
 
-static int check_record_auditor(const struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                                struct assay_plan_result *res)
+static int check_record_auditor(const struct plan_state *st, const struct plan_cmd *cmd,
+                                struct plan_result *res)
 {
-	const struct assay_plan_person *p = &cmd->u.person, *old;
+	const struct plan_person *p = &cmd->u.person, *old;
 	int err = check_id(res, "person_id", p->person_id);
 
 	if (!err && blank(p->name))
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "name", "name is empty");
-	old = p->person_id ? assay_plan_state_get(st, ASSAY_PLAN_MAP_PERSON, p->person_id) : NULL;
+		err = refuse(res, PLAN_INVALID_VALUE, "name", "name is empty");
+	old = p->person_id ? plan_state_get(st, PLAN_MAP_PERSON, p->person_id) : NULL;
 	if (!err && old)
 		err = check_tenant(res, "person", p->person_id, old->tenant_id,
 		                   cmd->head.tenant_id);
 	for (size_t i = 0; !err && i < p->ncompetences; i++) {
-		const struct assay_plan_competence *c = &p->competences[i];
+		const struct plan_competence *c = &p->competences[i];
 
 		if (c->standard < 0 || c->role < 0)
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, NULL,
+			err = refuse(res, PLAN_INVALID_VALUE, NULL,
 			             "competence %zu names an unknown standard or role", i + 1);
-		else if (c->valid_from != ASSAY_PLAN_NO_DATE &&
-		         c->valid_until != ASSAY_PLAN_NO_DATE && c->valid_from > c->valid_until)
-			err = refuse(res, ASSAY_PLAN_INVALID_DATES, std_name(c->standard),
+		else if (c->valid_from != PLAN_NO_DATE && c->valid_until != PLAN_NO_DATE &&
+		         c->valid_from > c->valid_until)
+			err = refuse(res, PLAN_INVALID_DATES, std_name(c->standard),
 			             "competence %zu ends before it starts", i + 1);
 	}
 	for (size_t i = 0; !err && i < p->nrelations; i++) {
-		const struct assay_plan_relation *rel = &p->relations[i];
+		const struct plan_relation *rel = &p->relations[i];
 
 		err = check_id(res, "client_id", rel->client_id);
 		if (!err && rel->kind < 0)
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, rel->client_id,
+			err = refuse(res, PLAN_INVALID_VALUE, rel->client_id,
 			             "relation %zu has an unknown kind", i + 1);
-		if (!err && rel->ended_on != ASSAY_PLAN_NO_DATE && rel->ended_on < rel->started_on)
-			err = refuse(res, ASSAY_PLAN_INVALID_DATES, rel->client_id,
+		if (!err && rel->ended_on != PLAN_NO_DATE && rel->ended_on < rel->started_on)
+			err = refuse(res, PLAN_INVALID_DATES, rel->client_id,
 			             "relation with %s ends before it starts", rel->client_id);
 	}
 	return err;
 }
 
-static int apply_record_auditor(struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                                struct assay_plan_result *res, char *errstr, size_t errstr_size)
+static int apply_record_auditor(struct plan_state *st, const struct plan_cmd *cmd,
+                                struct plan_result *res, char *errstr, size_t errstr_size)
 {
-	const struct assay_plan_person *old =
-	        assay_plan_state_get(st, ASSAY_PLAN_MAP_PERSON, cmd->u.person.person_id);
-	struct assay_plan_person tmp = cmd->u.person, *e;
+	const struct plan_person *old =
+	        plan_state_get(st, PLAN_MAP_PERSON, cmd->u.person.person_id);
+	struct plan_person tmp = cmd->u.person, *e;
 	int err;
 
 	tmp.tenant_id = cmd->head.tenant_id;
 	tmp.command_id = cmd->head.command_id;
 	tmp.revision = old ? old->revision + 1 : 1;
 	e = person_copy(&tmp);
-	if ((err = store(st, ASSAY_PLAN_MAP_PERSON, tmp.person_id, e, errstr, errstr_size)) != 0)
+	if ((err = store(st, PLAN_MAP_PERSON, tmp.person_id, e, errstr, errstr_size)) != 0)
 		return err;
 	res->person = e;
 	return 0;
@@ -659,14 +650,14 @@ static int apply_record_auditor(struct assay_plan_state *st, const struct assay_
 /* What a resolved scope needs beyond the command: its cycle. */
 struct scope_plan {
 	const char *cycle_id; /* borrowed or in buf */
-	char buf[ASSAY_PLAN_KEY_MAX];
+	char buf[PLAN_KEY_MAX];
 	bool new_cycle;
 	int32_t seq;
 };
 
-static bool same_audit(const struct assay_plan_audit *a, const struct assay_plan_cmd *cmd)
+static bool same_audit(const struct plan_audit *a, const struct plan_cmd *cmd)
 {
-	const struct assay_plan_audit *b = &cmd->u.audit;
+	const struct plan_audit *b = &cmd->u.audit;
 
 	if (strcmp(a->tenant_id, cmd->head.tenant_id) || strcmp(a->client_id, b->client_id) ||
 	    a->audit_type != b->audit_type || a->planned_start != b->planned_start ||
@@ -692,69 +683,66 @@ static uint64_t fnv(const char *a, const char *b)
 	return h;
 }
 
-static int check_open_audit(const struct assay_plan_state *st, const struct assay_plan_rules *r,
-                            const struct assay_plan_cmd *cmd, const struct assay_plan_client **cl,
-                            struct scope_plan *plans, struct assay_plan_result *res)
+static int check_open_audit(const struct plan_state *st, const struct plan_rules *r,
+                            const struct plan_cmd *cmd, const struct plan_client **cl,
+                            struct scope_plan *plans, struct plan_result *res)
 {
-	const struct assay_plan_audit *a = &cmd->u.audit;
-	const struct assay_plan_client *c = NULL;
+	const struct plan_audit *a = &cmd->u.audit;
+	const struct plan_client *c = NULL;
 	int64_t when[2] = {cmd->head.issued_at, (int64_t)a->planned_end * 86400000};
 	int err = check_id(res, "audit_id", a->audit_id);
 	unsigned families = 0;
 
 	if (!err)
 		err = check_id(res, "client_id", a->client_id);
-	if (!err && a->client_id &&
-	    (c = assay_plan_state_get(st, ASSAY_PLAN_MAP_CLIENT, a->client_id)) == NULL)
-		err = refuse(res, ASSAY_PLAN_UNKNOWN_CLIENT, a->client_id, "no client %s",
-		             a->client_id);
+	if (!err && a->client_id && (c = plan_state_get(st, PLAN_MAP_CLIENT, a->client_id)) == NULL)
+		err = refuse(res, PLAN_UNKNOWN_CLIENT, a->client_id, "no client %s", a->client_id);
 	if (!err && c)
 		err = check_tenant(res, "client", a->client_id, c->tenant_id, cmd->head.tenant_id);
-	if (!err && (a->audit_type < 0 || a->audit_type >= ASSAY_PLAN_NAUDIT_TYPES))
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "audit_type", "unknown audit type");
+	if (!err && (a->audit_type < 0 || a->audit_type >= PLAN_NAUDIT_TYPES))
+		err = refuse(res, PLAN_INVALID_VALUE, "audit_type", "unknown audit type");
 	if (!err && a->planned_end < a->planned_start)
-		err = refuse(res, ASSAY_PLAN_INVALID_DATES, "planned_end",
+		err = refuse(res, PLAN_INVALID_DATES, "planned_end",
 		             "planned end is before planned start");
 	/* an incomplete application cannot be planned (R1.1) */
 	if (!err && c && c->persons <= 0)
-		err = refuse(res, ASSAY_PLAN_APPLICATION_INCOMPLETE, "persons",
+		err = refuse(res, PLAN_APPLICATION_INCOMPLETE, "persons",
 		             "client %s has no persons recorded", c->client_id);
 	if (!err && c && c->nsites == 0)
-		err = refuse(res, ASSAY_PLAN_APPLICATION_INCOMPLETE, "sites",
+		err = refuse(res, PLAN_APPLICATION_INCOMPLETE, "sites",
 		             "client %s has no sites recorded", c->client_id);
 	if (!err && a->nscopes == 0)
-		err = refuse(res, ASSAY_PLAN_NO_STANDARD, NULL, "the audit names no standard");
+		err = refuse(res, PLAN_NO_STANDARD, NULL, "the audit names no standard");
 
 	for (size_t i = 0; !err && i < a->nscopes; i++) {
-		const struct assay_plan_scope *s = &a->scopes[i];
+		const struct plan_scope *s = &a->scopes[i];
 		struct scope_plan *sp = &plans[i];
 		const char *name = std_name(s->standard);
-		enum assay_plan_family fam;
+		enum plan_family fam;
 
 		if ((err = check_standard_current(r, res, s->standard, when, 2)) != 0)
 			break;
-		if (s->standard < 0 || s->standard >= ASSAY_PLAN_NSTANDARDS)
+		if (s->standard < 0 || s->standard >= PLAN_NSTANDARDS)
 			continue;
-		fam = assay_plan_standard_family(s->standard);
+		fam = plan_standard_family(s->standard);
 		/* one edition per standard family; a combined audit covers 27001 and 42001 */
 		if (families & (1u << fam)) {
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, name,
-			             "%s audit named twice in one audit",
-			             assay_plan_family_names[fam]);
+			err = refuse(res, PLAN_INVALID_VALUE, name,
+			             "%s audit named twice in one audit", plan_family_names[fam]);
 			continue;
 		}
 		families |= 1u << fam;
 		if (blank(s->scope_statement) &&
-		    (err = refuse(res, ASSAY_PLAN_APPLICATION_INCOMPLETE, name,
+		    (err = refuse(res, PLAN_APPLICATION_INCOMPLETE, name,
 		                  "no scope statement for %s", name)) != 0)
 			break;
 		if (c == NULL)
 			continue;
 		/* the certification cycle (R1.3): a stage 1 opens one; the rest use one */
 		if (s->cycle_id) {
-			const struct assay_plan_cycle *cy = cycle_get(st, s->cycle_id);
+			const struct plan_cycle *cy = cycle_get(st, s->cycle_id);
 
-			if (blank(s->cycle_id) || strlen(s->cycle_id) > ASSAY_PLAN_ID_MAX) {
+			if (blank(s->cycle_id) || strlen(s->cycle_id) > PLAN_ID_MAX) {
 				err = check_id(res, "cycle_id",
 				               blank(s->cycle_id) ? "" : s->cycle_id);
 				continue;
@@ -762,45 +750,45 @@ static int check_open_audit(const struct assay_plan_state *st, const struct assa
 			for (size_t j = 0; !err && j < i; j++)
 				if (a->scopes[j].cycle_id &&
 				    !strcmp(a->scopes[j].cycle_id, s->cycle_id))
-					err = refuse(res, ASSAY_PLAN_ID_CONFLICT, s->cycle_id,
+					err = refuse(res, PLAN_ID_CONFLICT, s->cycle_id,
 					             "cycle %s named for two standards",
 					             s->cycle_id);
 			if (err)
 				break;
 			if (cy &&
 			    (strcmp(cy->client_id, c->client_id) || cy->standard != s->standard)) {
-				err = refuse(res, ASSAY_PLAN_ID_CONFLICT, s->cycle_id,
+				err = refuse(res, PLAN_ID_CONFLICT, s->cycle_id,
 				             "cycle %s belongs to another client or standard",
 				             s->cycle_id);
 				continue;
 			}
-			if (cy == NULL && a->audit_type != ASSAY_PLAN_STAGE_1) {
-				err = refuse(res, ASSAY_PLAN_UNKNOWN_CYCLE, s->cycle_id,
+			if (cy == NULL && a->audit_type != PLAN_STAGE_1) {
+				err = refuse(res, PLAN_UNKNOWN_CYCLE, s->cycle_id,
 				             "no cycle %s for %s", s->cycle_id, name);
 				continue;
 			}
 			sp->cycle_id = s->cycle_id;
 			sp->new_cycle = cy == NULL;
 		} else {
-			char key[ASSAY_PLAN_KEY_MAX];
-			const struct assay_plan_cycle_index *ix = NULL;
+			char key[PLAN_KEY_MAX];
+			const struct plan_cycle_index *ix = NULL;
 
-			if (assay_plan_key(key, sizeof(key), c->client_id, name, NULL) == 0)
-				ix = assay_plan_state_get(st, ASSAY_PLAN_MAP_CYCLE_INDEX, key);
-			if (a->audit_type == ASSAY_PLAN_STAGE_1) {
+			if (plan_key(key, sizeof(key), c->client_id, name, NULL) == 0)
+				ix = plan_state_get(st, PLAN_MAP_CYCLE_INDEX, key);
+			if (a->audit_type == PLAN_STAGE_1) {
 				int32_t seq = ix ? ix->count + 1 : 1;
 
 				snprintf(sp->buf, sizeof(sp->buf), "%s/%s/%d", c->client_id, name,
 				         (int)seq);
 				if (cycle_get(st, sp->buf)) {
-					err = refuse(res, ASSAY_PLAN_ID_CONFLICT, NULL,
+					err = refuse(res, PLAN_ID_CONFLICT, NULL,
 					             "cycle id %s is already used", sp->buf);
 					continue;
 				}
 				sp->cycle_id = sp->buf;
 				sp->new_cycle = true;
 			} else if (ix == NULL) {
-				err = refuse(res, ASSAY_PLAN_UNKNOWN_CYCLE, name,
+				err = refuse(res, PLAN_UNKNOWN_CYCLE, name,
 				             "client %s has no %s cycle", c->client_id, name);
 				continue;
 			} else {
@@ -808,20 +796,20 @@ static int check_open_audit(const struct assay_plan_state *st, const struct assa
 			}
 		}
 		if (sp->new_cycle) {
-			char key[ASSAY_PLAN_KEY_MAX];
-			const struct assay_plan_cycle_index *ix = NULL;
+			char key[PLAN_KEY_MAX];
+			const struct plan_cycle_index *ix = NULL;
 
-			if (assay_plan_key(key, sizeof(key), c->client_id, name, NULL) == 0)
-				ix = assay_plan_state_get(st, ASSAY_PLAN_MAP_CYCLE_INDEX, key);
+			if (plan_key(key, sizeof(key), c->client_id, name, NULL) == 0)
+				ix = plan_state_get(st, PLAN_MAP_CYCLE_INDEX, key);
 			sp->seq = ix ? ix->count + 1 : 1;
 		}
 		/* stage 2 needs a completed stage 1 of the same client, standard and cycle
 		 * (R1.13 enforce, R1.10) */
-		if (a->audit_type == ASSAY_PLAN_STAGE_2) {
-			const struct assay_plan_cycle *cy = cycle_get(st, sp->cycle_id);
+		if (a->audit_type == PLAN_STAGE_2) {
+			const struct plan_cycle *cy = cycle_get(st, sp->cycle_id);
 
-			if (cy == NULL || cy->stage1_completed_on == ASSAY_PLAN_NO_DATE)
-				err = refuse(res, ASSAY_PLAN_STAGE1_NOT_COMPLETED, name,
+			if (cy == NULL || cy->stage1_completed_on == PLAN_NO_DATE)
+				err = refuse(res, PLAN_STAGE1_NOT_COMPLETED, name,
 				             "no completed stage 1 for %s in cycle %s", name,
 				             sp->cycle_id);
 		}
@@ -829,36 +817,35 @@ static int check_open_audit(const struct assay_plan_state *st, const struct assa
 
 	/* adjustment factors: each justified, for a standard of the audit (R2.5, R2.12) */
 	for (size_t i = 0; !err && i < a->nadjustments; i++) {
-		const struct assay_plan_adjustment *adj = &a->adjustments[i];
+		const struct plan_adjustment *adj = &a->adjustments[i];
 		bool in_audit = false;
 
 		for (size_t j = 0; j < a->nscopes; j++)
 			in_audit |= a->scopes[j].standard == adj->standard;
 		if (!in_audit)
-			err = refuse(res, ASSAY_PLAN_STANDARD_NOT_IN_AUDIT, std_name(adj->standard),
+			err = refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, std_name(adj->standard),
 			             "adjustment %s is for %s, which the audit does not cover",
 			             adj->factor ? adj->factor : "", std_name(adj->standard));
 		if (!err && blank(adj->factor))
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "factor",
+			err = refuse(res, PLAN_INVALID_VALUE, "factor",
 			             "adjustment %zu has no factor name", i + 1);
 		if (!err &&
 		    (!isfinite(adj->percent) || adj->percent <= -100.0 || adj->percent > 1000.0))
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, adj->factor,
+			err = refuse(res, PLAN_INVALID_VALUE, adj->factor,
 			             "adjustment %s: %g%% is out of range", adj->factor,
 			             adj->percent);
 		if (!err && blank(adj->justification))
-			err = refuse(res, ASSAY_PLAN_MISSING_JUSTIFICATION, adj->factor,
+			err = refuse(res, PLAN_MISSING_JUSTIFICATION, adj->factor,
 			             "adjustment %s has no justification", adj->factor);
 	}
 
 	/* sites given by the caller: the client's, no repeats, the central function, and at
 	 * least the IAF MD 1 sample (R2.23) */
 	if (!err && c && a->nsite_ids > 0) {
-		int32_t minimum = assay_plan_sample_size(
-		        (int32_t)c->nsites,
-		        a->audit_type >= 0 && a->audit_type < ASSAY_PLAN_NAUDIT_TYPES
-		                ? r->time.sampling_factor[a->audit_type]
-		                : 1.0);
+		int32_t minimum = plan_sample_size(
+		        (int32_t)c->nsites, a->audit_type >= 0 && a->audit_type < PLAN_NAUDIT_TYPES
+		                                    ? r->time.sampling_factor[a->audit_type]
+		                                    : 1.0);
 
 		for (size_t i = 0; !err && i < a->nsite_ids; i++) {
 			bool known = false;
@@ -866,12 +853,12 @@ static int check_open_audit(const struct assay_plan_state *st, const struct assa
 			for (size_t k = 0; k < c->nsites; k++)
 				known |= strcmp(c->sites[k].site_id, a->site_ids[i]) == 0;
 			if (!known)
-				err = refuse(res, ASSAY_PLAN_INVALID_VALUE, a->site_ids[i],
+				err = refuse(res, PLAN_INVALID_VALUE, a->site_ids[i],
 				             "client %s has no site %s", c->client_id,
 				             a->site_ids[i]);
 			for (size_t j = 0; !err && j < i; j++)
 				if (strcmp(a->site_ids[j], a->site_ids[i]) == 0)
-					err = refuse(res, ASSAY_PLAN_INVALID_VALUE, a->site_ids[i],
+					err = refuse(res, PLAN_INVALID_VALUE, a->site_ids[i],
 					             "site %s is listed twice", a->site_ids[i]);
 		}
 		for (size_t k = 0; !err && k < c->nsites; k++) {
@@ -882,12 +869,12 @@ static int check_open_audit(const struct assay_plan_state *st, const struct assa
 			for (size_t i = 0; i < a->nsite_ids; i++)
 				listed |= strcmp(c->sites[k].site_id, a->site_ids[i]) == 0;
 			if (!listed)
-				err = refuse(res, ASSAY_PLAN_INVALID_VALUE, c->sites[k].site_id,
+				err = refuse(res, PLAN_INVALID_VALUE, c->sites[k].site_id,
 				             "the central function %s is audited every time",
 				             c->sites[k].site_id);
 		}
 		if (!err && (int32_t)a->nsite_ids < minimum)
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "site_ids",
+			err = refuse(res, PLAN_INVALID_VALUE, "site_ids",
 			             "%zu sites to visit, the sample needs at least %d of %zu",
 			             a->nsite_ids, (int)minimum, c->nsites);
 	}
@@ -897,8 +884,8 @@ static int check_open_audit(const struct assay_plan_state *st, const struct assa
 
 /* Sites to visit when the command names none: the central function, then the others in an
  * order that looks random but is fixed by the audit and site ids (R2.24), up to the sample. */
-static int sample_sites(const struct assay_plan_client *c, const char *audit_id, int32_t n,
-                        struct assay_plan_arena *a, const char ***out, size_t *nout)
+static int sample_sites(const struct plan_client *c, const char *audit_id, int32_t n,
+                        struct plan_arena *a, const char ***out, size_t *nout)
 {
 	const char **ids;
 	uint64_t *keys;
@@ -908,8 +895,8 @@ static int sample_sites(const struct assay_plan_client *c, const char *audit_id,
 	*nout = 0;
 	if (c->nsites == 0 || n <= 0)
 		return 0;
-	ids = assay_plan_arena_alloc(a, c->nsites * sizeof(*ids));
-	keys = assay_plan_arena_alloc(a, c->nsites * sizeof(*keys));
+	ids = plan_arena_alloc(a, c->nsites * sizeof(*ids));
+	keys = plan_arena_alloc(a, c->nsites * sizeof(*keys));
 	if (ids == NULL || keys == NULL)
 		return ASSAY_ERR_FATAL;
 	for (size_t i = 0; i < c->nsites; i++) {
@@ -934,18 +921,18 @@ static int sample_sites(const struct assay_plan_client *c, const char *audit_id,
 	return 0;
 }
 
-static int apply_open_audit(struct assay_plan_state *st, const struct assay_plan_rules *r,
-                            const struct assay_plan_cmd *cmd, const struct assay_plan_client *c,
-                            const struct scope_plan *plans, struct assay_plan_result *res,
-                            char *errstr, size_t errstr_size)
+static int apply_open_audit(struct plan_state *st, const struct plan_rules *r,
+                            const struct plan_cmd *cmd, const struct plan_client *c,
+                            const struct scope_plan *plans, struct plan_result *res, char *errstr,
+                            size_t errstr_size)
 {
-	const struct assay_plan_audit *a = &cmd->u.audit;
-	struct assay_plan_audit *e = assay_plan_entity_new(sizeof(*e));
-	struct assay_plan_arena *ar;
-	struct assay_plan_time_input in;
-	struct assay_plan_group_in *groups = NULL;
-	struct assay_plan_time *time;
-	int standards[ASSAY_PLAN_MAX_STANDARDS];
+	const struct plan_audit *a = &cmd->u.audit;
+	struct plan_audit *e = plan_entity_new(sizeof(*e));
+	struct plan_arena *ar;
+	struct plan_time_input in;
+	struct plan_group_in *groups = NULL;
+	struct plan_time *time;
+	int standards[PLAN_MAX_STANDARDS];
 	int err;
 
 	if (e == NULL)
@@ -960,7 +947,7 @@ static int apply_open_audit(struct assay_plan_state *st, const struct assay_plan
 	e->planned_start = a->planned_start;
 	e->planned_end = a->planned_end;
 	memcpy(e->integration, a->integration, sizeof(e->integration));
-	e->scopes = assay_plan_arena_alloc(ar, a->nscopes * sizeof(*e->scopes));
+	e->scopes = plan_arena_alloc(ar, a->nscopes * sizeof(*e->scopes));
 	if (e->scopes == NULL)
 		goto oom;
 	e->nscopes = a->nscopes;
@@ -978,7 +965,7 @@ static int apply_open_audit(struct assay_plan_state *st, const struct assay_plan
 	}
 	/* the client's AI systems as they are now: the AIMS scope of this audit */
 	if (c->nai_systems) {
-		struct assay_plan_ai_system *ai =
+		struct plan_ai_system *ai =
 		        arr_dup(ar, c->ai_systems, c->nai_systems, sizeof(*c->ai_systems));
 
 		if (ai == NULL)
@@ -999,7 +986,7 @@ static int apply_open_audit(struct assay_plan_state *st, const struct assay_plan
 	in.nstandards = a->nscopes;
 	in.persons = c->persons;
 	if (c->ngroups) {
-		groups = assay_plan_arena_alloc(ar, c->ngroups * sizeof(*groups));
+		groups = plan_arena_alloc(ar, c->ngroups * sizeof(*groups));
 		if (groups == NULL)
 			goto oom;
 		for (size_t i = 0; i < c->ngroups; i++) {
@@ -1012,19 +999,19 @@ static int apply_open_audit(struct assay_plan_state *st, const struct assay_plan
 	in.adjustments = e->adjustments;
 	in.nadjustments = e->nadjustments;
 	in.sites_total = (int32_t)c->nsites;
-	for (int k = 0; k < ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
+	for (int k = 0; k < PLAN_INTEGRATION_ELEMENTS; k++)
 		in.integration_elements += a->integration[k];
-	time = assay_plan_arena_alloc(ar, sizeof(*time));
+	time = plan_arena_alloc(ar, sizeof(*time));
 	if (time == NULL)
 		goto oom;
-	err = assay_plan_time_compute(&r->time, &in, ar, time, errstr, errstr_size);
+	err = plan_time_compute(&r->time, &in, ar, time, errstr, errstr_size);
 	if (err) {
 		entity_free(e);
 		return ASSAY_ERR_FATAL; /* the input was checked: a failure is ours */
 	}
 	e->time = time;
 	if (a->nsite_ids) {
-		const char **ids = assay_plan_arena_alloc(ar, a->nsite_ids * sizeof(*ids));
+		const char **ids = plan_arena_alloc(ar, a->nsite_ids * sizeof(*ids));
 
 		if (ids == NULL)
 			goto oom;
@@ -1036,39 +1023,38 @@ static int apply_open_audit(struct assay_plan_state *st, const struct assay_plan
 	                        &e->nsite_ids) != 0) {
 		goto oom;
 	}
-	if ((err = store(st, ASSAY_PLAN_MAP_AUDIT, a->audit_id, e, errstr, errstr_size)) != 0)
+	if ((err = store(st, PLAN_MAP_AUDIT, a->audit_id, e, errstr, errstr_size)) != 0)
 		return err;
 	res->audit = e;
 
 	/* cycles: new ones, and this audit joins each */
 	for (size_t i = 0; i < a->nscopes; i++) {
 		const char *name = std_name(a->scopes[i].standard);
-		const struct assay_plan_cycle *old = cycle_get(st, plans[i].cycle_id);
-		struct assay_plan_cycle base = {{NULL},       plans[i].cycle_id,
-		                                c->client_id, a->scopes[i].standard,
-		                                plans[i].seq, ASSAY_PLAN_NO_DATE,
-		                                NULL,         0,
-		                                NULL,         0};
-		struct assay_plan_cycle *cy = cycle_copy(old ? old : &base, 1, 0);
+		const struct plan_cycle *old = cycle_get(st, plans[i].cycle_id);
+		struct plan_cycle base = {{NULL},       plans[i].cycle_id,
+		                          c->client_id, a->scopes[i].standard,
+		                          plans[i].seq, PLAN_NO_DATE,
+		                          NULL,         0,
+		                          NULL,         0};
+		struct plan_cycle *cy = cycle_copy(old ? old : &base, 1, 0);
 
 		if (cy == NULL)
 			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                  "plan state: out of memory");
 		cy->audit_ids[cy->naudits++] = ADUP(cy->obj.arena, a->audit_id);
-		if ((err = store(st, ASSAY_PLAN_MAP_CYCLE, cy->cycle_id, cy, errstr, errstr_size)))
+		if ((err = store(st, PLAN_MAP_CYCLE, cy->cycle_id, cy, errstr, errstr_size)))
 			return err;
 		if (plans[i].new_cycle) {
-			char key[ASSAY_PLAN_KEY_MAX];
-			struct assay_plan_cycle_index *ix = assay_plan_entity_new(sizeof(*ix));
+			char key[PLAN_KEY_MAX];
+			struct plan_cycle_index *ix = plan_entity_new(sizeof(*ix));
 
 			if (ix == NULL)
 				return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 				                  "plan state: out of memory");
 			ix->current = ADUP(ix->obj.arena, plans[i].cycle_id);
 			ix->count = plans[i].seq;
-			assay_plan_key(key, sizeof(key), c->client_id, name, NULL);
-			if ((err = store(st, ASSAY_PLAN_MAP_CYCLE_INDEX, key, ix, errstr,
-			                 errstr_size)))
+			plan_key(key, sizeof(key), c->client_id, name, NULL);
+			if ((err = store(st, PLAN_MAP_CYCLE_INDEX, key, ix, errstr, errstr_size)))
 				return err;
 		}
 	}
@@ -1080,12 +1066,12 @@ oom:
 
 /* ---- AssignTeamMember (R1.20, R1.38, R2.22, E1, E10, E20) ---- */
 
-static int check_assign(const struct assay_plan_state *st, const struct assay_plan_rules *r,
-                        const struct assay_plan_cmd *cmd, struct assay_plan_result *res)
+static int check_assign(const struct plan_state *st, const struct plan_rules *r,
+                        const struct plan_cmd *cmd, struct plan_result *res)
 {
-	const struct assay_plan_assign *as = &cmd->u.assign;
-	const struct assay_plan_audit *au;
-	const struct assay_plan_person *p = NULL;
+	const struct plan_assign *as = &cmd->u.assign;
+	const struct plan_audit *au;
+	const struct plan_person *p = NULL;
 	int err = 0;
 	unsigned seen = 0;
 
@@ -1093,77 +1079,76 @@ static int check_assign(const struct assay_plan_state *st, const struct assay_pl
 	if (!err)
 		err = check_id(res, "person_id", as->person_id);
 	if (!err && as->person_id &&
-	    (p = assay_plan_state_get(st, ASSAY_PLAN_MAP_PERSON, as->person_id)) == NULL)
-		err = refuse(res, ASSAY_PLAN_UNKNOWN_PERSON, as->person_id, "no person %s",
+	    (p = plan_state_get(st, PLAN_MAP_PERSON, as->person_id)) == NULL)
+		err = refuse(res, PLAN_UNKNOWN_PERSON, as->person_id, "no person %s",
 		             as->person_id);
 	if (!err && p)
 		err = check_tenant(res, "person", as->person_id, p->tenant_id, cmd->head.tenant_id);
-	if (!err && (as->role < 0 || as->role == ASSAY_PLAN_DECISION_MAKER))
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "role",
+	if (!err && (as->role < 0 || as->role == PLAN_DECISION_MAKER))
+		err = refuse(res, PLAN_INVALID_VALUE, "role",
 		             "a team role is AUDITOR, LEAD_AUDITOR or TECHNICAL_EXPERT");
 	if (!err && as->nstandards == 0)
-		err = refuse(res, ASSAY_PLAN_NO_STANDARD, NULL, "the assignment names no standard");
+		err = refuse(res, PLAN_NO_STANDARD, NULL, "the assignment names no standard");
 	if (!err && au && audit_closed(st, au))
-		err = refuse(res, ASSAY_PLAN_AUDIT_CLOSED, au->audit_id, "audit %s is completed",
+		err = refuse(res, PLAN_AUDIT_CLOSED, au->audit_id, "audit %s is completed",
 		             au->audit_id);
 	for (size_t i = 0; !err && au && i < as->nstandards; i++) {
 		int s = as->standards[i];
 
-		if (s < 0 || s >= ASSAY_PLAN_NSTANDARDS) {
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, NULL, "unknown standard");
+		if (s < 0 || s >= PLAN_NSTANDARDS) {
+			err = refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
 			continue;
 		}
 		if (seen & (1u << s))
 			continue;
 		seen |= 1u << s;
 		if (audit_scope(au, s) == NULL) {
-			err = refuse(res, ASSAY_PLAN_STANDARD_NOT_IN_AUDIT, std_name(s),
+			err = refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, std_name(s),
 			             "audit %s does not cover %s", au->audit_id, std_name(s));
 			continue;
 		}
 		/* competent for this standard in this role over the audit's days (R2.22, E20) */
-		if (p && as->role >= 0 && as->role != ASSAY_PLAN_DECISION_MAKER &&
-		    !assay_plan_competent(p, s, as->role, au->planned_start, au->planned_end))
-			err = refuse(res, ASSAY_PLAN_NOT_COMPETENT, std_name(s),
+		if (p && as->role >= 0 && as->role != PLAN_DECISION_MAKER &&
+		    !plan_competent(p, s, as->role, au->planned_start, au->planned_end))
+			err = refuse(res, PLAN_NOT_COMPETENT, std_name(s),
 			             "%s has no %s competence for %s valid for the audit days",
-			             p->person_id, assay_plan_role_names[as->role], std_name(s));
+			             p->person_id, plan_role_names[as->role], std_name(s));
 	}
 	if (err || au == NULL || p == NULL)
 		return err;
 	/* no consultancy, employment or declared relation within the cooling-off period before
 	 * the audit (R1.38, E10) */
 	for (size_t i = 0; !err && i < p->nrelations; i++) {
-		const struct assay_plan_relation *rel = &p->relations[i];
+		const struct plan_relation *rel = &p->relations[i];
 
 		if (strcmp(rel->client_id, au->client_id) == 0 &&
-		    assay_plan_relation_conflicts(rel, au->planned_start, r->conflict_months))
-			err = refuse(res, ASSAY_PLAN_CONFLICT_OF_INTEREST, p->person_id,
+		    plan_relation_conflicts(rel, au->planned_start, r->conflict_months))
+			err = refuse(res, PLAN_CONFLICT_OF_INTEREST, p->person_id,
 			             "%s has a %s relation with %s within %d months of the audit",
 			             p->person_id,
-			             rel->kind >= 0 ? assay_plan_relation_kind_names[rel->kind]
-			                            : "",
+			             rel->kind >= 0 ? plan_relation_kind_names[rel->kind] : "",
 			             au->client_id, r->conflict_months);
 	}
 	/* never the decision maker of a cycle this audit belongs to (R1.20, E1) */
 	for (size_t i = 0; !err && i < au->nscopes; i++) {
-		const struct assay_plan_cycle *cy = cycle_get(st, au->scopes[i].cycle_id);
+		const struct plan_cycle *cy = cycle_get(st, au->scopes[i].cycle_id);
 
 		if (cycle_has_dm(cy, p->person_id))
-			err = refuse(res, ASSAY_PLAN_DECISION_MAKER_ON_TEAM, p->person_id,
+			err = refuse(res, PLAN_DECISION_MAKER_ON_TEAM, p->person_id,
 			             "%s decides %s for %s in cycle %s", p->person_id,
 			             std_name(au->scopes[i].standard), au->client_id, cy->cycle_id);
 	}
 	return err;
 }
 
-static int apply_assign(struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                        struct assay_plan_result *res, char *errstr, size_t errstr_size)
+static int apply_assign(struct plan_state *st, const struct plan_cmd *cmd, struct plan_result *res,
+                        char *errstr, size_t errstr_size)
 {
-	const struct assay_plan_assign *as = &cmd->u.assign;
-	const struct assay_plan_roster *old = roster_get(st, as->audit_id);
-	struct assay_plan_roster *e = assay_plan_entity_new(sizeof(*e));
-	struct assay_plan_arena *a;
-	struct assay_plan_member *m = NULL;
+	const struct plan_assign *as = &cmd->u.assign;
+	const struct plan_roster *old = roster_get(st, as->audit_id);
+	struct plan_roster *e = plan_entity_new(sizeof(*e));
+	struct plan_arena *a;
+	struct plan_member *m = NULL;
 	unsigned standards = 0;
 	size_t n = old ? old->nmembers : 0;
 
@@ -1174,7 +1159,7 @@ static int apply_assign(struct assay_plan_state *st, const struct assay_plan_cmd
 	for (size_t i = 0; i < as->nstandards; i++)
 		standards |= 1u << as->standards[i];
 	e->audit_id = ADUP(a, as->audit_id);
-	e->members = assay_plan_arena_alloc(a, (n + 1) * sizeof(*e->members));
+	e->members = plan_arena_alloc(a, (n + 1) * sizeof(*e->members));
 	if (e->members == NULL) {
 		entity_free(e);
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
@@ -1195,17 +1180,17 @@ static int apply_assign(struct assay_plan_state *st, const struct assay_plan_cmd
 	m->role = as->role;
 	m->standards = standards;
 	res->member = m;
-	res->audit = assay_plan_state_get(st, ASSAY_PLAN_MAP_AUDIT, as->audit_id);
-	return store(st, ASSAY_PLAN_MAP_ROSTER, as->audit_id, e, errstr, errstr_size);
+	res->audit = plan_state_get(st, PLAN_MAP_AUDIT, as->audit_id);
+	return store(st, PLAN_MAP_ROSTER, as->audit_id, e, errstr, errstr_size);
 }
 
 /* ---- SubmitSoa (R4.2, R4.3, E17) ---- */
 
-static int check_soa(const struct assay_plan_state *st, const struct assay_plan_rules *r,
-                     const struct assay_plan_cmd *cmd, struct assay_plan_result *res)
+static int check_soa(const struct plan_state *st, const struct plan_rules *r,
+                     const struct plan_cmd *cmd, struct plan_result *res)
 {
-	const struct assay_plan_submit_soa *so = &cmd->u.soa;
-	const struct assay_plan_audit *au;
+	const struct plan_submit_soa *so = &cmd->u.soa;
+	const struct plan_audit *au;
 	const char *const *ids = NULL;
 	const char *name = std_name(so->standard);
 	size_t nids = 0;
@@ -1213,73 +1198,72 @@ static int check_soa(const struct assay_plan_state *st, const struct assay_plan_
 	int err = 0;
 
 	au = audit_for(st, cmd, so->audit_id, res, &err);
-	if (!err && (so->standard < 0 || so->standard >= ASSAY_PLAN_NSTANDARDS))
-		return refuse(res, ASSAY_PLAN_INVALID_VALUE, NULL, "unknown standard");
+	if (!err && (so->standard < 0 || so->standard >= PLAN_NSTANDARDS))
+		return refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
 	if (!err && au && audit_scope(au, so->standard) == NULL)
-		err = refuse(res, ASSAY_PLAN_STANDARD_NOT_IN_AUDIT, name,
-		             "audit %s does not cover %s", au->audit_id, name);
+		err = refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, name, "audit %s does not cover %s",
+		             au->audit_id, name);
 	if (!err && au && audit_closed(st, au))
-		err = refuse(res, ASSAY_PLAN_AUDIT_CLOSED, au->audit_id, "audit %s is completed",
+		err = refuse(res, PLAN_AUDIT_CLOSED, au->audit_id, "audit %s is completed",
 		             au->audit_id);
 	if (!err && blank(so->soa_version))
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "soa_version", "SoA version is empty");
+		err = refuse(res, PLAN_INVALID_VALUE, "soa_version", "SoA version is empty");
 	if (err)
 		return err;
 	if (r->catalog.annex_a)
 		nids = r->catalog.annex_a(r->catalog.arg, so->standard, &ids);
 	if (nids == 0)
-		return refuse(res, ASSAY_PLAN_INVALID_VALUE, name, "no Annex A catalog for %s",
-		              name);
+		return refuse(res, PLAN_INVALID_VALUE, name, "no Annex A catalog for %s", name);
 	found = calloc(nids, 1);
 	if (found == NULL)
 		return ASSAY_ERR_FATAL;
 	/* every row: a known Annex A control, once, justified */
 	for (size_t i = 0; !err && i < so->nrows; i++) {
-		const struct assay_plan_soa_row *row = &so->rows[i];
+		const struct plan_soa_row *row = &so->rows[i];
 		size_t k = 0;
 
 		while (k < nids && strcmp(ids[k], row->control_id) != 0)
 			k++;
 		if (k == nids) {
-			err = refuse(res, ASSAY_PLAN_SOA_UNKNOWN_CONTROL, row->control_id,
+			err = refuse(res, PLAN_SOA_UNKNOWN_CONTROL, row->control_id,
 			             "%s is not an Annex A control of %s", row->control_id, name);
 			continue;
 		}
 		if (found[k]) {
-			err = refuse(res, ASSAY_PLAN_SOA_DUPLICATE_CONTROL, row->control_id,
+			err = refuse(res, PLAN_SOA_DUPLICATE_CONTROL, row->control_id,
 			             "%s is listed more than once", row->control_id);
 			continue;
 		}
 		found[k] = 1;
 		if (blank(row->justification))
-			err = refuse(res, ASSAY_PLAN_MISSING_JUSTIFICATION, row->control_id,
+			err = refuse(res, PLAN_MISSING_JUSTIFICATION, row->control_id,
 			             "%s has no justification for its %s", row->control_id,
 			             row->applicable ? "inclusion" : "exclusion");
 	}
 	/* every Annex A control of the standard is in the SoA (93 / 38) */
 	for (size_t k = 0; !err && k < nids; k++)
 		if (!found[k])
-			err = refuse(res, ASSAY_PLAN_SOA_MISSING_CONTROL, ids[k],
+			err = refuse(res, PLAN_SOA_MISSING_CONTROL, ids[k],
 			             "%s is missing from the SoA", ids[k]);
 	free(found);
 	return err;
 }
 
-static int apply_soa(struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                     struct assay_plan_result *res, char *errstr, size_t errstr_size)
+static int apply_soa(struct plan_state *st, const struct plan_cmd *cmd, struct plan_result *res,
+                     char *errstr, size_t errstr_size)
 {
-	const struct assay_plan_submit_soa *so = &cmd->u.soa;
-	char key[ASSAY_PLAN_KEY_MAX];
-	const struct assay_plan_soa *old;
-	struct assay_plan_soa *e = assay_plan_entity_new(sizeof(*e));
-	struct assay_plan_arena *a;
+	const struct plan_submit_soa *so = &cmd->u.soa;
+	char key[PLAN_KEY_MAX];
+	const struct plan_soa *old;
+	struct plan_soa *e = plan_entity_new(sizeof(*e));
+	struct plan_arena *a;
 	int err;
 
 	if (e == NULL)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "plan state: out of memory");
-	assay_plan_key(key, sizeof(key), so->audit_id, std_name(so->standard), NULL);
-	old = assay_plan_state_get(st, ASSAY_PLAN_MAP_SOA, key);
+	plan_key(key, sizeof(key), so->audit_id, std_name(so->standard), NULL);
+	old = plan_state_get(st, PLAN_MAP_SOA, key);
 	a = e->obj.arena;
 	e->audit_id = ADUP(a, so->audit_id);
 	e->soa_version = ADUP(a, so->soa_version);
@@ -1296,21 +1280,21 @@ static int apply_soa(struct assay_plan_state *st, const struct assay_plan_cmd *c
 		else
 			e->excluded_count++;
 	}
-	if ((err = store(st, ASSAY_PLAN_MAP_SOA, key, e, errstr, errstr_size)) != 0)
+	if ((err = store(st, PLAN_MAP_SOA, key, e, errstr, errstr_size)) != 0)
 		return err;
 	res->soa = e;
-	res->audit = assay_plan_state_get(st, ASSAY_PLAN_MAP_AUDIT, so->audit_id);
+	res->audit = plan_state_get(st, PLAN_MAP_AUDIT, so->audit_id);
 	return 0;
 }
 
 /* ---- CompleteStage (R1.10-R1.13, R2.22) ---- */
 
-static int check_complete(const struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                          struct assay_plan_result *res)
+static int check_complete(const struct plan_state *st, const struct plan_cmd *cmd,
+                          struct plan_result *res)
 {
-	const struct assay_plan_complete *co = &cmd->u.complete;
-	const struct assay_plan_audit *au;
-	const struct assay_plan_roster *ro;
+	const struct plan_complete *co = &cmd->u.complete;
+	const struct plan_audit *au;
+	const struct plan_roster *ro;
 	int err = 0;
 	unsigned seen = 0;
 
@@ -1318,38 +1302,37 @@ static int check_complete(const struct assay_plan_state *st, const struct assay_
 	if (err || au == NULL)
 		return err;
 	if (co->stage != au->audit_type)
-		err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "stage",
-		             "audit %s is a %s audit, not %s", au->audit_id,
-		             assay_plan_audit_type_names[au->audit_type],
-		             co->stage >= 0 ? assay_plan_audit_type_names[co->stage] : "unknown");
+		err = refuse(res, PLAN_INVALID_VALUE, "stage", "audit %s is a %s audit, not %s",
+		             au->audit_id, plan_audit_type_names[au->audit_type],
+		             co->stage >= 0 ? plan_audit_type_names[co->stage] : "unknown");
 	if (!err && co->last_day < au->planned_start)
-		err = refuse(res, ASSAY_PLAN_INVALID_DATES, "last_day",
+		err = refuse(res, PLAN_INVALID_DATES, "last_day",
 		             "the last day is before the audit's planned start");
-	if (!err && co->last_day > assay_plan_day_of_ms(cmd->head.issued_at))
-		err = refuse(res, ASSAY_PLAN_INVALID_DATES, "last_day",
+	if (!err && co->last_day > plan_day_of_ms(cmd->head.issued_at))
+		err = refuse(res, PLAN_INVALID_DATES, "last_day",
 		             "the last day is after the day the command was issued");
 	if (!err && co->nstandards == 0)
-		err = refuse(res, ASSAY_PLAN_NO_STANDARD, NULL, "the command names no standard");
+		err = refuse(res, PLAN_NO_STANDARD, NULL, "the command names no standard");
 	ro = roster_get(st, au->audit_id);
 	for (size_t i = 0; !err && i < co->nstandards; i++) {
 		int s = co->standards[i];
-		const struct assay_plan_scope *sc;
+		const struct plan_scope *sc;
 		bool competent = false;
 
-		if (s < 0 || s >= ASSAY_PLAN_NSTANDARDS) {
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, NULL, "unknown standard");
+		if (s < 0 || s >= PLAN_NSTANDARDS) {
+			err = refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
 			continue;
 		}
 		if (seen & (1u << s))
 			continue;
 		seen |= 1u << s;
 		if ((sc = audit_scope(au, s)) == NULL) {
-			err = refuse(res, ASSAY_PLAN_STANDARD_NOT_IN_AUDIT, std_name(s),
+			err = refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, std_name(s),
 			             "audit %s does not cover %s", au->audit_id, std_name(s));
 			continue;
 		}
 		if (completion_get(st, au->audit_id, s)) {
-			err = refuse(res, ASSAY_PLAN_STAGE_ALREADY_COMPLETED, std_name(s),
+			err = refuse(res, PLAN_STAGE_ALREADY_COMPLETED, std_name(s),
 			             "%s of audit %s is already completed", std_name(s),
 			             au->audit_id);
 			continue;
@@ -1357,16 +1340,16 @@ static int check_complete(const struct assay_plan_state *st, const struct assay_
 		/* every standard needs a team member who audits it (R2.22) */
 		for (size_t k = 0; ro && k < ro->nmembers; k++)
 			competent |= (ro->members[k].standards & (1u << s)) &&
-			             ro->members[k].role != ASSAY_PLAN_TECHNICAL_EXPERT;
+			             ro->members[k].role != PLAN_TECHNICAL_EXPERT;
 		if (!competent)
-			err = refuse(res, ASSAY_PLAN_NO_COMPETENT_MEMBER, std_name(s),
+			err = refuse(res, PLAN_NO_COMPETENT_MEMBER, std_name(s),
 			             "no auditor on the team of %s audits %s", au->audit_id,
 			             std_name(s));
-		if (!err && au->audit_type == ASSAY_PLAN_STAGE_2) {
-			const struct assay_plan_cycle *cy = cycle_get(st, sc->cycle_id);
+		if (!err && au->audit_type == PLAN_STAGE_2) {
+			const struct plan_cycle *cy = cycle_get(st, sc->cycle_id);
 
-			if (cy == NULL || cy->stage1_completed_on == ASSAY_PLAN_NO_DATE)
-				err = refuse(res, ASSAY_PLAN_STAGE1_NOT_COMPLETED, std_name(s),
+			if (cy == NULL || cy->stage1_completed_on == PLAN_NO_DATE)
+				err = refuse(res, PLAN_STAGE1_NOT_COMPLETED, std_name(s),
 				             "no completed stage 1 for %s in cycle %s", std_name(s),
 				             sc->cycle_id);
 		}
@@ -1374,22 +1357,21 @@ static int check_complete(const struct assay_plan_state *st, const struct assay_
 	return err;
 }
 
-static int apply_complete(struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                          struct assay_plan_result *res, char *errstr, size_t errstr_size)
+static int apply_complete(struct plan_state *st, const struct plan_cmd *cmd,
+                          struct plan_result *res, char *errstr, size_t errstr_size)
 {
-	const struct assay_plan_complete *co = &cmd->u.complete;
-	const struct assay_plan_audit *au =
-	        assay_plan_state_get(st, ASSAY_PLAN_MAP_AUDIT, co->audit_id);
+	const struct plan_complete *co = &cmd->u.complete;
+	const struct plan_audit *au = plan_state_get(st, PLAN_MAP_AUDIT, co->audit_id);
 	int err;
 
 	for (size_t i = 0; i < co->nstandards; i++) {
 		int s = co->standards[i];
-		char key[ASSAY_PLAN_KEY_MAX];
-		struct assay_plan_completion *e;
+		char key[PLAN_KEY_MAX];
+		struct plan_completion *e;
 
 		if (completion_get(st, au->audit_id, s))
 			continue; /* named twice in this command */
-		e = assay_plan_entity_new(sizeof(*e));
+		e = plan_entity_new(sizeof(*e));
 		if (e == NULL)
 			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                  "plan state: out of memory");
@@ -1398,19 +1380,18 @@ static int apply_complete(struct assay_plan_state *st, const struct assay_plan_c
 		e->standard = s;
 		e->stage = co->stage;
 		e->last_day = co->last_day;
-		assay_plan_key(key, sizeof(key), au->audit_id, std_name(s), NULL);
-		if ((err = store(st, ASSAY_PLAN_MAP_COMPLETION, key, e, errstr, errstr_size)) != 0)
+		plan_key(key, sizeof(key), au->audit_id, std_name(s), NULL);
+		if ((err = store(st, PLAN_MAP_COMPLETION, key, e, errstr, errstr_size)) != 0)
 			return err;
-		if (au->audit_type == ASSAY_PLAN_STAGE_1) {
-			const struct assay_plan_cycle *old =
-			        cycle_get(st, audit_scope(au, s)->cycle_id);
-			struct assay_plan_cycle *cy = old ? cycle_copy(old, 0, 0) : NULL;
+		if (au->audit_type == PLAN_STAGE_1) {
+			const struct plan_cycle *old = cycle_get(st, audit_scope(au, s)->cycle_id);
+			struct plan_cycle *cy = old ? cycle_copy(old, 0, 0) : NULL;
 
 			if (cy == NULL)
 				return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 				                  "plan state: out of memory or cycle missing");
 			cy->stage1_completed_on = co->last_day;
-			if ((err = store(st, ASSAY_PLAN_MAP_CYCLE, cy->cycle_id, cy, errstr,
+			if ((err = store(st, PLAN_MAP_CYCLE, cy->cycle_id, cy, errstr,
 			                 errstr_size)) != 0)
 				return err;
 		}
@@ -1421,62 +1402,61 @@ static int apply_complete(struct assay_plan_state *st, const struct assay_plan_c
 
 /* ---- RecordDecisionMaker (R1.20, R1.21, R1.38, E1) ---- */
 
-static int check_dm(const struct assay_plan_state *st, const struct assay_plan_rules *r,
-                    const struct assay_plan_cmd *cmd, struct assay_plan_result *res)
+static int check_dm(const struct plan_state *st, const struct plan_rules *r,
+                    const struct plan_cmd *cmd, struct plan_result *res)
 {
-	const struct assay_plan_record_dm *dm = &cmd->u.dm;
-	const struct assay_plan_audit *au;
-	const struct assay_plan_person *p = NULL;
-	const struct assay_plan_scope *sc = NULL;
-	int32_t today = assay_plan_day_of_ms(cmd->head.issued_at);
+	const struct plan_record_dm *dm = &cmd->u.dm;
+	const struct plan_audit *au;
+	const struct plan_person *p = NULL;
+	const struct plan_scope *sc = NULL;
+	int32_t today = plan_day_of_ms(cmd->head.issued_at);
 	int err = 0;
 
 	au = audit_for(st, cmd, dm->audit_id, res, &err);
 	if (!err)
 		err = check_id(res, "person_id", dm->person_id);
 	if (!err && dm->person_id &&
-	    (p = assay_plan_state_get(st, ASSAY_PLAN_MAP_PERSON, dm->person_id)) == NULL)
-		err = refuse(res, ASSAY_PLAN_UNKNOWN_PERSON, dm->person_id, "no person %s",
+	    (p = plan_state_get(st, PLAN_MAP_PERSON, dm->person_id)) == NULL)
+		err = refuse(res, PLAN_UNKNOWN_PERSON, dm->person_id, "no person %s",
 		             dm->person_id);
 	if (!err && p)
 		err = check_tenant(res, "person", dm->person_id, p->tenant_id, cmd->head.tenant_id);
-	if (!err && (dm->standard < 0 || dm->standard >= ASSAY_PLAN_NSTANDARDS))
-		return refuse(res, ASSAY_PLAN_INVALID_VALUE, NULL, "unknown standard");
+	if (!err && (dm->standard < 0 || dm->standard >= PLAN_NSTANDARDS))
+		return refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
 	if (!err && au && (sc = audit_scope(au, dm->standard)) == NULL)
-		err = refuse(res, ASSAY_PLAN_STANDARD_NOT_IN_AUDIT, std_name(dm->standard),
+		err = refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, std_name(dm->standard),
 		             "audit %s does not cover %s", au->audit_id, std_name(dm->standard));
 	if (err || p == NULL || sc == NULL)
 		return err;
 	/* competent to decide this standard (R1.21, R2.15, E1) */
-	if (!assay_plan_competent(p, dm->standard, ASSAY_PLAN_DECISION_MAKER, today, today))
-		err = refuse(res, ASSAY_PLAN_NOT_COMPETENT, std_name(dm->standard),
+	if (!plan_competent(p, dm->standard, PLAN_DECISION_MAKER, today, today))
+		err = refuse(res, PLAN_NOT_COMPETENT, std_name(dm->standard),
 		             "%s has no valid DECISION_MAKER competence for %s", p->person_id,
 		             std_name(dm->standard));
 	/* impartial: no relation with the client in the cooling-off period (R1.38) */
 	for (size_t i = 0; !err && i < p->nrelations; i++)
 		if (strcmp(p->relations[i].client_id, au->client_id) == 0 &&
-		    assay_plan_relation_conflicts(&p->relations[i], today, r->conflict_months))
-			err = refuse(res, ASSAY_PLAN_CONFLICT_OF_INTEREST, p->person_id,
+		    plan_relation_conflicts(&p->relations[i], today, r->conflict_months))
+			err = refuse(res, PLAN_CONFLICT_OF_INTEREST, p->person_id,
 			             "%s has a relation with %s within %d months", p->person_id,
 			             au->client_id, r->conflict_months);
 	/* not on any team of this client, standard and cycle (R1.20, E1) */
 	if (!err && cycle_has_member(st, cycle_get(st, sc->cycle_id), p->person_id))
-		err = refuse(res, ASSAY_PLAN_TEAM_MEMBER_AS_DECISION_MAKER, p->person_id,
+		err = refuse(res, PLAN_TEAM_MEMBER_AS_DECISION_MAKER, p->person_id,
 		             "%s is on an audit team of %s for %s in cycle %s", p->person_id,
 		             au->client_id, std_name(dm->standard), sc->cycle_id);
 	return err;
 }
 
-static int apply_dm(struct assay_plan_state *st, const struct assay_plan_cmd *cmd,
-                    struct assay_plan_result *res, char *errstr, size_t errstr_size)
+static int apply_dm(struct plan_state *st, const struct plan_cmd *cmd, struct plan_result *res,
+                    char *errstr, size_t errstr_size)
 {
-	const struct assay_plan_record_dm *dm = &cmd->u.dm;
-	const struct assay_plan_audit *au =
-	        assay_plan_state_get(st, ASSAY_PLAN_MAP_AUDIT, dm->audit_id);
-	const struct assay_plan_scope *sc = audit_scope(au, dm->standard);
-	const struct assay_plan_cycle *old = cycle_get(st, sc->cycle_id);
-	struct assay_plan_cycle *cy;
-	struct assay_plan_decision_maker *d;
+	const struct plan_record_dm *dm = &cmd->u.dm;
+	const struct plan_audit *au = plan_state_get(st, PLAN_MAP_AUDIT, dm->audit_id);
+	const struct plan_scope *sc = audit_scope(au, dm->standard);
+	const struct plan_cycle *old = cycle_get(st, sc->cycle_id);
+	struct plan_cycle *cy;
+	struct plan_decision_maker *d;
 
 	res->audit = au;
 	res->cycle_id = sc->cycle_id;
@@ -1491,25 +1471,24 @@ static int apply_dm(struct assay_plan_state *st, const struct assay_plan_cmd *cm
 	d->audit_id = ADUP(cy->obj.arena, dm->audit_id);
 	d->command_id = ADUP(cy->obj.arena, cmd->head.command_id);
 	res->cycle_id = cy->cycle_id;
-	return store(st, ASSAY_PLAN_MAP_CYCLE, cy->cycle_id, cy, errstr, errstr_size);
+	return store(st, PLAN_MAP_CYCLE, cy->cycle_id, cy, errstr, errstr_size);
 }
 
 /* ---- dispatch ---- */
 
-int assay_plan_apply(struct assay_plan_state *st, const struct assay_plan_rules *r,
-                     const struct assay_plan_cmd *cmd, struct assay_plan_result *res, char *errstr,
-                     size_t errstr_size)
+int plan_apply(struct plan_state *st, const struct plan_rules *r, const struct plan_cmd *cmd,
+               struct plan_result *res, char *errstr, size_t errstr_size)
 {
-	const struct assay_plan_client *cl = NULL;
+	const struct plan_client *cl = NULL;
 	struct scope_plan plans[8];
 	int err = 0;
 
-	res->status = ASSAY_PLAN_REFUSED;
+	res->status = PLAN_REFUSED;
 	/* a command id seen before is applied once only: the runtime's exactly-once position
 	 * is the first line of defence, this the second */
 	if (cmd->head.command_id && cmd->head.command_id[0] &&
-	    assay_plan_state_get(st, ASSAY_PLAN_MAP_COMMAND, cmd->head.command_id)) {
-		res->status = ASSAY_PLAN_IGNORED;
+	    plan_state_get(st, PLAN_MAP_COMMAND, cmd->head.command_id)) {
+		res->status = PLAN_IGNORED;
 		return 0;
 	}
 	err = check_id(res, "command_id", cmd->head.command_id);
@@ -1521,47 +1500,47 @@ int assay_plan_apply(struct assay_plan_state *st, const struct assay_plan_rules 
 		return 0; /* without usable ids nothing else can be checked or remembered */
 
 	switch (cmd->kind) {
-	case ASSAY_PLAN_REGISTER_CLIENT:
+	case PLAN_REGISTER_CLIENT:
 		err = check_register_client(st, cmd, res);
 		break;
-	case ASSAY_PLAN_RECORD_AUDITOR:
+	case PLAN_RECORD_AUDITOR:
 		err = check_record_auditor(st, cmd, res);
 		break;
-	case ASSAY_PLAN_OPEN_AUDIT: {
-		const struct assay_plan_audit *old =
-		        cmd->u.audit.audit_id ? assay_plan_state_get(st, ASSAY_PLAN_MAP_AUDIT,
-		                                                     cmd->u.audit.audit_id)
-		                              : NULL;
+	case PLAN_OPEN_AUDIT: {
+		const struct plan_audit *old =
+		        cmd->u.audit.audit_id
+		                ? plan_state_get(st, PLAN_MAP_AUDIT, cmd->u.audit.audit_id)
+		                : NULL;
 
 		memset(plans, 0, sizeof(plans));
-		if (cmd->u.audit.nscopes > ASSAY_PLAN_MAX_STANDARDS) {
-			err = refuse(res, ASSAY_PLAN_INVALID_VALUE, "standards",
+		if (cmd->u.audit.nscopes > PLAN_MAX_STANDARDS) {
+			err = refuse(res, PLAN_INVALID_VALUE, "standards",
 			             "%zu standards; an audit covers one or two",
 			             cmd->u.audit.nscopes);
 			break;
 		}
 		if (old && same_audit(old, cmd)) {
-			res->status = ASSAY_PLAN_IGNORED; /* the same audit sent again */
+			res->status = PLAN_IGNORED; /* the same audit sent again */
 			break;
 		}
 		if (old) {
-			err = refuse(res, ASSAY_PLAN_ID_CONFLICT, old->audit_id,
+			err = refuse(res, PLAN_ID_CONFLICT, old->audit_id,
 			             "audit %s exists with different content", old->audit_id);
 			break;
 		}
 		err = check_open_audit(st, r, cmd, &cl, plans, res);
 		break;
 	}
-	case ASSAY_PLAN_ASSIGN_TEAM_MEMBER:
+	case PLAN_ASSIGN_TEAM_MEMBER:
 		err = check_assign(st, r, cmd, res);
 		break;
-	case ASSAY_PLAN_SUBMIT_SOA:
+	case PLAN_SUBMIT_SOA:
 		err = check_soa(st, r, cmd, res);
 		break;
-	case ASSAY_PLAN_COMPLETE_STAGE:
+	case PLAN_COMPLETE_STAGE:
 		err = check_complete(st, cmd, res);
 		break;
-	case ASSAY_PLAN_RECORD_DECISION_MAKER:
+	case PLAN_RECORD_DECISION_MAKER:
 		err = check_dm(st, r, cmd, res);
 		break;
 	default:
@@ -1570,36 +1549,35 @@ int assay_plan_apply(struct assay_plan_state *st, const struct assay_plan_rules 
 	}
 	if (err)
 		goto fatal;
-	if (res->status != ASSAY_PLAN_IGNORED && res->nreasons == 0) {
+	if (res->status != PLAN_IGNORED && res->nreasons == 0) {
 		switch (cmd->kind) {
-		case ASSAY_PLAN_REGISTER_CLIENT:
+		case PLAN_REGISTER_CLIENT:
 			err = apply_register_client(st, cmd, res, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_RECORD_AUDITOR:
+		case PLAN_RECORD_AUDITOR:
 			err = apply_record_auditor(st, cmd, res, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_OPEN_AUDIT:
+		case PLAN_OPEN_AUDIT:
 			err = apply_open_audit(st, r, cmd, cl, plans, res, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_ASSIGN_TEAM_MEMBER:
+		case PLAN_ASSIGN_TEAM_MEMBER:
 			err = apply_assign(st, cmd, res, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_SUBMIT_SOA:
+		case PLAN_SUBMIT_SOA:
 			err = apply_soa(st, cmd, res, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_COMPLETE_STAGE:
+		case PLAN_COMPLETE_STAGE:
 			err = apply_complete(st, cmd, res, errstr, errstr_size);
 			break;
-		case ASSAY_PLAN_RECORD_DECISION_MAKER:
+		case PLAN_RECORD_DECISION_MAKER:
 			err = apply_dm(st, cmd, res, errstr, errstr_size);
 			break;
 		}
 		if (err)
 			return err;
-		res->status = ASSAY_PLAN_APPLIED;
+		res->status = PLAN_APPLIED;
 	}
-	return assay_plan_state_put(st, ASSAY_PLAN_MAP_COMMAND, cmd->head.command_id,
-	                            ASSAY_PLAN_SEEN) == 0
+	return plan_state_put(st, PLAN_MAP_COMMAND, cmd->head.command_id, PLAN_SEEN) == 0
 	               ? 0
 	               : assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 	                            "plan state: out of memory");
