@@ -1,206 +1,43 @@
 /*
- * assay-plan's handler on the batch loop (plan.h): settings, start-up (catalog and state from
- * PostgreSQL), and per batch: decode each command, apply it to a journaled working copy of the
- * state (so later commands of the batch see earlier ones), emit its event or its refusal,
- * write the changed rows in the batch transaction, and keep or undo the working copy when the
- * transaction commits or rolls back. init loads the state once at start; assigned reads it
- * again after every partition assignment and every fenced batch and replaces the one in
- * memory, since another instance of the consumer group may have changed the tables while it
- * owned those partitions (the load in init only makes the first reload redundant).
+ * assay-plan's handler on the batch loop (plan.h): start-up (catalog and state from
+ * PostgreSQL), and per batch: decode each command with the generated contracts, apply it to a
+ * journaled working copy of the state (so later commands of the batch see earlier ones), emit
+ * its event or its refusal, write the changed rows in the batch transaction, and keep or undo
+ * the working copy when the transaction commits or rolls back. init loads the state once at
+ * start; assigned reads it again after every partition assignment and every fenced batch and
+ * replaces the one in memory, since another instance of the consumer group may have changed
+ * the tables while it owned those partitions (the load in init only makes the first reload
+ * redundant).
  */
 #include "plan.h"
 #include "assay_vec.h"
-#include "plan_avro.h"
+#include "plan_command.h"
 #include "plan_db.h"
+#include "plan_event.h"
 #include "assay_catalog.h"
 #include "assay_err.h"
 #include "assay_log.h"
 #include "assay_metrics.h"
 
-#include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define S(field) offsetof(struct plan_settings, field)
-
-const struct assay_setting plan_settings[] = {
-        {"topic.audit.commands", "ASSAY_TOPIC_AUDIT_COMMANDS", ASSAY_SETTING_STRING,
-         "assay.audit.commands", 0, 0, S(topic_commands), "topic of the audit commands consumed"},
-        {"topic.audit.events", "ASSAY_TOPIC_AUDIT_EVENTS", ASSAY_SETTING_STRING,
-         "assay.audit.events", 0, 0, S(topic_events), "topic the audit events are published to"},
-        {"plan.conflict.months", "ASSAY_PLAN_CONFLICT_MONTHS", ASSAY_SETTING_INT, "24", 0, 600,
-         S(conflict_months),
-         "months after consultancy, employment or a declared relation with a client during "
-         "which a person may not audit or decide it (17021-1, domain-rules R1.38)"},
-        {"plan.time.isms.table", "ASSAY_PLAN_TIME_ISMS_TABLE", ASSAY_SETTING_STRING,
-         plan_isms_table_default, 0, 0, S(isms_table),
-         "ISMS audit-time table, persons:days bands (ISO/IEC 27006-1 Annex C, domain-rules "
-         "R2.10)"},
-        {"plan.time.aims.table", "ASSAY_PLAN_TIME_AIMS_TABLE", ASSAY_SETTING_STRING, "", 0, 0,
-         S(aims_table),
-         "AIMS audit-time table, persons:days bands; empty: not configured, no public source "
-         "(domain-rules R2.16)"},
-        {"plan.time.isms.adjustment.cap.percent", "ASSAY_PLAN_TIME_ISMS_ADJUSTMENT_CAP_PERCENT",
-         ASSAY_SETTING_INT, "30", 0, 99, S(isms_adjustment_cap_percent),
-         "largest reduction of the ISMS table time by adjustment factors (domain-rules R2.13)"},
-        {"plan.time.aims.adjustment.cap.percent", "ASSAY_PLAN_TIME_AIMS_ADJUSTMENT_CAP_PERCENT",
-         ASSAY_SETTING_INT, "30", 0, 99, S(aims_adjustment_cap_percent),
-         "largest reduction of the AIMS table time by adjustment factors (domain-rules R2.5)"},
-        {"plan.time.aims.identical.groups", "ASSAY_PLAN_TIME_AIMS_IDENTICAL_GROUPS",
-         ASSAY_SETTING_BOOL, "false", 0, 0, S(aims_identical_groups),
-         "count identical-work groups as ceil(sqrt(n)) for AIMS too (ISMS always does)"},
-        {"plan.time.integration.max.percent", "ASSAY_PLAN_TIME_INTEGRATION_MAX_PERCENT",
-         ASSAY_SETTING_INT, "20", 0, 20, S(integration_max_percent),
-         "largest reduction for an integrated management system (IAF MD 11, domain-rules "
-         "R2.18)"},
-        {"plan.time.integration.table", "ASSAY_PLAN_TIME_INTEGRATION_TABLE", ASSAY_SETTING_STRING,
-         "", 0, 0, S(integration_table),
-         "reduction percent for 0..7 integrated elements, 8 comma-separated numbers; empty: "
-         "linear up to the maximum (domain-rules R2.20)"},
-        {"plan.time.total.reduction.cap.percent", "ASSAY_PLAN_TIME_TOTAL_REDUCTION_CAP_PERCENT",
-         ASSAY_SETTING_INT, "50", 0, 99, S(total_reduction_cap_percent),
-         "largest total reduction against the table times (IAF MD 1, domain-rules R2.19)"},
-        {"plan.time.onsite.min.percent", "ASSAY_PLAN_TIME_ONSITE_MIN_PERCENT", ASSAY_SETTING_INT,
-         "80", 0, 100, S(onsite_min_percent),
-         "smallest on-site share of the audit time (domain-rules R2.2)"},
-        {"plan.sampling.initial.permille", "ASSAY_PLAN_SAMPLING_INITIAL_PERMILLE",
-         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[PLAN_STAGE_1]),
-         "multi-site sample factor f (x1000) of stage 1 audits: ceil(f*sqrt(sites)) (IAF MD 1)"},
-        {"plan.sampling.stage2.permille", "ASSAY_PLAN_SAMPLING_STAGE2_PERMILLE", ASSAY_SETTING_INT,
-         "1000", 1, 10000, S(sampling_permille[PLAN_STAGE_2]),
-         "multi-site sample factor f (x1000) of stage 2 audits (IAF MD 1)"},
-        {"plan.sampling.surveillance.permille", "ASSAY_PLAN_SAMPLING_SURVEILLANCE_PERMILLE",
-         ASSAY_SETTING_INT, "600", 1, 10000, S(sampling_permille[PLAN_SURVEILLANCE]),
-         "multi-site sample factor f (x1000) of surveillance audits (IAF MD 1)"},
-        {"plan.sampling.recertification.permille", "ASSAY_PLAN_SAMPLING_RECERTIFICATION_PERMILLE",
-         ASSAY_SETTING_INT, "800", 1, 10000, S(sampling_permille[PLAN_RECERTIFICATION]),
-         "multi-site sample factor f (x1000) of recertification audits (IAF MD 1)"},
-        {"plan.sampling.special.permille", "ASSAY_PLAN_SAMPLING_SPECIAL_PERMILLE",
-         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[PLAN_SPECIAL]),
-         "multi-site sample factor f (x1000) of special audits (no source: as initial)"},
-        {"plan.share.stage1.permille", "ASSAY_PLAN_SHARE_STAGE1_PERMILLE", ASSAY_SETTING_INT, "333",
-         1, 10000, S(share_permille[PLAN_STAGE_1]),
-         "share (x1000) of the initial audit time a stage 1 takes (domain-rules §2.6)"},
-        {"plan.share.stage2.permille", "ASSAY_PLAN_SHARE_STAGE2_PERMILLE", ASSAY_SETTING_INT, "667",
-         1, 10000, S(share_permille[PLAN_STAGE_2]),
-         "share (x1000) of the initial audit time a stage 2 takes (domain-rules §2.6)"},
-        {"plan.share.surveillance.permille", "ASSAY_PLAN_SHARE_SURVEILLANCE_PERMILLE",
-         ASSAY_SETTING_INT, "333", 1, 10000, S(share_permille[PLAN_SURVEILLANCE]),
-         "share (x1000) of the initial audit time a surveillance audit takes (R2.6)"},
-        {"plan.share.recertification.permille", "ASSAY_PLAN_SHARE_RECERTIFICATION_PERMILLE",
-         ASSAY_SETTING_INT, "667", 1, 10000, S(share_permille[PLAN_RECERTIFICATION]),
-         "share (x1000) of the initial audit time a recertification audit takes (R2.6)"},
-        {"plan.share.special.permille", "ASSAY_PLAN_SHARE_SPECIAL_PERMILLE", ASSAY_SETTING_INT,
-         "333", 1, 10000, S(share_permille[PLAN_SPECIAL]),
-         "share (x1000) of the initial audit time a special audit takes (no source: as "
-         "surveillance)"},
-        {NULL, NULL, 0, NULL, 0, 0, 0, "assay-plan settings"},
-};
-
-/* Appends one configuration problem to errstr ("; "-separated). */
-static void problem(char *errstr, size_t errstr_size, size_t *len, int *bad, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
-
-static void problem(char *errstr, size_t errstr_size, size_t *len, int *bad, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	*bad = 1;
-	if (errstr == NULL || *len + 3 >= errstr_size)
-		return;
-	if (*len > 0)
-		*len += (size_t)snprintf(errstr + *len, errstr_size - *len, "; ");
-	va_start(ap, fmt);
-	n = vsnprintf(errstr + *len, errstr_size - *len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*len += (size_t)n;
-	if (*len >= errstr_size)
-		*len = errstr_size - 1;
-}
-
-int plan_rules_from_settings(const struct plan_settings *s, struct plan_rules *r, char *errstr,
-                             size_t errstr_size)
-{
-	char why[256];
-	size_t len = 0;
-	int bad = 0;
-
-	plan_rules_default(r);
-	if (errstr && errstr_size)
-		errstr[0] = '\0';
-	r->conflict_months = (int)s->conflict_months;
-	if (plan_time_table_parse(s->isms_table, &r->time.table[PLAN_ISMS], why, sizeof(why)) != 0)
-		problem(errstr, errstr_size, &len, &bad, "plan.time.isms.table: %s", why);
-	if (plan_time_table_parse(s->aims_table, &r->time.table[PLAN_AIMS], why, sizeof(why)) != 0)
-		problem(errstr, errstr_size, &len, &bad, "plan.time.aims.table: %s", why);
-	r->time.adjustment_cap_percent[PLAN_ISMS] = (double)s->isms_adjustment_cap_percent;
-	r->time.adjustment_cap_percent[PLAN_AIMS] = (double)s->aims_adjustment_cap_percent;
-	r->time.identical_groups[PLAN_AIMS] = s->aims_identical_groups;
-	plan_time_integration_linear(&r->time, (double)s->integration_max_percent);
-	if (s->integration_table && s->integration_table[0]) {
-		const char *p = s->integration_table;
-		int k = 0;
-
-		for (; k <= PLAN_INTEGRATION_ELEMENTS; k++) {
-			char *end;
-			double x = strtod(p, &end);
-
-			if (end == p || x < 0 || x > (double)s->integration_max_percent ||
-			    (k > 0 && x < r->time.integration_percent[k - 1]))
-				break;
-			r->time.integration_percent[k] = x;
-			p = end;
-			while (*p == ' ')
-				p++;
-			if (k < PLAN_INTEGRATION_ELEMENTS) {
-				if (*p != ',')
-					break;
-				p++;
-			}
-		}
-		if (k <= PLAN_INTEGRATION_ELEMENTS || *p != '\0')
-			problem(errstr, errstr_size, &len, &bad,
-			        "plan.time.integration.table: expected 8 non-decreasing percents "
-			        "between 0 and %lld",
-			        s->integration_max_percent);
-	}
-	r->time.total_reduction_cap_percent = (double)s->total_reduction_cap_percent;
-	r->time.onsite_min_percent = (double)s->onsite_min_percent;
-	for (int t = 0; t < PLAN_NAUDIT_TYPES; t++) {
-		r->time.sampling_factor[t] = (double)s->sampling_permille[t] / 1000.0;
-		r->time.share_percent[t] = (double)s->share_permille[t] / 10.0;
-	}
-	return bad ? ASSAY_ERR_FATAL : 0;
-}
-
-/* ---- the service ---- */
-
-static const char *const event_names[] = {
-        "org.assay.v1.ClientRegistered",     "org.assay.v1.AuditorRecorded",
-        "org.assay.v1.AuditOpened",          "org.assay.v1.TeamMemberAssigned",
-        "org.assay.v1.SoaSubmitted",         "org.assay.v1.StageCompleted",
-        "org.assay.v1.DecisionMakerRecorded"};
-#define REFUSED_NAME "org.assay.v1.AuditCommandRefused"
-
-struct plan_service {
-	struct plan_settings settings;
+struct plan {
+	const struct plan_settings *settings; /* the context's */
 	struct plan_rules rules;
 	struct plan_state *state;
 	struct assay_catalog *catalog;
 	const char **annex_a[PLAN_NSTANDARDS];
 	size_t nannex_a[PLAN_NSTANDARDS];
-	const struct assay_schema *events[PLAN_NCMD_KINDS];
-	const struct assay_schema *refused;
+	struct assay_contracts *cx;
+	struct assay_contract_buf frame; /* the last event encoded */
 	struct assay_log *log;
 	struct assay_counter *m_applied, *m_refused, *m_ignored;
 	/* per batch */
-	struct plan_arena *arena;
+	struct assay_arena arena; /* decoded commands, events being built */
 	struct plan_cmdlog *cmdlog;
 	size_t ncmdlog, cmdlog_cap;
 	uint64_t n_applied, n_refused, n_ignored;
@@ -209,7 +46,7 @@ struct plan_service {
 
 static size_t catalog_annex_a(void *arg, int standard, const char *const **ids)
 {
-	struct plan_service *svc = arg;
+	struct plan *svc = arg;
 
 	if (standard < 0 || standard >= PLAN_NSTANDARDS)
 		return 0;
@@ -219,23 +56,26 @@ static size_t catalog_annex_a(void *arg, int standard, const char *const **ids)
 
 static bool catalog_edition_valid(void *arg, int standard, int64_t at_ms)
 {
-	struct plan_service *svc = arg;
+	struct plan *svc = arg;
 
 	return standard >= 0 && standard < PLAN_NSTANDARDS &&
 	       assay_catalog_edition_valid(svc->catalog, plan_standard_names[standard], at_ms);
 }
 
-struct plan_service *plan_service_new(void)
+static struct plan *plan_new(const struct plan_settings *settings)
 {
-	struct plan_service *svc = calloc(1, sizeof(*svc));
+	struct plan *svc = calloc(1, sizeof(*svc));
 
 	if (svc == NULL)
 		return NULL;
+	svc->settings = settings;
 	plan_db_init(&svc->db);
+	assay_arena_init(&svc->arena);
+	assay_contract_buf_init(&svc->frame);
 	return svc;
 }
 
-static void drop_catalog(struct plan_service *svc)
+static void drop_catalog(struct plan *svc)
 {
 	for (int s = 0; s < PLAN_NSTANDARDS; s++) {
 		free(svc->annex_a[s]);
@@ -246,13 +86,15 @@ static void drop_catalog(struct plan_service *svc)
 	svc->catalog = NULL;
 }
 
-void plan_service_destroy(struct plan_service *svc)
+static void plan_destroy(struct plan *svc)
 {
 	if (svc == NULL)
 		return;
 	plan_state_destroy(svc->state);
 	drop_catalog(svc);
-	plan_arena_destroy(svc->arena);
+	assay_contracts_destroy(svc->cx);
+	assay_contract_buf_release(&svc->frame);
+	assay_arena_release(&svc->arena);
 	free(svc->cmdlog);
 	plan_db_release(&svc->db);
 	free(svc);
@@ -263,7 +105,7 @@ void plan_service_destroy(struct plan_service *svc)
  * transaction when conn is idle) and, on success only, replaces svc->state with it, freeing
  * the old one (an open batch of it is rolled back); on failure svc->state is left as it was.
  */
-static int reload(struct plan_service *svc, PGconn *conn, char *errstr, size_t errstr_size)
+static int reload(struct plan *svc, PGconn *conn, char *errstr, size_t errstr_size)
 {
 	struct plan_state *st = plan_state_new();
 	bool own = false;
@@ -285,14 +127,14 @@ static int reload(struct plan_service *svc, PGconn *conn, char *errstr, size_t e
 	return 0;
 }
 
-static int plan_init(void *ctx, const struct assay_service_env *env, char *errstr,
-                     size_t errstr_size)
+/* Everything plan_init does, on a new svc. */
+static int start(struct plan *svc, const struct assay_service_env *env, char *errstr,
+                 size_t errstr_size)
 {
-	struct plan_service *svc = ctx;
 	int err;
 
 	svc->log = env->log;
-	err = plan_rules_from_settings(&svc->settings, &svc->rules, errstr, errstr_size);
+	err = plan_rules_from_settings(svc->settings, &svc->rules, errstr, errstr_size);
 	if (err)
 		return err;
 	/* Annex A control lists for the SoA check, edition windows for E19 */
@@ -320,14 +162,9 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	err = reload(svc, env->conn, errstr, errstr_size);
 	if (err)
 		return err;
-	for (int k = 0; k < PLAN_NCMD_KINDS; k++)
-		if ((err = assay_codec_schema_by_name(env->codec, event_names[k], &svc->events[k],
-		                                      errstr, errstr_size)) != 0)
-			return err;
-	err = assay_codec_schema_by_name(env->codec, REFUSED_NAME, &svc->refused, errstr,
-	                                 errstr_size);
-	if (err)
-		return err;
+	svc->cx = assay_contracts_new(env->codec, errstr, errstr_size);
+	if (svc->cx == NULL)
+		return ASSAY_ERR_FATAL;
 	svc->m_applied = assay_metrics_counter(env->metrics, "assay_plan_commands_applied_total",
 	                                       "audit commands applied", NULL);
 	svc->m_refused = assay_metrics_counter(env->metrics, "assay_plan_commands_refused_total",
@@ -343,6 +180,31 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	return 0;
 }
 
+int plan_init(void *ctx, const struct assay_service_env *env, char *errstr, size_t errstr_size)
+{
+	struct plan_context *pc = ctx;
+	int err;
+
+	plan_destroy(pc->plan);
+	pc->plan = plan_new(&pc->settings);
+	if (pc->plan == NULL)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "plan: out of memory");
+	err = start(pc->plan, env, errstr, errstr_size);
+	if (err) {
+		plan_destroy(pc->plan);
+		pc->plan = NULL;
+	}
+	return err;
+}
+
+void plan_fini(void *ctx)
+{
+	struct plan_context *pc = ctx;
+
+	plan_destroy(pc->plan);
+	pc->plan = NULL;
+}
+
 static int64_t now_ms(void)
 {
 	struct timespec ts;
@@ -351,75 +213,45 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Emits the event in v (a value of s) for message i under key. */
-static int emit(struct plan_service *svc, struct assay_batch *batch, size_t i,
-                const struct assay_schema *s, avro_value_t *v, const char *key, size_t key_len,
-                char *errstr, size_t errstr_size)
+/* Emits the frame in svc->frame, of schema type, for message i under key, with the
+ * event_type header naming the schema. */
+static int emit(struct plan *svc, struct assay_batch *batch, size_t i, const char *type,
+                const void *key, size_t key_len)
 {
-	return assay_batch_emit_avro(batch, i, svc->settings.topic_events, key, key_len, s, v,
-	                             errstr, errstr_size);
+	struct assay_headers headers;
+
+	assay_headers_init(&headers);
+	if (assay_headers_add_str(&headers, "event_type", type)) {
+		assay_headers_release(&headers);
+		return ASSAY_ERR_FATAL;
+	}
+	/* headers handed over: assay_batch_emit releases them on every path */
+	return assay_batch_emit(batch, i, svc->settings->topic_events, key, key_len,
+	                        svc->frame.data, svc->frame.len, &headers);
 }
 
-static int emit_applied(struct plan_service *svc, struct assay_batch *batch, size_t i,
+static int emit_applied(struct plan *svc, struct assay_batch *batch, size_t i,
                         const struct plan_cmd *cmd, const struct plan_result *res,
                         const struct plan_event_head *h, char *errstr, size_t errstr_size)
 {
-	const struct assay_schema *s = svc->events[cmd->kind];
-	avro_value_t v;
-	const char *key;
+	struct plan_event ev;
 	int err;
 
-	if (assay_codec_value_new(s, &v) != 0)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "event value: out of memory");
-	switch (cmd->kind) {
-	case PLAN_REGISTER_CLIENT:
-		err = plan_encode_client_registered(&v, h, res->client);
-		key = res->client->client_id;
-		break;
-	case PLAN_RECORD_AUDITOR:
-		err = plan_encode_auditor_recorded(&v, h, res->person);
-		key = res->person->person_id;
-		break;
-	case PLAN_OPEN_AUDIT:
-		err = plan_encode_audit_opened(&v, h, res->audit);
-		key = res->audit->audit_id;
-		break;
-	case PLAN_ASSIGN_TEAM_MEMBER:
-		err = plan_encode_team_member_assigned(&v, h, res->audit, res->member);
-		key = res->audit->audit_id;
-		break;
-	case PLAN_SUBMIT_SOA:
-		err = plan_encode_soa_submitted(&v, h, res->audit, res->soa);
-		key = res->audit->audit_id;
-		break;
-	case PLAN_COMPLETE_STAGE:
-		err = plan_encode_stage_completed(&v, h, res->audit, &cmd->u.complete);
-		key = res->audit->audit_id;
-		break;
-	default:
-		err = plan_encode_decision_maker_recorded(&v, h, res->audit, cmd->u.dm.standard,
-		                                          res->cycle_id, cmd->u.dm.person_id);
-		key = res->audit->audit_id;
-		break;
-	}
-	if (err)
-		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                 "encode %s: the value does not fit the schema", s->full_name);
-	else
-		err = emit(svc, batch, i, s, &v, key, strlen(key), errstr, errstr_size);
-	avro_value_decref(&v);
+	err = plan_event_applied(svc->cx, &svc->arena, cmd, res, h, &svc->frame, &ev, errstr,
+	                         errstr_size);
+	if (!err && (err = emit(svc, batch, i, ev.type, ev.key, strlen(ev.key))) != 0)
+		assay_errf(err, errstr, errstr_size, "emit %s: out of memory", ev.type);
 	return err;
 }
 
-static int emit_refused(struct plan_service *svc, struct assay_batch *batch, size_t i,
+static int emit_refused(struct plan *svc, struct assay_batch *batch, size_t i,
                         const struct assay_msg *m, const struct plan_cmd *cmd,
                         const struct plan_result *res, const struct plan_event_head *h,
                         char *errstr, size_t errstr_size)
 {
 	const char *client = NULL, *audit = NULL, *person = NULL;
 	const struct plan_audit *au = NULL;
-	avro_value_t v;
+	struct plan_event ev;
 	int err;
 
 	switch (cmd->kind) {
@@ -451,23 +283,15 @@ static int emit_refused(struct plan_service *svc, struct assay_batch *batch, siz
 	if (client == NULL && audit &&
 	    (au = plan_state_get(svc->state, PLAN_MAP_AUDIT, audit)) != NULL)
 		client = au->client_id;
-	if (assay_codec_value_new(svc->refused, &v) != 0)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "event value: out of memory");
-	err = plan_encode_refused(&v, h, plan_cmd_names[cmd->kind], client, audit, person,
-	                          res->reasons, res->nreasons);
-	if (err)
-		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                 "encode refusal: the value does not fit the schema");
-	else
-		err = emit(svc, batch, i, svc->refused, &v, m->key, m->key ? m->key_len : 0, errstr,
-		           errstr_size);
-	avro_value_decref(&v);
+	err = plan_event_refused(svc->cx, &svc->arena, cmd->kind, client, audit, person, res, h,
+	                         &svc->frame, &ev, errstr, errstr_size);
+	if (!err && (err = emit(svc, batch, i, ev.type, m->key, m->key ? m->key_len : 0)) != 0)
+		assay_errf(err, errstr, errstr_size, "emit %s: out of memory", ev.type);
 	return err;
 }
 
-static int log_command(struct plan_service *svc, const struct assay_msg *m,
-                       const struct plan_cmd *cmd, const struct plan_result *res)
+static int log_command(struct plan *svc, const struct assay_msg *m, const struct plan_cmd *cmd,
+                       const struct plan_result *res)
 {
 	struct plan_cmdlog *l;
 
@@ -485,17 +309,40 @@ static int log_command(struct plan_service *svc, const struct assay_msg *m,
 	return 0;
 }
 
-static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
+/*
+ * Decodes message i into *cmd. A value that is not an audit command of a known schema is
+ * dead-lettered (*dead set). A registry that cannot be reached is fatal here: the handler
+ * has no retry class, so the service stops and its restart reads the message again. Frames
+ * written with our own schemas do not reach the registry (their ids are cached at start-up),
+ * which is why decoding moved here from the loop (decode = false) costs no robustness there.
+ */
+static int decode(struct plan *svc, struct assay_batch *batch, size_t i, struct plan_cmd *cmd,
+                  bool *dead, char *errstr, size_t errstr_size)
 {
-	struct plan_service *svc = ctx;
+	struct assay_msg *m = assay_batch_msg(batch, i);
+	char why[512];
+	int err;
+
+	*dead = false;
+	err = plan_command_decode(svc->cx, m->value, m->value ? m->value_len : 0, &svc->arena, cmd,
+	                          why, sizeof(why));
+	if (err == ASSAY_ERR_REJECT) {
+		*dead = true;
+		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+	}
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "%s", why);
+	return 0;
+}
+
+int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
+{
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 	size_t n = assay_batch_count(batch);
 	int err = 0;
 
 	plan_state_begin(svc->state); /* rolls back a batch left open */
-	plan_arena_destroy(svc->arena);
-	svc->arena = plan_arena_new();
-	if (svc->arena == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	assay_arena_reset(&svc->arena);
 	svc->ncmdlog = 0;
 	svc->n_applied = svc->n_refused = svc->n_ignored = 0;
 	for (size_t i = 0; i < n && !err; i++) {
@@ -503,19 +350,14 @@ static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_
 		struct plan_cmd cmd;
 		struct plan_result res;
 		struct plan_event_head h;
-		char why[512], event_id[ASSAY_UUID_LEN];
-		bool seen;
+		char event_id[ASSAY_UUID_LEN];
+		bool seen, dead;
 
-		if (m->dead || !m->decoded_ok)
+		if (m->dead)
 			continue;
-		err = plan_decode(&m->decoded.value, m->decoded.schema->full_name, svc->arena, &cmd,
-		                  why, sizeof(why));
-		if (err == ASSAY_ERR_REJECT) {
-			err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+		err = decode(svc, batch, i, &cmd, &dead, errstr, errstr_size);
+		if (err || dead)
 			continue;
-		}
-		if (err)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "%s", why);
 		seen = cmd.head.command_id[0] &&
 		       plan_state_get(svc->state, PLAN_MAP_COMMAND, cmd.head.command_id);
 		plan_result_init(&res);
@@ -548,19 +390,18 @@ static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_
 	return err ? ASSAY_ERR_FATAL : 0;
 }
 
-static int plan_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
-                      size_t errstr_size)
+int plan_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr, size_t errstr_size)
 {
-	struct plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 
 	(void)batch;
 	return plan_db_write(&svc->db, conn, svc->state, svc->cmdlog, svc->ncmdlog, errstr,
 	                     errstr_size);
 }
 
-static void plan_committed(void *ctx, struct assay_batch *batch)
+void plan_committed(void *ctx, struct assay_batch *batch)
 {
-	struct plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 
 	(void)batch;
 	plan_state_commit(svc->state);
@@ -569,9 +410,9 @@ static void plan_committed(void *ctx, struct assay_batch *batch)
 	assay_counter_add(svc->m_ignored, svc->n_ignored);
 }
 
-static void plan_rolled_back(void *ctx, struct assay_batch *batch)
+void plan_rolled_back(void *ctx, struct assay_batch *batch)
 {
-	struct plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 
 	(void)batch;
 	plan_state_rollback(svc->state);
@@ -582,10 +423,10 @@ static void plan_rolled_back(void *ctx, struct assay_batch *batch)
  * written the plan tables while it owned these partitions, so the state is read again and
  * replaces the one in memory. The catalog stays as init loaded it.
  */
-static int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
-                         char *errstr, size_t errstr_size)
+int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
+                  char *errstr, size_t errstr_size)
 {
-	struct plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 	int err;
 
 	(void)partitions;
@@ -597,28 +438,4 @@ static int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition
 		               ASSAY_LF_INT("commands", (int64_t)plan_state_count(
 		                                                svc->state, PLAN_MAP_COMMAND)));
 	return err;
-}
-
-void plan_service_def(struct plan_service *svc, struct assay_service_def *def)
-{
-	memset(def, 0, sizeof(*def));
-	def->name = "assay-plan";
-	def->description = "audit programme: clients, auditors, audits, teams, SoAs, audit time";
-	/* the loaded topic names: read through the settings when the service starts */
-	def->consumes = (const char *const *)&svc->settings.topic_commands;
-	def->nconsumes = 1;
-	def->produces = (const char *const *)&svc->settings.topic_events;
-	def->nproduces = 1;
-	def->metrics_port = 9101;
-	def->settings = plan_settings;
-	def->settings_target = &svc->settings;
-	def->handler.stage = "plan";
-	def->handler.decode = true;
-	def->handler.handle = plan_handle;
-	def->handler.write = plan_write;
-	def->handler.committed = plan_committed;
-	def->handler.rolled_back = plan_rolled_back;
-	def->handler.assigned = plan_assigned;
-	def->handler.ctx = svc;
-	def->init = plan_init;
 }

@@ -8,11 +8,10 @@
  *
  *	int main(int argc, char **argv)
  *	{
- *		struct plan_service *svc = plan_service_new();
- *		struct assay_service_def def;
- *		plan_service_def(svc, &def);
- *		return assay_service_main(argc, argv, &def);
+ *		return assay_service_main(argc, argv, &plan_service);
  *	}
+ *
+ * with plan_service a static descriptor over a static struct plan_context (main.c).
  *
  * Threads: a service handle is used by the loop thread only.
  */
@@ -52,17 +51,41 @@ extern const struct assay_setting plan_settings[];
 int plan_rules_from_settings(const struct plan_settings *s, struct plan_rules *r, char *errstr,
                              size_t errstr_size);
 
-struct plan_service;
+/*
+ * The handler's context: the settings (assay_service_main fills them from plan_settings
+ * before init) and the running service, which plan_init creates and plan_fini frees. One
+ * static object per process (main.c); the descriptor points at it.
+ */
+struct plan;
+struct plan_context {
+	struct plan_settings settings;
+	struct plan *plan; /* NULL outside init .. fini */
+};
 
-/* A service handle (NULL when out of memory); free with plan_service_destroy. */
-struct plan_service *plan_service_new(void);
-void plan_service_destroy(struct plan_service *svc);
-
-/* Fills def for assay_service_main: name "assay-plan", metrics port 9101, the settings, the
- * handler with its assigned hook (reads the state again after every partition assignment and
- * fenced batch and replaces the one in memory, so several instances can share one consumer
- * group) and the init hook (loads the catalog and the state). def points into svc, which
- * must outlive the service run. */
-void plan_service_def(struct plan_service *svc, struct assay_service_def *def);
+/*
+ * The hooks of the service descriptor (struct assay_service_def), each given a
+ * struct plan_context as ctx:
+ *   plan_init      creates ctx->plan: rules from the settings, the catalog (Annex A lists,
+ *                  edition windows), the state as committed, the contracts over env->codec
+ *                  and the metrics; on failure nothing is kept (it may be called again)
+ *   plan_fini      frees ctx->plan (before the codec it borrows)
+ *   plan_handle    per batch: decode each command (the loop does not decode: the frame's
+ *                  writer schema picks the generated decoder), apply it to a journalled
+ *                  working copy of the state, emit its event or refusal; a frame that is not
+ *                  an audit command is dead-lettered
+ *   plan_write     writes the changed rows and the handled commands in the batch transaction
+ *   plan_committed keeps the working copy; plan_rolled_back undoes it
+ *   plan_assigned  reads the state again after every partition assignment and fenced batch
+ *                  and replaces the one in memory, so several instances can share one group
+ */
+int plan_init(void *ctx, const struct assay_service_env *env, char *errstr, size_t errstr_size);
+void plan_fini(void *ctx);
+int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size);
+int plan_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
+               size_t errstr_size);
+void plan_committed(void *ctx, struct assay_batch *batch);
+void plan_rolled_back(void *ctx, struct assay_batch *batch);
+int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
+                  char *errstr, size_t errstr_size);
 
 #endif
