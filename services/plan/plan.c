@@ -313,8 +313,8 @@ static int log_command(struct plan *svc, const struct assay_msg *m, const struct
  * Decodes message i into *cmd. A value that is not an audit command of a known schema is
  * dead-lettered (*dead set). A registry that cannot be reached is fatal here: the handler
  * has no retry class, so the service stops and its restart reads the message again. Frames
- * written with our own schemas do not reach the registry (their ids are cached at start-up),
- * which is why decoding moved here from the loop (decode = false) costs no robustness there.
+ * written with our own schemas do not reach the registry (their ids are cached at start-up);
+ * only a frame of a schema id never seen before can meet this case.
  */
 static int decode(struct plan *svc, struct assay_batch *batch, size_t i, struct plan_cmd *cmd,
                   bool *dead, char *errstr, size_t errstr_size)
