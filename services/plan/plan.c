@@ -1,219 +1,54 @@
 /*
- * assay-plan's handler on the batch loop (plan.h): settings, start-up (catalog and state from
- * PostgreSQL), and per batch: decode each command, apply it to a journaled working copy of the
- * state (so later commands of the batch see earlier ones), emit its event or its refusal,
- * write the changed rows in the batch transaction, and keep or undo the working copy when the
- * transaction commits or rolls back. init loads the state once at start; assigned reads it
- * again after every partition assignment and every fenced batch and replaces the one in
- * memory, since another instance of the consumer group may have changed the tables while it
- * owned those partitions (the load in init only makes the first reload redundant).
+ * assay-plan's handler on the batch loop (plan.h): start-up (catalog and state from
+ * PostgreSQL), and per batch: decode each command with the generated contracts, apply it to a
+ * journaled working copy of the state (so later commands of the batch see earlier ones), emit
+ * its event or its refusal, write the changed rows in the batch transaction, and keep or undo
+ * the working copy when the transaction commits or rolls back. init loads the state once at
+ * start; assigned reads it again after every partition assignment and every fenced batch and
+ * replaces the one in memory, since another instance of the consumer group may have changed
+ * the tables while it owned those partitions (the load in init only makes the first reload
+ * redundant).
  */
 #include "plan.h"
 #include "assay_vec.h"
-#include "plan_avro.h"
+#include "plan_command.h"
 #include "plan_db.h"
+#include "plan_event.h"
 #include "assay_catalog.h"
 #include "assay_err.h"
 #include "assay_log.h"
 #include "assay_metrics.h"
 
-#include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define S(field) offsetof(struct assay_plan_settings, field)
-
-const struct assay_setting assay_plan_settings[] = {
-        {"topic.audit.commands", "ASSAY_TOPIC_AUDIT_COMMANDS", ASSAY_SETTING_STRING,
-         "assay.audit.commands", 0, 0, S(topic_commands), "topic of the audit commands consumed"},
-        {"topic.audit.events", "ASSAY_TOPIC_AUDIT_EVENTS", ASSAY_SETTING_STRING,
-         "assay.audit.events", 0, 0, S(topic_events), "topic the audit events are published to"},
-        {"plan.conflict.months", "ASSAY_PLAN_CONFLICT_MONTHS", ASSAY_SETTING_INT, "24", 0, 600,
-         S(conflict_months),
-         "months after consultancy, employment or a declared relation with a client during "
-         "which a person may not audit or decide it (17021-1, domain-rules R1.38)"},
-        {"plan.time.isms.table", "ASSAY_PLAN_TIME_ISMS_TABLE", ASSAY_SETTING_STRING,
-         assay_plan_isms_table_default, 0, 0, S(isms_table),
-         "ISMS audit-time table, persons:days bands (ISO/IEC 27006-1 Annex C, domain-rules "
-         "R2.10)"},
-        {"plan.time.aims.table", "ASSAY_PLAN_TIME_AIMS_TABLE", ASSAY_SETTING_STRING, "", 0, 0,
-         S(aims_table),
-         "AIMS audit-time table, persons:days bands; empty: not configured, no public source "
-         "(domain-rules R2.16)"},
-        {"plan.time.isms.adjustment.cap.percent", "ASSAY_PLAN_TIME_ISMS_ADJUSTMENT_CAP_PERCENT",
-         ASSAY_SETTING_INT, "30", 0, 99, S(isms_adjustment_cap_percent),
-         "largest reduction of the ISMS table time by adjustment factors (domain-rules R2.13)"},
-        {"plan.time.aims.adjustment.cap.percent", "ASSAY_PLAN_TIME_AIMS_ADJUSTMENT_CAP_PERCENT",
-         ASSAY_SETTING_INT, "30", 0, 99, S(aims_adjustment_cap_percent),
-         "largest reduction of the AIMS table time by adjustment factors (domain-rules R2.5)"},
-        {"plan.time.aims.identical.groups", "ASSAY_PLAN_TIME_AIMS_IDENTICAL_GROUPS",
-         ASSAY_SETTING_BOOL, "false", 0, 0, S(aims_identical_groups),
-         "count identical-work groups as ceil(sqrt(n)) for AIMS too (ISMS always does)"},
-        {"plan.time.integration.max.percent", "ASSAY_PLAN_TIME_INTEGRATION_MAX_PERCENT",
-         ASSAY_SETTING_INT, "20", 0, 20, S(integration_max_percent),
-         "largest reduction for an integrated management system (IAF MD 11, domain-rules "
-         "R2.18)"},
-        {"plan.time.integration.table", "ASSAY_PLAN_TIME_INTEGRATION_TABLE", ASSAY_SETTING_STRING,
-         "", 0, 0, S(integration_table),
-         "reduction percent for 0..7 integrated elements, 8 comma-separated numbers; empty: "
-         "linear up to the maximum (domain-rules R2.20)"},
-        {"plan.time.total.reduction.cap.percent", "ASSAY_PLAN_TIME_TOTAL_REDUCTION_CAP_PERCENT",
-         ASSAY_SETTING_INT, "50", 0, 99, S(total_reduction_cap_percent),
-         "largest total reduction against the table times (IAF MD 1, domain-rules R2.19)"},
-        {"plan.time.onsite.min.percent", "ASSAY_PLAN_TIME_ONSITE_MIN_PERCENT", ASSAY_SETTING_INT,
-         "80", 0, 100, S(onsite_min_percent),
-         "smallest on-site share of the audit time (domain-rules R2.2)"},
-        {"plan.sampling.initial.permille", "ASSAY_PLAN_SAMPLING_INITIAL_PERMILLE",
-         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[ASSAY_PLAN_STAGE_1]),
-         "multi-site sample factor f (x1000) of stage 1 audits: ceil(f*sqrt(sites)) (IAF MD 1)"},
-        {"plan.sampling.stage2.permille", "ASSAY_PLAN_SAMPLING_STAGE2_PERMILLE", ASSAY_SETTING_INT,
-         "1000", 1, 10000, S(sampling_permille[ASSAY_PLAN_STAGE_2]),
-         "multi-site sample factor f (x1000) of stage 2 audits (IAF MD 1)"},
-        {"plan.sampling.surveillance.permille", "ASSAY_PLAN_SAMPLING_SURVEILLANCE_PERMILLE",
-         ASSAY_SETTING_INT, "600", 1, 10000, S(sampling_permille[ASSAY_PLAN_SURVEILLANCE]),
-         "multi-site sample factor f (x1000) of surveillance audits (IAF MD 1)"},
-        {"plan.sampling.recertification.permille", "ASSAY_PLAN_SAMPLING_RECERTIFICATION_PERMILLE",
-         ASSAY_SETTING_INT, "800", 1, 10000, S(sampling_permille[ASSAY_PLAN_RECERTIFICATION]),
-         "multi-site sample factor f (x1000) of recertification audits (IAF MD 1)"},
-        {"plan.sampling.special.permille", "ASSAY_PLAN_SAMPLING_SPECIAL_PERMILLE",
-         ASSAY_SETTING_INT, "1000", 1, 10000, S(sampling_permille[ASSAY_PLAN_SPECIAL]),
-         "multi-site sample factor f (x1000) of special audits (no source: as initial)"},
-        {"plan.share.stage1.permille", "ASSAY_PLAN_SHARE_STAGE1_PERMILLE", ASSAY_SETTING_INT, "333",
-         1, 10000, S(share_permille[ASSAY_PLAN_STAGE_1]),
-         "share (x1000) of the initial audit time a stage 1 takes (domain-rules §2.6)"},
-        {"plan.share.stage2.permille", "ASSAY_PLAN_SHARE_STAGE2_PERMILLE", ASSAY_SETTING_INT, "667",
-         1, 10000, S(share_permille[ASSAY_PLAN_STAGE_2]),
-         "share (x1000) of the initial audit time a stage 2 takes (domain-rules §2.6)"},
-        {"plan.share.surveillance.permille", "ASSAY_PLAN_SHARE_SURVEILLANCE_PERMILLE",
-         ASSAY_SETTING_INT, "333", 1, 10000, S(share_permille[ASSAY_PLAN_SURVEILLANCE]),
-         "share (x1000) of the initial audit time a surveillance audit takes (R2.6)"},
-        {"plan.share.recertification.permille", "ASSAY_PLAN_SHARE_RECERTIFICATION_PERMILLE",
-         ASSAY_SETTING_INT, "667", 1, 10000, S(share_permille[ASSAY_PLAN_RECERTIFICATION]),
-         "share (x1000) of the initial audit time a recertification audit takes (R2.6)"},
-        {"plan.share.special.permille", "ASSAY_PLAN_SHARE_SPECIAL_PERMILLE", ASSAY_SETTING_INT,
-         "333", 1, 10000, S(share_permille[ASSAY_PLAN_SPECIAL]),
-         "share (x1000) of the initial audit time a special audit takes (no source: as "
-         "surveillance)"},
-        {NULL, NULL, 0, NULL, 0, 0, 0, "assay-plan settings"},
-};
-
-/* Appends one configuration problem to errstr ("; "-separated). */
-static void problem(char *errstr, size_t errstr_size, size_t *len, int *bad, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
-
-static void problem(char *errstr, size_t errstr_size, size_t *len, int *bad, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	*bad = 1;
-	if (errstr == NULL || *len + 3 >= errstr_size)
-		return;
-	if (*len > 0)
-		*len += (size_t)snprintf(errstr + *len, errstr_size - *len, "; ");
-	va_start(ap, fmt);
-	n = vsnprintf(errstr + *len, errstr_size - *len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*len += (size_t)n;
-	if (*len >= errstr_size)
-		*len = errstr_size - 1;
-}
-
-int assay_plan_rules_from_settings(const struct assay_plan_settings *s, struct assay_plan_rules *r,
-                                   char *errstr, size_t errstr_size)
-{
-	char why[256];
-	size_t len = 0;
-	int bad = 0;
-
-	assay_plan_rules_default(r);
-	if (errstr && errstr_size)
-		errstr[0] = '\0';
-	r->conflict_months = (int)s->conflict_months;
-	if (assay_plan_time_table_parse(s->isms_table, &r->time.table[ASSAY_PLAN_ISMS], why,
-	                                sizeof(why)) != 0)
-		problem(errstr, errstr_size, &len, &bad, "plan.time.isms.table: %s", why);
-	if (assay_plan_time_table_parse(s->aims_table, &r->time.table[ASSAY_PLAN_AIMS], why,
-	                                sizeof(why)) != 0)
-		problem(errstr, errstr_size, &len, &bad, "plan.time.aims.table: %s", why);
-	r->time.adjustment_cap_percent[ASSAY_PLAN_ISMS] = (double)s->isms_adjustment_cap_percent;
-	r->time.adjustment_cap_percent[ASSAY_PLAN_AIMS] = (double)s->aims_adjustment_cap_percent;
-	r->time.identical_groups[ASSAY_PLAN_AIMS] = s->aims_identical_groups;
-	assay_plan_time_integration_linear(&r->time, (double)s->integration_max_percent);
-	if (s->integration_table && s->integration_table[0]) {
-		const char *p = s->integration_table;
-		int k = 0;
-
-		for (; k <= ASSAY_PLAN_INTEGRATION_ELEMENTS; k++) {
-			char *end;
-			double x = strtod(p, &end);
-
-			if (end == p || x < 0 || x > (double)s->integration_max_percent ||
-			    (k > 0 && x < r->time.integration_percent[k - 1]))
-				break;
-			r->time.integration_percent[k] = x;
-			p = end;
-			while (*p == ' ')
-				p++;
-			if (k < ASSAY_PLAN_INTEGRATION_ELEMENTS) {
-				if (*p != ',')
-					break;
-				p++;
-			}
-		}
-		if (k <= ASSAY_PLAN_INTEGRATION_ELEMENTS || *p != '\0')
-			problem(errstr, errstr_size, &len, &bad,
-			        "plan.time.integration.table: expected 8 non-decreasing percents "
-			        "between 0 and %lld",
-			        s->integration_max_percent);
-	}
-	r->time.total_reduction_cap_percent = (double)s->total_reduction_cap_percent;
-	r->time.onsite_min_percent = (double)s->onsite_min_percent;
-	for (int t = 0; t < ASSAY_PLAN_NAUDIT_TYPES; t++) {
-		r->time.sampling_factor[t] = (double)s->sampling_permille[t] / 1000.0;
-		r->time.share_percent[t] = (double)s->share_permille[t] / 10.0;
-	}
-	return bad ? ASSAY_ERR_FATAL : 0;
-}
-
-/* ---- the service ---- */
-
-static const char *const event_names[] = {
-        "org.assay.v1.ClientRegistered",     "org.assay.v1.AuditorRecorded",
-        "org.assay.v1.AuditOpened",          "org.assay.v1.TeamMemberAssigned",
-        "org.assay.v1.SoaSubmitted",         "org.assay.v1.StageCompleted",
-        "org.assay.v1.DecisionMakerRecorded"};
-#define REFUSED_NAME "org.assay.v1.AuditCommandRefused"
-
-struct assay_plan_service {
-	struct assay_plan_settings settings;
-	struct assay_plan_rules rules;
-	struct assay_plan_state *state;
+struct plan {
+	const struct plan_settings *settings; /* the context's */
+	struct plan_rules rules;
+	struct plan_state *state;
 	struct assay_catalog *catalog;
-	const char **annex_a[ASSAY_PLAN_NSTANDARDS];
-	size_t nannex_a[ASSAY_PLAN_NSTANDARDS];
-	const struct assay_schema *events[ASSAY_PLAN_NCMD_KINDS];
-	const struct assay_schema *refused;
+	const char **annex_a[PLAN_NSTANDARDS];
+	size_t nannex_a[PLAN_NSTANDARDS];
+	struct assay_contracts *cx;
+	struct assay_contract_buf frame; /* the last event encoded */
 	struct assay_log *log;
 	struct assay_counter *m_applied, *m_refused, *m_ignored;
 	/* per batch */
-	struct assay_plan_arena *arena;
-	struct assay_plan_cmdlog *cmdlog;
+	struct assay_arena arena; /* decoded commands, events being built */
+	struct plan_cmdlog *cmdlog;
 	size_t ncmdlog, cmdlog_cap;
 	uint64_t n_applied, n_refused, n_ignored;
-	struct assay_plan_db db;
+	struct plan_db db;
 };
 
 static size_t catalog_annex_a(void *arg, int standard, const char *const **ids)
 {
-	struct assay_plan_service *svc = arg;
+	struct plan *svc = arg;
 
-	if (standard < 0 || standard >= ASSAY_PLAN_NSTANDARDS)
+	if (standard < 0 || standard >= PLAN_NSTANDARDS)
 		return 0;
 	*ids = svc->annex_a[standard];
 	return svc->nannex_a[standard];
@@ -221,26 +56,28 @@ static size_t catalog_annex_a(void *arg, int standard, const char *const **ids)
 
 static bool catalog_edition_valid(void *arg, int standard, int64_t at_ms)
 {
-	struct assay_plan_service *svc = arg;
+	struct plan *svc = arg;
 
-	return standard >= 0 && standard < ASSAY_PLAN_NSTANDARDS &&
-	       assay_catalog_edition_valid(svc->catalog, assay_plan_standard_names[standard],
-	                                   at_ms);
+	return standard >= 0 && standard < PLAN_NSTANDARDS &&
+	       assay_catalog_edition_valid(svc->catalog, plan_standard_names[standard], at_ms);
 }
 
-struct assay_plan_service *assay_plan_service_new(void)
+static struct plan *plan_new(const struct plan_settings *settings)
 {
-	struct assay_plan_service *svc = calloc(1, sizeof(*svc));
+	struct plan *svc = calloc(1, sizeof(*svc));
 
 	if (svc == NULL)
 		return NULL;
-	assay_plan_db_init(&svc->db);
+	svc->settings = settings;
+	plan_db_init(&svc->db);
+	assay_arena_init(&svc->arena);
+	assay_contract_buf_init(&svc->frame);
 	return svc;
 }
 
-static void drop_catalog(struct assay_plan_service *svc)
+static void drop_catalog(struct plan *svc)
 {
-	for (int s = 0; s < ASSAY_PLAN_NSTANDARDS; s++) {
+	for (int s = 0; s < PLAN_NSTANDARDS; s++) {
 		free(svc->annex_a[s]);
 		svc->annex_a[s] = NULL;
 		svc->nannex_a[s] = 0;
@@ -249,15 +86,17 @@ static void drop_catalog(struct assay_plan_service *svc)
 	svc->catalog = NULL;
 }
 
-void assay_plan_service_destroy(struct assay_plan_service *svc)
+static void plan_destroy(struct plan *svc)
 {
 	if (svc == NULL)
 		return;
-	assay_plan_state_destroy(svc->state);
+	plan_state_destroy(svc->state);
 	drop_catalog(svc);
-	assay_plan_arena_destroy(svc->arena);
+	assay_contracts_destroy(svc->cx);
+	assay_contract_buf_release(&svc->frame);
+	assay_arena_release(&svc->arena);
 	free(svc->cmdlog);
-	assay_plan_db_release(&svc->db);
+	plan_db_release(&svc->db);
 	free(svc);
 }
 
@@ -266,9 +105,9 @@ void assay_plan_service_destroy(struct assay_plan_service *svc)
  * transaction when conn is idle) and, on success only, replaces svc->state with it, freeing
  * the old one (an open batch of it is rolled back); on failure svc->state is left as it was.
  */
-static int reload(struct assay_plan_service *svc, PGconn *conn, char *errstr, size_t errstr_size)
+static int reload(struct plan *svc, PGconn *conn, char *errstr, size_t errstr_size)
 {
-	struct assay_plan_state *st = assay_plan_state_new();
+	struct plan_state *st = plan_state_new();
 	bool own = false;
 	int err = 0;
 
@@ -277,25 +116,25 @@ static int reload(struct assay_plan_service *svc, PGconn *conn, char *errstr, si
 		                  "plan state: out of memory");
 	err = assay_pg_snapshot_begin(conn, &own, errstr, errstr_size);
 	if (!err)
-		err = assay_plan_db_load(conn, st, errstr, errstr_size);
+		err = plan_db_load(conn, st, errstr, errstr_size);
 	err = assay_pg_snapshot_end(conn, own, err, errstr, errstr_size);
 	if (err) {
-		assay_plan_state_destroy(st);
+		plan_state_destroy(st);
 		return err;
 	}
-	assay_plan_state_destroy(svc->state);
+	plan_state_destroy(svc->state);
 	svc->state = st;
 	return 0;
 }
 
-static int plan_init(void *ctx, const struct assay_service_env *env, char *errstr,
-                     size_t errstr_size)
+/* Everything plan_init does, on a new svc. */
+static int start(struct plan *svc, const struct assay_service_env *env, char *errstr,
+                 size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
 	int err;
 
 	svc->log = env->log;
-	err = assay_plan_rules_from_settings(&svc->settings, &svc->rules, errstr, errstr_size);
+	err = plan_rules_from_settings(svc->settings, &svc->rules, errstr, errstr_size);
 	if (err)
 		return err;
 	/* Annex A control lists for the SoA check, edition windows for E19 */
@@ -303,8 +142,8 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	err = assay_catalog_load(env->conn, &svc->catalog, errstr, errstr_size);
 	if (err)
 		return err;
-	for (int s = 0; s < ASSAY_PLAN_NSTANDARDS; s++) {
-		const char *name = assay_plan_standard_names[s];
+	for (int s = 0; s < PLAN_NSTANDARDS; s++) {
+		const char *name = plan_standard_names[s];
 		size_t n = assay_catalog_count(svc->catalog, name, true);
 
 		if (n == 0)
@@ -323,14 +162,9 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	err = reload(svc, env->conn, errstr, errstr_size);
 	if (err)
 		return err;
-	for (int k = 0; k < ASSAY_PLAN_NCMD_KINDS; k++)
-		if ((err = assay_codec_schema_by_name(env->codec, event_names[k], &svc->events[k],
-		                                      errstr, errstr_size)) != 0)
-			return err;
-	err = assay_codec_schema_by_name(env->codec, REFUSED_NAME, &svc->refused, errstr,
-	                                 errstr_size);
-	if (err)
-		return err;
+	svc->cx = assay_contracts_new(env->codec, errstr, errstr_size);
+	if (svc->cx == NULL)
+		return ASSAY_ERR_FATAL;
 	svc->m_applied = assay_metrics_counter(env->metrics, "assay_plan_commands_applied_total",
 	                                       "audit commands applied", NULL);
 	svc->m_refused = assay_metrics_counter(env->metrics, "assay_plan_commands_refused_total",
@@ -339,15 +173,36 @@ static int plan_init(void *ctx, const struct assay_service_env *env, char *errst
 	                                       "audit commands ignored as already handled", NULL);
 	assay_log_info(
 	        svc->log, "plan state loaded",
-	        ASSAY_LF_INT("clients",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_CLIENT)),
-	        ASSAY_LF_INT("auditors",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_PERSON)),
-	        ASSAY_LF_INT("audits",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_AUDIT)),
-	        ASSAY_LF_INT("commands",
-	                     (int64_t)assay_plan_state_count(svc->state, ASSAY_PLAN_MAP_COMMAND)));
+	        ASSAY_LF_INT("clients", (int64_t)plan_state_count(svc->state, PLAN_MAP_CLIENT)),
+	        ASSAY_LF_INT("auditors", (int64_t)plan_state_count(svc->state, PLAN_MAP_PERSON)),
+	        ASSAY_LF_INT("audits", (int64_t)plan_state_count(svc->state, PLAN_MAP_AUDIT)),
+	        ASSAY_LF_INT("commands", (int64_t)plan_state_count(svc->state, PLAN_MAP_COMMAND)));
 	return 0;
+}
+
+int plan_init(void *ctx, const struct assay_service_env *env, char *errstr, size_t errstr_size)
+{
+	struct plan_context *pc = ctx;
+	int err;
+
+	plan_destroy(pc->plan);
+	pc->plan = plan_new(&pc->settings);
+	if (pc->plan == NULL)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "plan: out of memory");
+	err = start(pc->plan, env, errstr, errstr_size);
+	if (err) {
+		plan_destroy(pc->plan);
+		pc->plan = NULL;
+	}
+	return err;
+}
+
+void plan_fini(void *ctx)
+{
+	struct plan_context *pc = ctx;
+
+	plan_destroy(pc->plan);
+	pc->plan = NULL;
 }
 
 static int64_t now_ms(void)
@@ -358,96 +213,66 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Emits the event in v (a value of s) for message i under key. */
-static int emit(struct assay_plan_service *svc, struct assay_batch *batch, size_t i,
-                const struct assay_schema *s, avro_value_t *v, const char *key, size_t key_len,
-                char *errstr, size_t errstr_size)
+/* Emits the frame in svc->frame, of schema type, for message i under key, with the
+ * event_type header naming the schema. */
+static int emit(struct plan *svc, struct assay_batch *batch, size_t i, const char *type,
+                const void *key, size_t key_len)
 {
-	return assay_batch_emit_avro(batch, i, svc->settings.topic_events, key, key_len, s, v,
-	                             errstr, errstr_size);
+	struct assay_headers headers;
+
+	assay_headers_init(&headers);
+	if (assay_headers_add_str(&headers, "event_type", type)) {
+		assay_headers_release(&headers);
+		return ASSAY_ERR_FATAL;
+	}
+	/* headers handed over: assay_batch_emit releases them on every path */
+	return assay_batch_emit(batch, i, svc->settings->topic_events, key, key_len,
+	                        svc->frame.data, svc->frame.len, &headers);
 }
 
-static int emit_applied(struct assay_plan_service *svc, struct assay_batch *batch, size_t i,
-                        const struct assay_plan_cmd *cmd, const struct assay_plan_result *res,
-                        const struct assay_plan_event_head *h, char *errstr, size_t errstr_size)
+static int emit_applied(struct plan *svc, struct assay_batch *batch, size_t i,
+                        const struct plan_cmd *cmd, const struct plan_result *res,
+                        const struct plan_event_head *h, char *errstr, size_t errstr_size)
 {
-	const struct assay_schema *s = svc->events[cmd->kind];
-	avro_value_t v;
-	const char *key;
+	struct plan_event ev;
 	int err;
 
-	if (assay_codec_value_new(s, &v) != 0)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "event value: out of memory");
-	switch (cmd->kind) {
-	case ASSAY_PLAN_REGISTER_CLIENT:
-		err = assay_plan_encode_client_registered(&v, h, res->client);
-		key = res->client->client_id;
-		break;
-	case ASSAY_PLAN_RECORD_AUDITOR:
-		err = assay_plan_encode_auditor_recorded(&v, h, res->person);
-		key = res->person->person_id;
-		break;
-	case ASSAY_PLAN_OPEN_AUDIT:
-		err = assay_plan_encode_audit_opened(&v, h, res->audit);
-		key = res->audit->audit_id;
-		break;
-	case ASSAY_PLAN_ASSIGN_TEAM_MEMBER:
-		err = assay_plan_encode_team_member_assigned(&v, h, res->audit, res->member);
-		key = res->audit->audit_id;
-		break;
-	case ASSAY_PLAN_SUBMIT_SOA:
-		err = assay_plan_encode_soa_submitted(&v, h, res->audit, res->soa);
-		key = res->audit->audit_id;
-		break;
-	case ASSAY_PLAN_COMPLETE_STAGE:
-		err = assay_plan_encode_stage_completed(&v, h, res->audit, &cmd->u.complete);
-		key = res->audit->audit_id;
-		break;
-	default:
-		err = assay_plan_encode_decision_maker_recorded(
-		        &v, h, res->audit, cmd->u.dm.standard, res->cycle_id, cmd->u.dm.person_id);
-		key = res->audit->audit_id;
-		break;
-	}
-	if (err)
-		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                 "encode %s: the value does not fit the schema", s->full_name);
-	else
-		err = emit(svc, batch, i, s, &v, key, strlen(key), errstr, errstr_size);
-	avro_value_decref(&v);
+	err = plan_event_applied(svc->cx, &svc->arena, cmd, res, h, &svc->frame, &ev, errstr,
+	                         errstr_size);
+	if (!err && (err = emit(svc, batch, i, ev.type, ev.key, strlen(ev.key))) != 0)
+		assay_errf(err, errstr, errstr_size, "emit %s: out of memory", ev.type);
 	return err;
 }
 
-static int emit_refused(struct assay_plan_service *svc, struct assay_batch *batch, size_t i,
-                        const struct assay_msg *m, const struct assay_plan_cmd *cmd,
-                        const struct assay_plan_result *res, const struct assay_plan_event_head *h,
+static int emit_refused(struct plan *svc, struct assay_batch *batch, size_t i,
+                        const struct assay_msg *m, const struct plan_cmd *cmd,
+                        const struct plan_result *res, const struct plan_event_head *h,
                         char *errstr, size_t errstr_size)
 {
 	const char *client = NULL, *audit = NULL, *person = NULL;
-	const struct assay_plan_audit *au = NULL;
-	avro_value_t v;
+	const struct plan_audit *au = NULL;
+	struct plan_event ev;
 	int err;
 
 	switch (cmd->kind) {
-	case ASSAY_PLAN_REGISTER_CLIENT:
+	case PLAN_REGISTER_CLIENT:
 		client = cmd->u.client.client_id;
 		break;
-	case ASSAY_PLAN_RECORD_AUDITOR:
+	case PLAN_RECORD_AUDITOR:
 		person = cmd->u.person.person_id;
 		break;
-	case ASSAY_PLAN_OPEN_AUDIT:
+	case PLAN_OPEN_AUDIT:
 		audit = cmd->u.audit.audit_id;
 		client = cmd->u.audit.client_id;
 		break;
-	case ASSAY_PLAN_ASSIGN_TEAM_MEMBER:
+	case PLAN_ASSIGN_TEAM_MEMBER:
 		audit = cmd->u.assign.audit_id;
 		person = cmd->u.assign.person_id;
 		break;
-	case ASSAY_PLAN_SUBMIT_SOA:
+	case PLAN_SUBMIT_SOA:
 		audit = cmd->u.soa.audit_id;
 		break;
-	case ASSAY_PLAN_COMPLETE_STAGE:
+	case PLAN_COMPLETE_STAGE:
 		audit = cmd->u.complete.audit_id;
 		break;
 	default:
@@ -456,27 +281,19 @@ static int emit_refused(struct assay_plan_service *svc, struct assay_batch *batc
 		break;
 	}
 	if (client == NULL && audit &&
-	    (au = assay_plan_state_get(svc->state, ASSAY_PLAN_MAP_AUDIT, audit)) != NULL)
+	    (au = plan_state_get(svc->state, PLAN_MAP_AUDIT, audit)) != NULL)
 		client = au->client_id;
-	if (assay_codec_value_new(svc->refused, &v) != 0)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "event value: out of memory");
-	err = assay_plan_encode_refused(&v, h, assay_plan_cmd_names[cmd->kind], client, audit,
-	                                person, res->reasons, res->nreasons);
-	if (err)
-		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                 "encode refusal: the value does not fit the schema");
-	else
-		err = emit(svc, batch, i, svc->refused, &v, m->key, m->key ? m->key_len : 0, errstr,
-		           errstr_size);
-	avro_value_decref(&v);
+	err = plan_event_refused(svc->cx, &svc->arena, cmd->kind, client, audit, person, res, h,
+	                         &svc->frame, &ev, errstr, errstr_size);
+	if (!err && (err = emit(svc, batch, i, ev.type, m->key, m->key ? m->key_len : 0)) != 0)
+		assay_errf(err, errstr, errstr_size, "emit %s: out of memory", ev.type);
 	return err;
 }
 
-static int log_command(struct assay_plan_service *svc, const struct assay_msg *m,
-                       const struct assay_plan_cmd *cmd, const struct assay_plan_result *res)
+static int log_command(struct plan *svc, const struct assay_msg *m, const struct plan_cmd *cmd,
+                       const struct plan_result *res)
 {
-	struct assay_plan_cmdlog *l;
+	struct plan_cmdlog *l;
 
 	if (assay_vec_reserve(&svc->cmdlog, &svc->cmdlog_cap, svc->ncmdlog + 1,
 	                      sizeof(*svc->cmdlog)))
@@ -492,49 +309,66 @@ static int log_command(struct assay_plan_service *svc, const struct assay_msg *m
 	return 0;
 }
 
-static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
+/*
+ * Decodes message i into *cmd. A value that is not an audit command of a known schema is
+ * dead-lettered (*dead set). A registry that cannot be reached is fatal here: the handler
+ * has no retry class, so the service stops and its restart reads the message again. Frames
+ * written with our own schemas do not reach the registry (their ids are cached at start-up);
+ * only a frame of a schema id never seen before can meet this case.
+ */
+static int decode(struct plan *svc, struct assay_batch *batch, size_t i, struct plan_cmd *cmd,
+                  bool *dead, char *errstr, size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
+	struct assay_msg *m = assay_batch_msg(batch, i);
+	char why[512];
+	int err;
+
+	*dead = false;
+	err = plan_command_decode(svc->cx, m->value, m->value ? m->value_len : 0, &svc->arena, cmd,
+	                          why, sizeof(why));
+	if (err == ASSAY_ERR_REJECT) {
+		*dead = true;
+		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+	}
+	if (err)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "%s", why);
+	return 0;
+}
+
+int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
+{
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 	size_t n = assay_batch_count(batch);
 	int err = 0;
 
-	assay_plan_state_begin(svc->state); /* rolls back a batch left open */
-	assay_plan_arena_destroy(svc->arena);
-	svc->arena = assay_plan_arena_new();
-	if (svc->arena == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	plan_state_begin(svc->state); /* rolls back a batch left open */
+	assay_arena_reset(&svc->arena);
 	svc->ncmdlog = 0;
 	svc->n_applied = svc->n_refused = svc->n_ignored = 0;
 	for (size_t i = 0; i < n && !err; i++) {
 		struct assay_msg *m = assay_batch_msg(batch, i);
-		struct assay_plan_cmd cmd;
-		struct assay_plan_result res;
-		struct assay_plan_event_head h;
-		char why[512], event_id[ASSAY_UUID_LEN];
-		bool seen;
+		struct plan_cmd cmd;
+		struct plan_result res;
+		struct plan_event_head h;
+		char event_id[ASSAY_UUID_LEN];
+		bool seen, dead;
 
-		if (m->dead || !m->decoded_ok)
+		if (m->dead)
 			continue;
-		err = assay_plan_decode(&m->decoded.value, m->decoded.schema->full_name, svc->arena,
-		                        &cmd, why, sizeof(why));
-		if (err == ASSAY_ERR_REJECT) {
-			err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+		err = decode(svc, batch, i, &cmd, &dead, errstr, errstr_size);
+		if (err || dead)
 			continue;
-		}
-		if (err)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "%s", why);
 		seen = cmd.head.command_id[0] &&
-		       assay_plan_state_get(svc->state, ASSAY_PLAN_MAP_COMMAND,
-		                            cmd.head.command_id);
-		assay_plan_result_init(&res);
-		err = assay_plan_apply(svc->state, &svc->rules, &cmd, &res, errstr, errstr_size);
-		if (!err && res.status != ASSAY_PLAN_IGNORED) {
+		       plan_state_get(svc->state, PLAN_MAP_COMMAND, cmd.head.command_id);
+		plan_result_init(&res);
+		err = plan_apply(svc->state, &svc->rules, &cmd, &res, errstr, errstr_size);
+		if (!err && res.status != PLAN_IGNORED) {
 			assay_batch_next_event_id(batch, i, event_id);
 			h.event_id = event_id;
 			h.tenant_id = cmd.head.tenant_id;
 			h.occurred_at = now_ms();
 			h.command_id = cmd.head.command_id;
-			if (res.status == ASSAY_PLAN_APPLIED)
+			if (res.status == PLAN_APPLIED)
 				err = emit_applied(svc, batch, i, &cmd, &res, &h, errstr,
 				                   errstr_size);
 			else
@@ -543,46 +377,45 @@ static int plan_handle(void *ctx, struct assay_batch *batch, char *errstr, size_
 		}
 		/* the commands table gets every id the state now remembers */
 		if (!err && !seen &&
-		    assay_plan_state_get(svc->state, ASSAY_PLAN_MAP_COMMAND, cmd.head.command_id))
+		    plan_state_get(svc->state, PLAN_MAP_COMMAND, cmd.head.command_id))
 			err = log_command(svc, m, &cmd, &res);
-		if (res.status == ASSAY_PLAN_APPLIED)
+		if (res.status == PLAN_APPLIED)
 			svc->n_applied++;
-		else if (res.status == ASSAY_PLAN_REFUSED)
+		else if (res.status == PLAN_REFUSED)
 			svc->n_refused++;
 		else
 			svc->n_ignored++;
-		assay_plan_result_release(&res);
+		plan_result_release(&res);
 	}
 	return err ? ASSAY_ERR_FATAL : 0;
 }
 
-static int plan_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
-                      size_t errstr_size)
+int plan_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr, size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 
 	(void)batch;
-	return assay_plan_db_write(&svc->db, conn, svc->state, svc->cmdlog, svc->ncmdlog, errstr,
-	                           errstr_size);
+	return plan_db_write(&svc->db, conn, svc->state, svc->cmdlog, svc->ncmdlog, errstr,
+	                     errstr_size);
 }
 
-static void plan_committed(void *ctx, struct assay_batch *batch)
+void plan_committed(void *ctx, struct assay_batch *batch)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 
 	(void)batch;
-	assay_plan_state_commit(svc->state);
+	plan_state_commit(svc->state);
 	assay_counter_add(svc->m_applied, svc->n_applied);
 	assay_counter_add(svc->m_refused, svc->n_refused);
 	assay_counter_add(svc->m_ignored, svc->n_ignored);
 }
 
-static void plan_rolled_back(void *ctx, struct assay_batch *batch)
+void plan_rolled_back(void *ctx, struct assay_batch *batch)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 
 	(void)batch;
-	assay_plan_state_rollback(svc->state);
+	plan_state_rollback(svc->state);
 }
 
 /*
@@ -590,44 +423,19 @@ static void plan_rolled_back(void *ctx, struct assay_batch *batch)
  * written the plan tables while it owned these partitions, so the state is read again and
  * replaces the one in memory. The catalog stays as init loaded it.
  */
-static int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
-                         char *errstr, size_t errstr_size)
+int plan_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *partitions,
+                  char *errstr, size_t errstr_size)
 {
-	struct assay_plan_service *svc = ctx;
+	struct plan *svc = ((struct plan_context *)ctx)->plan;
 	int err;
 
 	(void)partitions;
 	err = reload(svc, conn, errstr, errstr_size);
 	if (err == 0)
-		assay_log_info(
-		        svc->log, "plan state reloaded",
-		        ASSAY_LF_INT("audits", (int64_t)assay_plan_state_count(
-		                                       svc->state, ASSAY_PLAN_MAP_AUDIT)),
-		        ASSAY_LF_INT("commands", (int64_t)assay_plan_state_count(
-		                                         svc->state, ASSAY_PLAN_MAP_COMMAND)));
+		assay_log_info(svc->log, "plan state reloaded",
+		               ASSAY_LF_INT("audits",
+		                            (int64_t)plan_state_count(svc->state, PLAN_MAP_AUDIT)),
+		               ASSAY_LF_INT("commands", (int64_t)plan_state_count(
+		                                                svc->state, PLAN_MAP_COMMAND)));
 	return err;
-}
-
-void assay_plan_service_def(struct assay_plan_service *svc, struct assay_service_def *def)
-{
-	memset(def, 0, sizeof(*def));
-	def->name = "assay-plan";
-	def->description = "audit programme: clients, auditors, audits, teams, SoAs, audit time";
-	/* the loaded topic names: read through the settings when the service starts */
-	def->consumes = (const char *const *)&svc->settings.topic_commands;
-	def->nconsumes = 1;
-	def->produces = (const char *const *)&svc->settings.topic_events;
-	def->nproduces = 1;
-	def->metrics_port = 9101;
-	def->settings = assay_plan_settings;
-	def->settings_target = &svc->settings;
-	def->handler.stage = "plan";
-	def->handler.decode = true;
-	def->handler.handle = plan_handle;
-	def->handler.write = plan_write;
-	def->handler.committed = plan_committed;
-	def->handler.rolled_back = plan_rolled_back;
-	def->handler.assigned = plan_assigned;
-	def->handler.ctx = svc;
-	def->init = plan_init;
 }

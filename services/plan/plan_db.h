@@ -4,8 +4,8 @@
  * deletes of replaced entities, then one COPY per table for the new rows. Never a round trip
  * per row.
  */
-#ifndef ASSAY_PLAN_DB_H
-#define ASSAY_PLAN_DB_H
+#ifndef PLAN_DB_H
+#define PLAN_DB_H
 
 #include "plan_rules.h"
 #include "assay_pg.h"
@@ -13,10 +13,10 @@
 #include <libpq-fe.h>
 
 /* One handled command, for assay_plan_commands. Strings borrowed for the write. */
-struct assay_plan_cmdlog {
+struct plan_cmdlog {
 	const char *command_id;
-	int kind;   /* enum assay_plan_cmd_kind */
-	int status; /* enum assay_plan_status */
+	int kind;   /* enum plan_cmd_kind */
+	int status; /* enum plan_status */
 	size_t nreasons;
 	const char *topic;
 	int32_t partition;
@@ -24,27 +24,26 @@ struct assay_plan_cmdlog {
 };
 
 /* The COPY buffers of a writer: a plain struct, init once, release once. */
-struct assay_plan_db {
+struct plan_db {
 	struct assay_copybuf copy[20];
 	struct assay_pipeline pipe;
 };
-void assay_plan_db_init(struct assay_plan_db *db);
-void assay_plan_db_release(struct assay_plan_db *db);
+void plan_db_init(struct plan_db *db);
+void plan_db_release(struct plan_db *db);
 
 /*
  * Reads every plan table through conn (migrated, outside a transaction or inside one the
  * caller owns) into st, which must be empty and have no open batch. Returns 0,
  * ASSAY_ERR_RETRY (connection lost) or ASSAY_ERR_FATAL (tables missing, out of memory).
  */
-int assay_plan_db_load(PGconn *conn, struct assay_plan_state *st, char *errstr, size_t errstr_size);
+int plan_db_load(PGconn *conn, struct plan_state *st, char *errstr, size_t errstr_size);
 
 /*
  * Writes what the open batch of st changed, and the handled commands log[0..nlog), on conn
  * inside the caller's transaction. Returns 0 or the class of the failure (assay_pg: RETRY,
  * REJECT for a refused row, FATAL).
  */
-int assay_plan_db_write(struct assay_plan_db *db, PGconn *conn, const struct assay_plan_state *st,
-                        const struct assay_plan_cmdlog *log, size_t nlog, char *errstr,
-                        size_t errstr_size);
+int plan_db_write(struct plan_db *db, PGconn *conn, const struct plan_state *st,
+                  const struct plan_cmdlog *log, size_t nlog, char *errstr, size_t errstr_size);
 
 #endif

@@ -23,17 +23,17 @@ struct arena_block {
 	_Alignas(ARENA_ALIGN) unsigned char data[];
 };
 
-struct assay_plan_arena {
+struct plan_arena {
 	struct arena_block *head;
 	bool failed;
 };
 
-struct assay_plan_arena *assay_plan_arena_new(void)
+struct plan_arena *plan_arena_new(void)
 {
-	return calloc(1, sizeof(struct assay_plan_arena));
+	return calloc(1, sizeof(struct plan_arena));
 }
 
-void assay_plan_arena_destroy(struct assay_plan_arena *a)
+void plan_arena_destroy(struct plan_arena *a)
 {
 	struct arena_block *b, *next;
 
@@ -46,7 +46,7 @@ void assay_plan_arena_destroy(struct assay_plan_arena *a)
 	free(a);
 }
 
-void *assay_plan_arena_alloc(struct assay_plan_arena *a, size_t size)
+void *plan_arena_alloc(struct plan_arena *a, size_t size)
 {
 	struct arena_block *b = a->head;
 	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
@@ -80,7 +80,7 @@ void *assay_plan_arena_alloc(struct assay_plan_arena *a, size_t size)
 	return p;
 }
 
-char *assay_plan_arena_strdup(struct assay_plan_arena *a, const char *s)
+char *plan_arena_strdup(struct plan_arena *a, const char *s)
 {
 	size_t n;
 	char *p;
@@ -88,20 +88,20 @@ char *assay_plan_arena_strdup(struct assay_plan_arena *a, const char *s)
 	if (s == NULL)
 		return NULL;
 	n = strlen(s);
-	p = assay_plan_arena_alloc(a, n + 1);
+	p = plan_arena_alloc(a, n + 1);
 	if (p)
 		memcpy(p, s, n + 1);
 	return p;
 }
 
-bool assay_plan_arena_failed(const struct assay_plan_arena *a)
+bool plan_arena_failed(const struct plan_arena *a)
 {
 	return a->failed;
 }
 
 /* ---- maps ---- */
 
-const struct assay_plan_obj assay_plan_seen = {NULL};
+const struct plan_obj plan_seen = {NULL};
 
 struct node {
 	char *key;
@@ -115,19 +115,19 @@ struct map {
 };
 
 struct journal_entry {
-	enum assay_plan_map m;
+	enum plan_map m;
 	struct node *node;
 	void *old;
 };
 
 struct change {
-	enum assay_plan_map m;
+	enum plan_map m;
 	struct node *node;
 	bool was_absent;
 };
 
-struct assay_plan_state {
-	struct map maps[ASSAY_PLAN_NMAPS];
+struct plan_state {
+	struct map maps[PLAN_NMAPS];
 	bool open;
 	uint64_t gen;
 	struct journal_entry *journal;
@@ -138,8 +138,8 @@ struct assay_plan_state {
 
 static void value_free(void *v)
 {
-	if (v != NULL && v != ASSAY_PLAN_SEEN)
-		assay_plan_arena_destroy(((struct assay_plan_obj *)v)->arena);
+	if (v != NULL && v != PLAN_SEEN)
+		plan_arena_destroy(((struct plan_obj *)v)->arena);
 }
 
 static struct node *map_find(const struct map *m, const char *key)
@@ -162,17 +162,17 @@ static struct node *map_insert(struct map *m, const char *key)
 	return n;
 }
 
-struct assay_plan_state *assay_plan_state_new(void)
+struct plan_state *plan_state_new(void)
 {
-	return calloc(1, sizeof(struct assay_plan_state));
+	return calloc(1, sizeof(struct plan_state));
 }
 
-void assay_plan_state_destroy(struct assay_plan_state *st)
+void plan_state_destroy(struct plan_state *st)
 {
 	if (st == NULL)
 		return;
-	assay_plan_state_rollback(st);
-	for (size_t k = 0; k < ASSAY_PLAN_NMAPS; k++) {
+	plan_state_rollback(st);
+	for (size_t k = 0; k < PLAN_NMAPS; k++) {
 		struct map *m = &st->maps[k];
 
 		size_t pos = 0;
@@ -192,21 +192,19 @@ void assay_plan_state_destroy(struct assay_plan_state *st)
 	free(st);
 }
 
-void *assay_plan_state_get(const struct assay_plan_state *st, enum assay_plan_map m,
-                           const char *key)
+void *plan_state_get(const struct plan_state *st, enum plan_map m, const char *key)
 {
 	struct node *n = map_find(&st->maps[m], key);
 
 	return n ? n->value : NULL;
 }
 
-size_t assay_plan_state_count(const struct assay_plan_state *st, enum assay_plan_map m)
+size_t plan_state_count(const struct plan_state *st, enum plan_map m)
 {
 	return st->maps[m].present;
 }
 
-int assay_plan_state_put(struct assay_plan_state *st, enum assay_plan_map m, const char *key,
-                         void *value)
+int plan_state_put(struct plan_state *st, enum plan_map m, const char *key, void *value)
 {
 	struct map *map = &st->maps[m];
 	struct node *n = map_find(map, key);
@@ -235,17 +233,17 @@ int assay_plan_state_put(struct assay_plan_state *st, enum assay_plan_map m, con
 	return 0;
 }
 
-void assay_plan_state_begin(struct assay_plan_state *st)
+void plan_state_begin(struct plan_state *st)
 {
 	if (st->open)
-		assay_plan_state_rollback(st);
+		plan_state_rollback(st);
 	st->open = true;
 	st->gen++;
 	st->njournal = 0;
 	st->nchanges = 0;
 }
 
-void assay_plan_state_commit(struct assay_plan_state *st)
+void plan_state_commit(struct plan_state *st)
 {
 	if (!st->open)
 		return;
@@ -256,7 +254,7 @@ void assay_plan_state_commit(struct assay_plan_state *st)
 	st->open = false;
 }
 
-void assay_plan_state_rollback(struct assay_plan_state *st)
+void plan_state_rollback(struct plan_state *st)
 {
 	if (!st->open)
 		return;
@@ -277,13 +275,12 @@ void assay_plan_state_rollback(struct assay_plan_state *st)
 	st->gen++; /* nodes marked by the undone batch count as unchanged again */
 }
 
-size_t assay_plan_state_nchanges(const struct assay_plan_state *st)
+size_t plan_state_nchanges(const struct plan_state *st)
 {
 	return st->open ? st->nchanges : 0;
 }
 
-void assay_plan_state_change(const struct assay_plan_state *st, size_t i,
-                             struct assay_plan_change *out)
+void plan_state_change(const struct plan_state *st, size_t i, struct plan_change *out)
 {
 	const struct change *c = &st->changes[i];
 
@@ -293,7 +290,7 @@ void assay_plan_state_change(const struct assay_plan_state *st, size_t i,
 	out->was_absent = c->was_absent;
 }
 
-int assay_plan_key(char *buf, size_t size, const char *a, const char *b, const char *c)
+int plan_key(char *buf, size_t size, const char *a, const char *b, const char *c)
 {
 	int n = c ? snprintf(buf, size, "%s\x1f%s\x1f%s", a, b, c)
 	          : snprintf(buf, size, "%s\x1f%s", a, b);

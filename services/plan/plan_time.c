@@ -14,41 +14,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const assay_plan_standard_names[ASSAY_PLAN_NSTANDARDS] = {
-        "ISO27001_2013", "ISO27001_2022", "ISO42001_2023"};
-const char *const assay_plan_audit_type_names[ASSAY_PLAN_NAUDIT_TYPES] = {
-        "STAGE_1", "STAGE_2", "SURVEILLANCE", "RECERTIFICATION", "SPECIAL"};
-const char *const assay_plan_family_names[ASSAY_PLAN_NFAMILIES] = {"ISMS", "AIMS"};
+const char *const plan_standard_names[PLAN_NSTANDARDS] = {"ISO27001_2013", "ISO27001_2022",
+                                                          "ISO42001_2023"};
+const char *const plan_audit_type_names[PLAN_NAUDIT_TYPES] = {"STAGE_1", "STAGE_2", "SURVEILLANCE",
+                                                              "RECERTIFICATION", "SPECIAL"};
+const char *const plan_family_names[PLAN_NFAMILIES] = {"ISMS", "AIMS"};
 
 /* ISO/IEC 27006-1:2024 Annex C as in domain-rules R2.10: rows up to 175 persons [C], the rest
  * [U] (seed data to confirm against a licensed copy; configurable). */
-const char assay_plan_isms_table_default[] =
+const char plan_isms_table_default[] =
         "10:5,15:6,25:7,45:8.5,65:10,85:11,125:12,175:13,275:14,425:15,625:16.5,875:17.5,"
         "1175:18.5,1550:19.5,2025:21,2675:22,3450:23,4350:24,5450:25,6800:26,8500:27,10700:28";
 
-int assay_plan_standard_parse(const char *name)
+int plan_standard_parse(const char *name)
 {
-	for (int i = 0; name && i < ASSAY_PLAN_NSTANDARDS; i++)
-		if (strcmp(name, assay_plan_standard_names[i]) == 0)
+	for (int i = 0; name && i < PLAN_NSTANDARDS; i++)
+		if (strcmp(name, plan_standard_names[i]) == 0)
 			return i;
 	return -1;
 }
 
-int assay_plan_audit_type_parse(const char *name)
+int plan_audit_type_parse(const char *name)
 {
-	for (int i = 0; name && i < ASSAY_PLAN_NAUDIT_TYPES; i++)
-		if (strcmp(name, assay_plan_audit_type_names[i]) == 0)
+	for (int i = 0; name && i < PLAN_NAUDIT_TYPES; i++)
+		if (strcmp(name, plan_audit_type_names[i]) == 0)
 			return i;
 	return -1;
 }
 
-enum assay_plan_family assay_plan_standard_family(int standard)
+enum plan_family plan_standard_family(int standard)
 {
-	return standard == ASSAY_PLAN_ISO42001_2023 ? ASSAY_PLAN_AIMS : ASSAY_PLAN_ISMS;
+	return standard == PLAN_ISO42001_2023 ? PLAN_AIMS : PLAN_ISMS;
 }
 
-int assay_plan_time_table_parse(const char *text, struct assay_plan_time_table *out, char *errstr,
-                                size_t errstr_size)
+int plan_time_table_parse(const char *text, struct plan_time_table *out, char *errstr,
+                          size_t errstr_size)
 {
 	const char *p = text;
 
@@ -58,15 +58,15 @@ int assay_plan_time_table_parse(const char *text, struct assay_plan_time_table *
 	if (*p == '\0')
 		return 0;
 	for (;;) {
-		struct assay_plan_time_band *b;
+		struct plan_time_band *b;
 		char *end;
 		long long upper;
 		double days;
 
-		if (out->count == ASSAY_PLAN_TIME_MAX_BANDS)
+		if (out->count == PLAN_TIME_MAX_BANDS)
 			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 			                  "audit-time table: more than %d bands",
-			                  ASSAY_PLAN_TIME_MAX_BANDS);
+			                  PLAN_TIME_MAX_BANDS);
 		errno = 0;
 		upper = strtoll(p, &end, 10);
 		if (end == p || errno || *end != ':' || upper < 1)
@@ -103,10 +103,9 @@ int assay_plan_time_table_parse(const char *text, struct assay_plan_time_table *
 	}
 }
 
-double assay_plan_time_table_days(const struct assay_plan_time_table *t, int64_t persons,
-                                  bool *extrapolated)
+double plan_time_table_days(const struct plan_time_table *t, int64_t persons, bool *extrapolated)
 {
-	const struct assay_plan_time_band *last = &t->bands[t->count - 1];
+	const struct plan_time_band *last = &t->bands[t->count - 1];
 	int64_t width, steps;
 	double step;
 
@@ -126,44 +125,43 @@ double assay_plan_time_table_days(const struct assay_plan_time_table *t, int64_t
 	return last->days + (double)steps * step;
 }
 
-void assay_plan_time_integration_linear(struct assay_plan_time_config *c, double max_percent)
+void plan_time_integration_linear(struct plan_time_config *c, double max_percent)
 {
-	for (int k = 0; k <= ASSAY_PLAN_INTEGRATION_ELEMENTS; k++)
-		c->integration_percent[k] = max_percent * k / ASSAY_PLAN_INTEGRATION_ELEMENTS;
+	for (int k = 0; k <= PLAN_INTEGRATION_ELEMENTS; k++)
+		c->integration_percent[k] = max_percent * k / PLAN_INTEGRATION_ELEMENTS;
 }
 
-void assay_plan_time_config_default(struct assay_plan_time_config *c)
+void plan_time_config_default(struct plan_time_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	assay_plan_time_table_parse(assay_plan_isms_table_default, &c->table[ASSAY_PLAN_ISMS], NULL,
-	                            0);
-	c->adjustment_cap_percent[ASSAY_PLAN_ISMS] = 30.0;
-	c->adjustment_cap_percent[ASSAY_PLAN_AIMS] = 30.0;
-	c->identical_groups[ASSAY_PLAN_ISMS] = true;
-	c->identical_groups[ASSAY_PLAN_AIMS] = false;
-	assay_plan_time_integration_linear(c, 20.0);
+	plan_time_table_parse(plan_isms_table_default, &c->table[PLAN_ISMS], NULL, 0);
+	c->adjustment_cap_percent[PLAN_ISMS] = 30.0;
+	c->adjustment_cap_percent[PLAN_AIMS] = 30.0;
+	c->identical_groups[PLAN_ISMS] = true;
+	c->identical_groups[PLAN_AIMS] = false;
+	plan_time_integration_linear(c, 20.0);
 	c->total_reduction_cap_percent = 50.0;
 	c->onsite_min_percent = 80.0;
-	c->sampling_factor[ASSAY_PLAN_STAGE_1] = 1.0;
-	c->sampling_factor[ASSAY_PLAN_STAGE_2] = 1.0;
-	c->sampling_factor[ASSAY_PLAN_SURVEILLANCE] = 0.6;
-	c->sampling_factor[ASSAY_PLAN_RECERTIFICATION] = 0.8;
-	c->sampling_factor[ASSAY_PLAN_SPECIAL] = 1.0;
-	c->share_percent[ASSAY_PLAN_STAGE_1] = 33.3;
-	c->share_percent[ASSAY_PLAN_STAGE_2] = 66.7;
-	c->share_percent[ASSAY_PLAN_SURVEILLANCE] = 33.3;
-	c->share_percent[ASSAY_PLAN_RECERTIFICATION] = 66.7;
-	c->share_percent[ASSAY_PLAN_SPECIAL] = 33.3;
+	c->sampling_factor[PLAN_STAGE_1] = 1.0;
+	c->sampling_factor[PLAN_STAGE_2] = 1.0;
+	c->sampling_factor[PLAN_SURVEILLANCE] = 0.6;
+	c->sampling_factor[PLAN_RECERTIFICATION] = 0.8;
+	c->sampling_factor[PLAN_SPECIAL] = 1.0;
+	c->share_percent[PLAN_STAGE_1] = 33.3;
+	c->share_percent[PLAN_STAGE_2] = 66.7;
+	c->share_percent[PLAN_SURVEILLANCE] = 33.3;
+	c->share_percent[PLAN_RECERTIFICATION] = 66.7;
+	c->share_percent[PLAN_SPECIAL] = 33.3;
 }
 
-double assay_plan_half_day_up(double x)
+double plan_half_day_up(double x)
 {
 	if (!(x > 0))
 		return 0.0;
 	return ceil(x * 2.0 - 1e-9) / 2.0;
 }
 
-int32_t assay_plan_ceil_sqrt(int64_t n)
+int32_t plan_ceil_sqrt(int64_t n)
 {
 	int64_t r;
 
@@ -177,7 +175,7 @@ int32_t assay_plan_ceil_sqrt(int64_t n)
 	return (int32_t)r;
 }
 
-int32_t assay_plan_sample_size(int32_t sites, double factor)
+int32_t plan_sample_size(int32_t sites, double factor)
 {
 	double s;
 
@@ -190,12 +188,11 @@ int32_t assay_plan_sample_size(int32_t sites, double factor)
 }
 
 /* Appends a formatted note (arena-allocated). */
-static int note(struct assay_plan_time *t, const char **slots, size_t cap,
-                struct assay_plan_arena *arena, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
+static int note(struct plan_time *t, const char **slots, size_t cap, struct plan_arena *arena,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static int note(struct assay_plan_time *t, const char **slots, size_t cap,
-                struct assay_plan_arena *arena, const char *fmt, ...)
+static int note(struct plan_time *t, const char **slots, size_t cap, struct plan_arena *arena,
+                const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -205,7 +202,7 @@ static int note(struct assay_plan_time *t, const char **slots, size_t cap,
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	slots[t->nnotes] = assay_plan_arena_strdup(arena, buf);
+	slots[t->nnotes] = plan_arena_strdup(arena, buf);
 	if (slots[t->nnotes] == NULL)
 		return ASSAY_ERR_FATAL;
 	t->nnotes++;
@@ -214,22 +211,22 @@ static int note(struct assay_plan_time *t, const char **slots, size_t cap,
 
 #define MAX_NOTES 24
 
-int assay_plan_time_compute(const struct assay_plan_time_config *c,
-                            const struct assay_plan_time_input *in, struct assay_plan_arena *arena,
-                            struct assay_plan_time *out, char *errstr, size_t errstr_size)
+int plan_time_compute(const struct plan_time_config *c, const struct plan_time_input *in,
+                      struct plan_arena *arena, struct plan_time *out, char *errstr,
+                      size_t errstr_size)
 {
 	const char **notes;
 	double table_sum = 0.0, after;
 	int err = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (in->nstandards < 1 || in->nstandards > ASSAY_PLAN_MAX_STANDARDS)
+	if (in->nstandards < 1 || in->nstandards > PLAN_MAX_STANDARDS)
 		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
 		                  "audit time: %zu standards, expected 1 or 2", in->nstandards);
-	if (in->audit_type < 0 || in->audit_type >= ASSAY_PLAN_NAUDIT_TYPES)
+	if (in->audit_type < 0 || in->audit_type >= PLAN_NAUDIT_TYPES)
 		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
 		                  "audit time: unknown audit type %d", in->audit_type);
-	notes = assay_plan_arena_alloc(arena, MAX_NOTES * sizeof(*notes));
+	notes = plan_arena_alloc(arena, MAX_NOTES * sizeof(*notes));
 	if (notes == NULL)
 		return ASSAY_ERR_FATAL;
 	out->notes = notes;
@@ -237,22 +234,21 @@ int assay_plan_time_compute(const struct assay_plan_time_config *c,
 
 	/* per standard (R2.10-R2.13, R2.16) */
 	for (size_t s = 0; s < in->nstandards; s++) {
-		struct assay_plan_standard_time *st = &out->standards[s];
+		struct plan_standard_time *st = &out->standards[s];
 		int standard = in->standards[s];
-		enum assay_plan_family fam;
+		enum plan_family fam;
 		const char *name;
 		int64_t in_groups = 0, counted = 0;
 
-		if (standard < 0 || standard >= ASSAY_PLAN_NSTANDARDS)
+		if (standard < 0 || standard >= PLAN_NSTANDARDS)
 			return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
 			                  "audit time: unknown standard %d", standard);
-		fam = assay_plan_standard_family(standard);
-		name = assay_plan_standard_names[standard];
+		fam = plan_standard_family(standard);
+		name = plan_standard_names[standard];
 		st->standard = standard;
 		st->persons = in->persons;
 		if (c->identical_groups[fam] && in->ngroups > 0) {
-			st->groups =
-			        assay_plan_arena_alloc(arena, in->ngroups * sizeof(*st->groups));
+			st->groups = plan_arena_alloc(arena, in->ngroups * sizeof(*st->groups));
 			if (st->groups == NULL)
 				return ASSAY_ERR_FATAL;
 			for (size_t g = 0; g < in->ngroups; g++) {
@@ -260,7 +256,7 @@ int assay_plan_time_compute(const struct assay_plan_time_config *c,
 
 				st->groups[g].group_id = in->groups[g].group_id;
 				st->groups[g].persons = n;
-				st->groups[g].counted = assay_plan_ceil_sqrt(n);
+				st->groups[g].counted = plan_ceil_sqrt(n);
 				in_groups += n;
 				counted += st->groups[g].counted;
 			}
@@ -305,20 +301,19 @@ int assay_plan_time_compute(const struct assay_plan_time_config *c,
 			out->configured = false;
 			err = err ? err
 			          : note(out, notes, MAX_NOTES, arena,
-			                 "%s audit time not configured",
-			                 assay_plan_family_names[fam]);
+			                 "%s audit time not configured", plan_family_names[fam]);
 			continue;
 		}
-		st->table_days = assay_plan_time_table_days(&c->table[fam], st->effective_persons,
-		                                            &st->extrapolated);
+		st->table_days = plan_time_table_days(&c->table[fam], st->effective_persons,
+		                                      &st->extrapolated);
 		if (st->extrapolated)
 			err = err ? err
 			          : note(out, notes, MAX_NOTES, arena,
 			                 "%s: %d persons lie above the table; its last step was "
 			                 "extended",
 			                 name, st->effective_persons);
-		st->days = assay_plan_half_day_up(st->table_days *
-		                                  (1.0 + st->adjustment_applied_percent / 100.0));
+		st->days = plan_half_day_up(st->table_days *
+		                            (1.0 + st->adjustment_applied_percent / 100.0));
 		table_sum += st->table_days;
 	}
 	out->nstandards = in->nstandards;
@@ -328,12 +323,11 @@ int assay_plan_time_compute(const struct assay_plan_time_config *c,
 	/* multi-site sample (R2.23) */
 	out->sites_total = in->sites_total;
 	out->sampling_factor = c->sampling_factor[in->audit_type];
-	out->sites_sampled = assay_plan_sample_size(in->sites_total, out->sampling_factor);
+	out->sites_sampled = plan_sample_size(in->sites_total, out->sampling_factor);
 
 	/* integration (R2.17-R2.20): only a combined audit of two standards is reduced */
 	out->integration_elements = in->integration_elements;
-	if (in->integration_elements < 0 ||
-	    in->integration_elements > ASSAY_PLAN_INTEGRATION_ELEMENTS)
+	if (in->integration_elements < 0 || in->integration_elements > PLAN_INTEGRATION_ELEMENTS)
 		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
 		                  "audit time: %d integrated elements, expected 0..7",
 		                  in->integration_elements);
@@ -360,12 +354,10 @@ int assay_plan_time_compute(const struct assay_plan_time_config *c,
 		after = table_sum * (1.0 - out->total_reduction_cap_percent / 100.0);
 		out->total_reduction_percent = out->total_reduction_cap_percent;
 	}
-	out->initial_days = assay_plan_half_day_up(after);
+	out->initial_days = plan_half_day_up(after);
 	/* this audit's part of the initial time (R2.6), then the on-site floor (R2.2) */
-	out->total_days =
-	        assay_plan_half_day_up(out->initial_days * out->audit_share_percent / 100.0);
-	out->onsite_days =
-	        assay_plan_half_day_up(out->total_days * out->onsite_min_percent / 100.0);
+	out->total_days = plan_half_day_up(out->initial_days * out->audit_share_percent / 100.0);
+	out->onsite_days = plan_half_day_up(out->total_days * out->onsite_min_percent / 100.0);
 	if (out->onsite_days > out->total_days)
 		out->onsite_days = out->total_days;
 	out->offsite_days = out->total_days - out->onsite_days;

@@ -13,8 +13,8 @@
  * Also the domain enums shared by the plan modules (their order is the Avro enum order).
  * Pure: no I/O, no global state.
  */
-#ifndef ASSAY_PLAN_TIME_H
-#define ASSAY_PLAN_TIME_H
+#ifndef PLAN_TIME_H
+#define PLAN_TIME_H
 
 #include "plan_state.h"
 
@@ -23,127 +23,121 @@
 #include <stdint.h>
 
 /* Avro enum Standard */
-enum assay_plan_standard {
-	ASSAY_PLAN_ISO27001_2013,
-	ASSAY_PLAN_ISO27001_2022,
-	ASSAY_PLAN_ISO42001_2023,
-	ASSAY_PLAN_NSTANDARDS
-};
+enum plan_standard { PLAN_ISO27001_2013, PLAN_ISO27001_2022, PLAN_ISO42001_2023, PLAN_NSTANDARDS };
 /* Avro enum AuditType */
-enum assay_plan_audit_type {
-	ASSAY_PLAN_STAGE_1,
-	ASSAY_PLAN_STAGE_2,
-	ASSAY_PLAN_SURVEILLANCE,
-	ASSAY_PLAN_RECERTIFICATION,
-	ASSAY_PLAN_SPECIAL,
-	ASSAY_PLAN_NAUDIT_TYPES
+enum plan_audit_type {
+	PLAN_STAGE_1,
+	PLAN_STAGE_2,
+	PLAN_SURVEILLANCE,
+	PLAN_RECERTIFICATION,
+	PLAN_SPECIAL,
+	PLAN_NAUDIT_TYPES
 };
 /* Management-system family of a standard: its audit-time method. */
-enum assay_plan_family { ASSAY_PLAN_ISMS, ASSAY_PLAN_AIMS, ASSAY_PLAN_NFAMILIES };
+enum plan_family { PLAN_ISMS, PLAN_AIMS, PLAN_NFAMILIES };
 
 /* Integrated elements of IntegrationLevel (R2.20): documentation ... responsibilities. */
-#define ASSAY_PLAN_INTEGRATION_ELEMENTS 7
+#define PLAN_INTEGRATION_ELEMENTS 7
 /* The most standards one audit covers (one per family). */
-#define ASSAY_PLAN_MAX_STANDARDS  2
-#define ASSAY_PLAN_TIME_MAX_BANDS 64
+#define PLAN_MAX_STANDARDS  2
+#define PLAN_TIME_MAX_BANDS 64
 
-extern const char *const assay_plan_standard_names[ASSAY_PLAN_NSTANDARDS];
-extern const char *const assay_plan_audit_type_names[ASSAY_PLAN_NAUDIT_TYPES];
+extern const char *const plan_standard_names[PLAN_NSTANDARDS];
+extern const char *const plan_audit_type_names[PLAN_NAUDIT_TYPES];
 /* "ISMS", "AIMS" */
-extern const char *const assay_plan_family_names[ASSAY_PLAN_NFAMILIES];
+extern const char *const plan_family_names[PLAN_NFAMILIES];
 
 /* The symbol's index, or -1. name may be NULL. */
-int assay_plan_standard_parse(const char *name);
-int assay_plan_audit_type_parse(const char *name);
-enum assay_plan_family assay_plan_standard_family(int standard);
+int plan_standard_parse(const char *name);
+int plan_audit_type_parse(const char *name);
+enum plan_family plan_standard_family(int standard);
 
 /* An audit-time table: persons up to `upper` (inclusive, above the previous band) -> days. */
-struct assay_plan_time_band {
+struct plan_time_band {
 	int64_t upper;
 	double days;
 };
-struct assay_plan_time_table {
+struct plan_time_table {
 	size_t count; /* 0: not configured */
-	struct assay_plan_time_band bands[ASSAY_PLAN_TIME_MAX_BANDS];
+	struct plan_time_band bands[PLAN_TIME_MAX_BANDS];
 };
 
 /*
  * Parses "upper:days,upper:days,..." (e.g. "10:5,15:6,25:7") into *out: uppers strictly
- * increasing and >= 1, days > 0 and not decreasing, at most ASSAY_PLAN_TIME_MAX_BANDS bands.
+ * increasing and >= 1, days > 0 and not decreasing, at most PLAN_TIME_MAX_BANDS bands.
  * text "" (or only blanks) gives an empty, unconfigured table. Returns 0 or ASSAY_ERR_FATAL
  * (a configuration error) with the reason.
  */
-int assay_plan_time_table_parse(const char *text, struct assay_plan_time_table *out, char *errstr,
-                                size_t errstr_size);
+int plan_time_table_parse(const char *text, struct plan_time_table *out, char *errstr,
+                          size_t errstr_size);
 
 /*
  * Days for persons from a non-empty table. Above the last band the table "follows the
  * progression": the last band's width and step repeat (*extrapolated is then set true;
  * extrapolated may be NULL).
  */
-double assay_plan_time_table_days(const struct assay_plan_time_table *t, int64_t persons,
-                                  bool *extrapolated);
+double plan_time_table_days(const struct plan_time_table *t, int64_t persons, bool *extrapolated);
 
 /* The default ISMS table of ISO/IEC 27006-1:2024 Annex C (domain-rules R2.10). */
-extern const char assay_plan_isms_table_default[];
+extern const char plan_isms_table_default[];
 
 /* Everything a certification body may set (defaults in brackets, from domain-rules §2). */
-struct assay_plan_time_config {
-	struct assay_plan_time_table table[ASSAY_PLAN_NFAMILIES]; /* ISMS [R2.10], AIMS [none] */
-	double adjustment_cap_percent[ASSAY_PLAN_NFAMILIES];      /* [30, 30] R2.5, R2.13 */
-	bool identical_groups[ASSAY_PLAN_NFAMILIES];              /* [true, false] R2.11 */
+struct plan_time_config {
+	struct plan_time_table table[PLAN_NFAMILIES];  /* ISMS [R2.10], AIMS [none] */
+	double adjustment_cap_percent[PLAN_NFAMILIES]; /* [30, 30] R2.5, R2.13 */
+	bool identical_groups[PLAN_NFAMILIES];         /* [true, false] R2.11 */
 	/* reduction for 0..7 integrated elements, each <= 20 [linear 0 .. 20] R2.18, R2.20 */
-	double integration_percent[ASSAY_PLAN_INTEGRATION_ELEMENTS + 1];
+	double integration_percent[PLAN_INTEGRATION_ELEMENTS + 1];
 	double total_reduction_cap_percent; /* [50] R2.19 */
 	double onsite_min_percent;          /* [80] R2.2 */
 	/* multi-site sampling factor f by audit type [1, 1, 0.6, 0.8, 1] R2.23 */
-	double sampling_factor[ASSAY_PLAN_NAUDIT_TYPES];
+	double sampling_factor[PLAN_NAUDIT_TYPES];
 	/* share of the initial audit time by audit type, percent
 	 * [33.3, 66.7, 33.3, 66.7, 33.3] R2.6 */
-	double share_percent[ASSAY_PLAN_NAUDIT_TYPES];
+	double share_percent[PLAN_NAUDIT_TYPES];
 };
 
 /* The defaults above. */
-void assay_plan_time_config_default(struct assay_plan_time_config *c);
+void plan_time_config_default(struct plan_time_config *c);
 
 /* Fills integration_percent linearly: k of 7 elements -> max_percent * k / 7. */
-void assay_plan_time_integration_linear(struct assay_plan_time_config *c, double max_percent);
+void plan_time_integration_linear(struct plan_time_config *c, double max_percent);
 
 /* Input of the calculation (all borrowed). */
-struct assay_plan_group_in {
+struct plan_group_in {
 	const char *group_id;
 	int32_t persons;
 };
-struct assay_plan_adjustment {
-	int standard; /* enum assay_plan_standard */
+struct plan_adjustment {
+	int standard; /* enum plan_standard */
 	const char *factor;
 	double percent; /* negative reduces */
 	const char *justification;
 };
-struct assay_plan_time_input {
-	int audit_type; /* enum assay_plan_audit_type */
+struct plan_time_input {
+	int audit_type; /* enum plan_audit_type */
 	const int *standards;
-	size_t nstandards; /* 1..ASSAY_PLAN_MAX_STANDARDS */
+	size_t nstandards; /* 1..PLAN_MAX_STANDARDS */
 	int32_t persons;   /* the client's persons (FTE) */
-	const struct assay_plan_group_in *groups;
+	const struct plan_group_in *groups;
 	size_t ngroups;
-	const struct assay_plan_adjustment *adjustments; /* for any of the standards */
+	const struct plan_adjustment *adjustments; /* for any of the standards */
 	size_t nadjustments;
 	int32_t sites_total;
 	int integration_elements; /* 0..7 */
 };
 
 /* Result (allocated in the arena given to the calculation). */
-struct assay_plan_group_count {
+struct plan_group_count {
 	const char *group_id;
 	int32_t persons;
 	int32_t counted; /* ceil(sqrt(persons)) */
 };
-struct assay_plan_standard_time {
+struct plan_standard_time {
 	int standard;
 	bool configured; /* a table exists for its family; else table_days and days are unset */
 	int32_t persons;
-	struct assay_plan_group_count *groups; /* empty unless its family counts groups */
+	struct plan_group_count *groups; /* empty unless its family counts groups */
 	size_t ngroups;
 	int32_t effective_persons;
 	double table_days;
@@ -153,8 +147,8 @@ struct assay_plan_standard_time {
 	double adjustment_applied_percent; /* max(sum, -cap) */
 	double days;                       /* table_days * (1 + applied), rounded up to 0.5 */
 };
-struct assay_plan_time {
-	struct assay_plan_standard_time standards[ASSAY_PLAN_MAX_STANDARDS];
+struct plan_time {
+	struct plan_standard_time standards[PLAN_MAX_STANDARDS];
 	size_t nstandards;
 	int32_t sites_total;
 	int32_t sites_sampled;
@@ -182,15 +176,15 @@ struct assay_plan_time {
  * for an input outside the documented ranges (no standard, too many, audit type unknown), or
  * ASSAY_ERR_FATAL when the arena runs out of memory.
  */
-int assay_plan_time_compute(const struct assay_plan_time_config *c,
-                            const struct assay_plan_time_input *in, struct assay_plan_arena *arena,
-                            struct assay_plan_time *out, char *errstr, size_t errstr_size);
+int plan_time_compute(const struct plan_time_config *c, const struct plan_time_input *in,
+                      struct plan_arena *arena, struct plan_time *out, char *errstr,
+                      size_t errstr_size);
 
 /* x rounded up to the next half day (0 for x <= 0); tolerant of floating-point noise. */
-double assay_plan_half_day_up(double x);
+double plan_half_day_up(double x);
 /* ceil(sqrt(n)) exactly, for n >= 0 (0 for n <= 0). */
-int32_t assay_plan_ceil_sqrt(int64_t n);
+int32_t plan_ceil_sqrt(int64_t n);
 /* Sites to sample: ceil(f * sqrt(x)), at least 1 and at most x (0 when x <= 0). */
-int32_t assay_plan_sample_size(int32_t sites, double factor);
+int32_t plan_sample_size(int32_t sites, double factor);
 
 #endif

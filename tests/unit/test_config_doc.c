@@ -20,7 +20,7 @@
 #define DOC_PATH ASSAY_SOURCE_DIR "/docs/configuration.md"
 
 static const struct assay_setting *const tables[] = {
-        assay_core_settings, assay_service_settings, assay_plan_settings,
+        assay_core_settings, assay_service_settings, plan_settings,
         intake_settings,     assay_mapper_settings,  risk_settings,
 };
 

@@ -13,14 +13,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static const int ISMS_ONLY[] = {ASSAY_PLAN_ISO27001_2022};
-static const int COMBINED[] = {ASSAY_PLAN_ISO27001_2022, ASSAY_PLAN_ISO42001_2023};
+static const int ISMS_ONLY[] = {PLAN_ISO27001_2022};
+static const int COMBINED[] = {PLAN_ISO27001_2022, PLAN_ISO42001_2023};
 
 struct fixture {
-	struct assay_plan_time_config cfg;
-	struct assay_plan_time_input in;
-	struct assay_plan_time out;
-	struct assay_plan_arena *arena;
+	struct plan_time_config cfg;
+	struct plan_time_input in;
+	struct plan_time out;
+	struct plan_arena *arena;
 };
 
 static int setup(void **state)
@@ -28,12 +28,12 @@ static int setup(void **state)
 	static struct fixture f;
 
 	memset(&f, 0, sizeof(f));
-	assay_plan_time_config_default(&f.cfg);
-	f.in.audit_type = ASSAY_PLAN_STAGE_1;
+	plan_time_config_default(&f.cfg);
+	f.in.audit_type = PLAN_STAGE_1;
 	f.in.standards = ISMS_ONLY;
 	f.in.nstandards = 1;
 	f.in.sites_total = 1;
-	f.arena = assay_plan_arena_new();
+	f.arena = plan_arena_new();
 	assert_non_null(f.arena);
 	*state = &f;
 	return 0;
@@ -43,7 +43,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	assay_plan_arena_destroy(f->arena);
+	plan_arena_destroy(f->arena);
 	return 0;
 }
 
@@ -52,11 +52,10 @@ static void compute(struct fixture *f)
 	char errstr[256] = "";
 
 	assert_int_equal(
-	        assay_plan_time_compute(&f->cfg, &f->in, f->arena, &f->out, errstr, sizeof(errstr)),
-	        0);
+	        plan_time_compute(&f->cfg, &f->in, f->arena, &f->out, errstr, sizeof(errstr)), 0);
 }
 
-static bool has_note(const struct assay_plan_time *t, const char *text)
+static bool has_note(const struct plan_time *t, const char *text)
 {
 	for (size_t i = 0; i < t->nnotes; i++)
 		if (strstr(t->notes[i], text))
@@ -81,7 +80,7 @@ static void test_worked_example_three_groups_of_49(void **state)
 	struct fixture *f = *state;
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct assay_plan_group_in groups[3] = {
+		struct plan_group_in groups[3] = {
 		        {"g1", cases[c].group}, {"g2", cases[c].group}, {"g3", cases[c].group}};
 
 		f->in.persons = cases[c].persons;
@@ -101,7 +100,7 @@ static void test_worked_example_three_groups_of_49(void **state)
 	}
 	/* the root of the whole headcount (12) would be wrong: 6 days */
 	{
-		struct assay_plan_group_in one = {"all", 144};
+		struct plan_group_in one = {"all", 144};
 
 		f->in.persons = 144;
 		f->in.groups = &one;
@@ -132,12 +131,12 @@ static void test_isms_table_band_edges(void **state)
 	        {12900, 29, 1},  {12901, 30, 1},
 	};
 	struct fixture *f = *state;
-	const struct assay_plan_time_table *t = &f->cfg.table[ASSAY_PLAN_ISMS];
+	const struct plan_time_table *t = &f->cfg.table[PLAN_ISMS];
 
 	assert_int_equal(t->count, 22);
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		bool ex = !cases[c].extrapolated;
-		double d = assay_plan_time_table_days(t, cases[c].persons, &ex);
+		double d = plan_time_table_days(t, cases[c].persons, &ex);
 
 		if (d != cases[c].days || ex != cases[c].extrapolated)
 			fail_msg("%lld persons: %g days (extrapolated %d), expected %g",
@@ -173,12 +172,12 @@ static void test_adjustment_cap(void **state)
 	struct fixture *f = *state;
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct assay_plan_adjustment adj[3];
+		struct plan_adjustment adj[3];
 
 		for (size_t k = 0; k < cases[c].n; k++)
-			adj[k] = (struct assay_plan_adjustment){ASSAY_PLAN_ISO27001_2022, "factor",
-			                                        cases[c].percents[k], "why"};
-		f->cfg.adjustment_cap_percent[ASSAY_PLAN_ISMS] = cases[c].cap;
+			adj[k] = (struct plan_adjustment){PLAN_ISO27001_2022, "factor",
+			                                  cases[c].percents[k], "why"};
+		f->cfg.adjustment_cap_percent[PLAN_ISMS] = cases[c].cap;
 		f->in.persons = 50;
 		f->in.adjustments = adj;
 		f->in.nadjustments = cases[c].n;
@@ -213,15 +212,14 @@ static void test_integration_and_total_caps(void **state)
 	struct fixture *f = *state;
 
 	/* an AIMS table equal to the ISMS one, so both give 10 days for 50 persons */
-	f->cfg.table[ASSAY_PLAN_AIMS] = f->cfg.table[ASSAY_PLAN_ISMS];
+	f->cfg.table[PLAN_AIMS] = f->cfg.table[PLAN_ISMS];
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct assay_plan_adjustment adj[2] = {
-		        {ASSAY_PLAN_ISO27001_2022, "business_complexity", cases[c].adjustment,
-		         "why"},
-		        {ASSAY_PLAN_ISO42001_2023, "ai_systems", cases[c].adjustment, "why"}};
+		struct plan_adjustment adj[2] = {
+		        {PLAN_ISO27001_2022, "business_complexity", cases[c].adjustment, "why"},
+		        {PLAN_ISO42001_2023, "ai_systems", cases[c].adjustment, "why"}};
 
-		f->cfg.adjustment_cap_percent[ASSAY_PLAN_ISMS] = cases[c].cap;
-		f->cfg.adjustment_cap_percent[ASSAY_PLAN_AIMS] = cases[c].cap;
+		f->cfg.adjustment_cap_percent[PLAN_ISMS] = cases[c].cap;
+		f->cfg.adjustment_cap_percent[PLAN_AIMS] = cases[c].cap;
 		f->in.standards = COMBINED;
 		f->in.nstandards = 2;
 		f->in.persons = 50;
@@ -260,12 +258,12 @@ static void test_onsite_share_and_audit_type_share(void **state)
 		double total, onsite, offsite;
 	} cases[] = {
 	        /* 7 days initial: stage 1 33.3% -> 2.331 -> 2.5 */
-	        {ASSAY_PLAN_STAGE_1, 20, 2.5, 2.0, 0.5},
-	        {ASSAY_PLAN_STAGE_2, 20, 5.0, 4.0, 1.0}, /* 4.669 -> 5 */
-	        {ASSAY_PLAN_SURVEILLANCE, 20, 2.5, 2.0, 0.5},
-	        {ASSAY_PLAN_RECERTIFICATION, 20, 5.0, 4.0, 1.0},
-	        {ASSAY_PLAN_STAGE_2, 5, 3.5, 3.0, 0.5},      /* 5 days: 3.335 -> 3.5; 2.8 -> 3 */
-	        {ASSAY_PLAN_STAGE_2, 2000, 14.0, 11.5, 2.5}, /* 21 days: 14.007 -> 14.5? */
+	        {PLAN_STAGE_1, 20, 2.5, 2.0, 0.5},
+	        {PLAN_STAGE_2, 20, 5.0, 4.0, 1.0}, /* 4.669 -> 5 */
+	        {PLAN_SURVEILLANCE, 20, 2.5, 2.0, 0.5},
+	        {PLAN_RECERTIFICATION, 20, 5.0, 4.0, 1.0},
+	        {PLAN_STAGE_2, 5, 3.5, 3.0, 0.5},      /* 5 days: 3.335 -> 3.5; 2.8 -> 3 */
+	        {PLAN_STAGE_2, 2000, 14.0, 11.5, 2.5}, /* 21 days: 14.007 -> 14.5? */
 	};
 	struct fixture *f = *state;
 
@@ -276,7 +274,7 @@ static void test_onsite_share_and_audit_type_share(void **state)
 		f->in.persons = cases[c].persons;
 		compute(f);
 		if (c == 5)
-			expect_total = assay_plan_half_day_up(21.0 * 66.7 / 100.0);
+			expect_total = plan_half_day_up(21.0 * 66.7 / 100.0);
 		assert_true(f->out.total_days == expect_total);
 		assert_true(f->out.onsite_days + f->out.offsite_days == f->out.total_days);
 		assert_true(f->out.onsite_days >= 0.8 * f->out.total_days - 1e-9);
@@ -288,7 +286,7 @@ static void test_onsite_share_and_audit_type_share(void **state)
 	}
 	/* a stricter on-site minimum */
 	f->cfg.onsite_min_percent = 100;
-	f->in.audit_type = ASSAY_PLAN_STAGE_2;
+	f->in.audit_type = PLAN_STAGE_2;
 	f->in.persons = 20;
 	compute(f);
 	assert_true(f->out.onsite_days == f->out.total_days);
@@ -310,12 +308,10 @@ static void test_multisite_sample(void **state)
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		int32_t got[3] = {
-		        assay_plan_sample_size(cases[c].sites,
-		                               f->cfg.sampling_factor[ASSAY_PLAN_STAGE_1]),
-		        assay_plan_sample_size(cases[c].sites,
-		                               f->cfg.sampling_factor[ASSAY_PLAN_SURVEILLANCE]),
-		        assay_plan_sample_size(cases[c].sites,
-		                               f->cfg.sampling_factor[ASSAY_PLAN_RECERTIFICATION])};
+		        plan_sample_size(cases[c].sites, f->cfg.sampling_factor[PLAN_STAGE_1]),
+		        plan_sample_size(cases[c].sites, f->cfg.sampling_factor[PLAN_SURVEILLANCE]),
+		        plan_sample_size(cases[c].sites,
+		                         f->cfg.sampling_factor[PLAN_RECERTIFICATION])};
 
 		if (got[0] != cases[c].initial || got[1] != cases[c].surveillance ||
 		    got[2] != cases[c].recert)
@@ -325,7 +321,7 @@ static void test_multisite_sample(void **state)
 	}
 	f->in.persons = 20;
 	f->in.sites_total = 10;
-	f->in.audit_type = ASSAY_PLAN_SURVEILLANCE;
+	f->in.audit_type = PLAN_SURVEILLANCE;
 	compute(f);
 	assert_int_equal(f->out.sites_sampled, 2);
 	assert_true(f->out.sampling_factor == 0.6);
@@ -354,11 +350,11 @@ static void test_half_day_rounding_and_roots(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(half) / sizeof(half[0]); i++)
-		if (assay_plan_half_day_up(half[i].x) != half[i].up)
+		if (plan_half_day_up(half[i].x) != half[i].up)
 			fail_msg("half_day_up(%.12g) = %g, expected %g", half[i].x,
-			         assay_plan_half_day_up(half[i].x), half[i].up);
+			         plan_half_day_up(half[i].x), half[i].up);
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++)
-		assert_int_equal(assay_plan_ceil_sqrt(roots[i].n), roots[i].root);
+		assert_int_equal(plan_ceil_sqrt(roots[i].n), roots[i].root);
 }
 
 /* AIMS has no default table: the plan says so and invents no number (R2.16). */
@@ -379,16 +375,16 @@ static void test_aims_not_configured(void **state)
 	assert_true(f->out.sum_days == 0.0 && f->out.total_days == 0.0);
 	/* the identical-work rule is ISMS-only unless configured */
 	{
-		struct assay_plan_group_in g = {"g", 16};
+		struct plan_group_in g = {"g", 16};
 
-		f->cfg.table[ASSAY_PLAN_AIMS] = f->cfg.table[ASSAY_PLAN_ISMS];
+		f->cfg.table[PLAN_AIMS] = f->cfg.table[PLAN_ISMS];
 		f->in.groups = &g;
 		f->in.ngroups = 1;
 		compute(f);
 		assert_true(f->out.configured);
 		assert_int_equal(f->out.standards[0].effective_persons, 8);
 		assert_int_equal(f->out.standards[1].effective_persons, 20);
-		f->cfg.identical_groups[ASSAY_PLAN_AIMS] = true;
+		f->cfg.identical_groups[PLAN_AIMS] = true;
 		compute(f);
 		assert_int_equal(f->out.standards[1].effective_persons, 8);
 	}
@@ -413,12 +409,12 @@ static void test_table_parse(void **state)
 	        {"10:5;15:6", ASSAY_ERR_FATAL, 0},
 	        {"10:5,", ASSAY_ERR_FATAL, 0},
 	};
-	struct assay_plan_time_table t;
+	struct plan_time_table t;
 	char errstr[256];
 
 	(void)state;
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		int err = assay_plan_time_table_parse(cases[c].text, &t, errstr, sizeof(errstr));
+		int err = plan_time_table_parse(cases[c].text, &t, errstr, sizeof(errstr));
 
 		if (err != cases[c].err)
 			fail_msg("\"%s\": %d, expected %d", cases[c].text, err, cases[c].err);
@@ -428,8 +424,8 @@ static void test_table_parse(void **state)
 			assert_non_null(strstr(errstr, "audit-time table"));
 	}
 	/* one band: above it the days stay */
-	assert_int_equal(assay_plan_time_table_parse("10:5", &t, NULL, 0), 0);
-	assert_true(assay_plan_time_table_days(&t, 1000, NULL) == 5.0);
+	assert_int_equal(plan_time_table_parse("10:5", &t, NULL, 0), 0);
+	assert_true(plan_time_table_days(&t, 1000, NULL) == 5.0);
 }
 
 int main(void)
