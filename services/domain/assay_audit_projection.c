@@ -667,6 +667,8 @@ int assay_audits_apply_frame(struct assay_audits *p, struct assay_contracts *cx,
 
 	if (kind != NULL)
 		*kind = ASSAY_AUDIT_EV_OTHER;
+	if (errstr != NULL && errstr_size > 0)
+		errstr[0] = '\0';
 	rc = assay_contract_frame_type(cx, frame, len, &name, errstr, errstr_size);
 	if (rc != 0)
 		return rc;
@@ -677,16 +679,29 @@ int assay_audits_apply_frame(struct assay_audits *p, struct assay_contracts *cx,
 	case ASSAY_AUDIT_EV_OPENED:
 		rc = assay_audit_opened_decode(cx, frame, len, arena, &ev.opened, errstr,
 		                               errstr_size);
-		return rc != 0 ? rc : assay_audits_apply_opened(p, &ev.opened);
+		if (rc == 0)
+			rc = assay_audits_apply_opened(p, &ev.opened);
+		break;
 	case ASSAY_AUDIT_EV_SOA:
 		rc = assay_soa_submitted_decode(cx, frame, len, arena, &ev.soa, errstr,
 		                                errstr_size);
-		return rc != 0 ? rc : assay_audits_apply_soa(p, &ev.soa);
+		if (rc == 0)
+			rc = assay_audits_apply_soa(p, &ev.soa);
+		break;
 	case ASSAY_AUDIT_EV_STAGE:
 		rc = assay_stage_completed_decode(cx, frame, len, arena, &ev.stage, errstr,
 		                                  errstr_size);
-		return rc != 0 ? rc : assay_audits_apply_stage(p, &ev.stage);
+		if (rc == 0)
+			rc = assay_audits_apply_stage(p, &ev.stage);
+		break;
 	default:
 		return 1;
 	}
+	if (rc == ASSAY_ERR_REJECT && errstr != NULL && errstr_size > 0 && errstr[0] == '\0')
+		snprintf(errstr, errstr_size,
+		         "%s: empty audit id or more than %d standards in scope", name,
+		         ASSAY_AUDIT_MAX_STANDARDS);
+	else if (rc == ASSAY_ERR_FATAL && errstr != NULL && errstr_size > 0 && errstr[0] == '\0')
+		snprintf(errstr, errstr_size, "%s: out of memory", name);
+	return rc;
 }
