@@ -13,7 +13,7 @@
  * outcome of a resubmitted id needs the query.
  */
 #include "intake.h"
-#include "intake_audits.h"
+#include "assay_audit_projection.h"
 #include "intake_avro.h"
 #include "intake_dedup.h"
 
@@ -35,9 +35,6 @@
 #define SCHEMA_SUBMITTED "org.assay.v1.EvidenceSubmitted"
 #define SCHEMA_ACCEPTED  "org.assay.v1.EvidenceAccepted"
 #define SCHEMA_REJECTED  "org.assay.v1.EvidenceRejected"
-#define SCHEMA_OPENED    "org.assay.v1.AuditOpened"
-#define SCHEMA_SOA       "org.assay.v1.SoaSubmitted"
-#define SCHEMA_COMPLETED "org.assay.v1.StageCompleted"
 
 const struct assay_setting intake_settings[] = {
         {"topic.evidence.submitted", "ASSAY_TOPIC_EVIDENCE_SUBMITTED", ASSAY_SETTING_STRING,
@@ -95,7 +92,10 @@ struct intake {
 	struct assay_catalog *catalog;
 	struct intake_catalog cat;
 	struct intake_dedup *dedup;
-	struct intake_audits *audits;
+	struct assay_audits *audits;      /* the shared audit projection */
+	struct assay_contracts *audit_cx; /* decodes audit events for it */
+	struct assay_arena audit_arena;   /* their arrays, reset per event */
+	char *group;                      /* consumer group: the projection's rows */
 	const struct assay_schema *s_accepted, *s_rejected;
 	avro_value_t v_rejected;
 	struct assay_log_limit reject_log; /* rejection lines */
@@ -129,7 +129,6 @@ struct intake {
 	uint64_t n_accepted, n_replayed, n_rejected[INTAKE_REASON_COUNT], n_queries;
 	struct assay_copybuf rows;
 	struct assay_strbuf scratch, arr_t, arr_i;
-	struct assay_pipeline pipe;
 };
 
 /* ---- small helpers ---- */
@@ -247,84 +246,6 @@ static bool is_utf8_refusal(const char *why)
 	return strstr(why, "invalid utf-8") != NULL || strstr(why, "nul byte") != NULL;
 }
 
-/* ---- audit events ---- */
-
-static int apply_audit_event(struct intake *in, avro_value_t *v, const char *type)
-{
-	const char *audit_id = NULL, *tenant = NULL, *client = NULL, *standard = NULL;
-	const char *ids_stack[128], **ids = ids_stack;
-	bool app_stack[128], *app = app_stack;
-	avro_value_t arr, elem;
-	size_t n = 0;
-	int32_t revision = 0;
-	int err = 0;
-
-	if (assay_value_string(v, "audit_id", &audit_id, NULL) != 0)
-		return ASSAY_ERR_REJECT;
-	if (strcmp(type, SCHEMA_OPENED) == 0) {
-		const char *standards[INTAKE_MAX_STANDARDS];
-
-		if (assay_value_string(v, "tenant_id", &tenant, NULL) != 0 ||
-		    assay_value_string(v, "client_id", &client, NULL) != 0 ||
-		    assay_value_array(v, "standards", &arr, &n) != 0 || n > INTAKE_MAX_STANDARDS)
-			return ASSAY_ERR_REJECT;
-		for (size_t i = 0; i < n; i++)
-			if (assay_value_array_get(&arr, i, &elem) != 0 ||
-			    assay_value_enum(&elem, "standard", &standards[i]) != 0)
-				return ASSAY_ERR_REJECT;
-		return intake_audits_open(in->audits, audit_id, tenant, client, standards, n);
-	}
-	if (strcmp(type, SCHEMA_COMPLETED) == 0) {
-		const char *standards[8];
-
-		if (assay_value_array(v, "standards", &arr, &n) != 0 || n > 8)
-			return ASSAY_ERR_REJECT;
-		for (size_t i = 0; i < n; i++) {
-			avro_value_t branch;
-			int idx;
-
-			if (assay_value_array_get(&arr, i, &elem) != 0)
-				return ASSAY_ERR_REJECT;
-			branch = elem;
-			if (avro_value_get_type(&branch) != AVRO_ENUM ||
-			    avro_value_get_enum(&branch, &idx) != 0 ||
-			    (standards[i] = avro_schema_enum_get(avro_value_get_schema(&branch),
-			                                         idx)) == NULL)
-				return ASSAY_ERR_REJECT;
-		}
-		err = intake_audits_complete(in->audits, audit_id, standards, n);
-		return err < 0 ? err : 0;
-	}
-	/* SoaSubmitted */
-	if (assay_value_enum(v, "standard", &standard) != 0 ||
-	    assay_value_int(v, "revision", &revision) != 0 ||
-	    assay_value_array(v, "rows", &arr, &n) != 0)
-		return ASSAY_ERR_REJECT;
-	if (n > 128) {
-		ids = calloc(n, sizeof(*ids));
-		app = calloc(n, sizeof(*app));
-		if (ids == NULL || app == NULL) {
-			err = ASSAY_ERR_FATAL;
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		if (assay_value_array_get(&arr, i, &elem) != 0 ||
-		    assay_value_string(&elem, "control_id", &ids[i], NULL) != 0 ||
-		    assay_value_bool(&elem, "applicable", &app[i]) != 0) {
-			err = ASSAY_ERR_REJECT;
-			goto out;
-		}
-	err = intake_audits_soa(in->audits, audit_id, standard, revision, ids, app, n);
-	err = err < 0 ? err : 0;
-out:
-	if (ids != ids_stack)
-		free(ids);
-	if (app != app_stack)
-		free(app);
-	return err;
-}
-
 /* ---- handle ---- */
 
 static void batch_clear(struct intake *in)
@@ -335,7 +256,7 @@ static void batch_clear(struct intake *in)
 	in->retry = 0;
 	in->n_accepted = in->n_replayed = in->n_queries = 0;
 	memset(in->n_rejected, 0, sizeof(in->n_rejected));
-	intake_audits_rollback(in->audits);
+	assay_audits_begin(in->audits);
 }
 
 /* decode_generic's answer when the message needs nothing more: an INVALID_UTF8 item was added,
@@ -419,12 +340,12 @@ static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t 
 	it->form =
 	        intake_check_form(&it->ev, &in->lim, &it->usable, it->message, sizeof(it->message));
 	if (it->form == INTAKE_OK) {
-		const struct intake_audit *au;
+		const struct assay_audit *au;
 
 		it->fp = intake_dedup_fingerprint(it->ev.tenant_id.p, it->ev.tenant_id.len,
 		                                  it->ev.evidence_id.p, it->ev.evidence_id.len);
 		it->candidate = intake_dedup_contains(in->dedup, it->fp);
-		au = intake_audits_find(in->audits, it->ev.audit_id.p, it->ev.audit_id.len);
+		au = assay_audits_find(in->audits, it->ev.audit_id.p, it->ev.audit_id.len);
 		it->rule = intake_check_rules(&it->ev, au, &in->cat, &in->lim, in->now_ms,
 		                              in->resolved + it->c_off, in->bad + it->c_off,
 		                              it->message, sizeof(it->message));
@@ -433,37 +354,24 @@ static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t 
 	return 0;
 }
 
+/* An event of the audit topic: applied to the shared projection (which decodes it with the
+ * generated contracts); records it does not read are skipped. */
 static int handle_audit(struct intake *in, struct assay_batch *batch, size_t i, struct assay_msg *m)
 {
-	char why[512];
+	char why[512] = "";
 	int err;
 
-	if (!m->decoded_ok) {
-		err = assay_codec_decode(in->codec, m->value, m->value_len, &m->decoded, why,
-		                         sizeof(why));
-		if (err == ASSAY_ERR_REJECT)
-			return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
-		if (err) {
-			in->retry = err == ASSAY_ERR_RETRY ? ASSAY_ERR_RETRY : ASSAY_ERR_FATAL;
-			snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s",
-			         why);
-			return 0;
-		}
-		m->decoded_ok = true;
+	assay_arena_reset(&in->audit_arena);
+	err = assay_audits_apply_frame(in->audits, in->audit_cx, &in->audit_arena, m->value,
+	                               m->value_len, NULL, why, sizeof(why));
+	if (err == ASSAY_ERR_REJECT)
+		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+	if (err == ASSAY_ERR_RETRY) {
+		in->retry = ASSAY_ERR_RETRY;
+		snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s", why);
+		return 0;
 	}
-	{
-		const char *type = m->decoded.schema->full_name;
-
-		if (strcmp(type, SCHEMA_OPENED) != 0 && strcmp(type, SCHEMA_SOA) != 0 &&
-		    strcmp(type, SCHEMA_COMPLETED) != 0)
-			return 0; /* not intake's business */
-		err = apply_audit_event(in, &m->decoded.value, type);
-		if (err == ASSAY_ERR_REJECT) {
-			snprintf(why, sizeof(why), "%s: malformed or unsupported for intake", type);
-			return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
-		}
-	}
-	return err;
+	return err < 0 ? err : 0;
 }
 
 static int intake_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
@@ -885,99 +793,6 @@ static void add_row(struct intake *in, const struct assay_batch *batch, const st
 	assay_copybuf_end_row(b);
 }
 
-/* One upsert per changed audit and per SoA, in one pipeline round trip. */
-static int write_audits(struct intake *in, PGconn *conn, char *errstr, size_t errstr_size)
-{
-	size_t n = intake_audits_changed_count(in->audits);
-	struct assay_strbuf std = {0}, done = {0}, ids = {0}, app = {0};
-	int err;
-
-	if (n == 0)
-		return 0;
-	err = assay_pipeline_begin(&in->pipe, conn, errstr, errstr_size);
-	if (err)
-		return err;
-	for (size_t i = 0; i < n; i++) {
-		const struct intake_audit *au = intake_audits_changed(in->audits, i);
-		const char *params[6];
-
-		assay_strbuf_reset(&std);
-		assay_strbuf_reset(&done);
-		assay_strbuf_append(&std, "{", 1);
-		assay_strbuf_append(&done, "{", 1);
-		for (size_t s = 0; s < au->nstandards; s++) {
-			assay_strbuf_pg_array_next(&std);
-			assay_strbuf_append_pg_elem(&std, au->standards[s],
-			                            strlen(au->standards[s]));
-			if (au->completed[s]) {
-				assay_strbuf_pg_array_next(&done);
-				assay_strbuf_append_pg_elem(&done, au->standards[s],
-				                            strlen(au->standards[s]));
-			}
-		}
-		assay_strbuf_append(&std, "}", 1);
-		assay_strbuf_append(&done, "}", 1);
-		params[0] = au->audit_id;
-		params[1] = au->tenant_id;
-		params[2] = au->client_id;
-		params[3] = std.p;
-		params[4] = done.p;
-		params[5] = au->closed ? "true" : "false";
-		if (std.failed || done.failed)
-			break;
-		assay_pipeline_add(&in->pipe,
-		                   "INSERT INTO intake_audits (audit_id, tenant_id, client_id, "
-		                   "standards, completed, closed) VALUES ($1, $2, $3, $4, $5, $6) "
-		                   "ON CONFLICT (audit_id) DO UPDATE SET tenant_id = $2, "
-		                   "client_id = $3, standards = $4, completed = $5, closed = $6, "
-		                   "updated_at = now()",
-		                   6, params, errstr, errstr_size);
-		for (size_t s = 0; s < au->nstandards; s++) {
-			const struct intake_soa *soa = au->soa[s];
-			char rev[16];
-			const char *p[5];
-
-			if (soa == NULL)
-				continue;
-			assay_strbuf_reset(&ids);
-			assay_strbuf_reset(&app);
-			assay_strbuf_append(&ids, "{", 1);
-			assay_strbuf_append(&app, "{", 1);
-			for (size_t k = 0; k < soa->n; k++) {
-				assay_strbuf_pg_array_next(&ids);
-				assay_strbuf_append_pg_elem(&ids, soa->ids[k], strlen(soa->ids[k]));
-				assay_strbuf_append(&app, k ? "," : "", k ? 1 : 0);
-				assay_strbuf_append(&app, soa->applicable[k] ? "t" : "f", 1);
-			}
-			assay_strbuf_append(&ids, "}", 1);
-			assay_strbuf_append(&app, "}", 1);
-			if (ids.failed || app.failed)
-				break;
-			snprintf(rev, sizeof(rev), "%d", (int)soa->revision);
-			p[0] = au->audit_id;
-			p[1] = au->standards[s];
-			p[2] = rev;
-			p[3] = ids.p;
-			p[4] = app.p;
-			assay_pipeline_add(&in->pipe,
-			                   "INSERT INTO intake_soa (audit_id, standard, revision, "
-			                   "control_ids, applicable) VALUES ($1, $2, $3, $4, $5) "
-			                   "ON CONFLICT (audit_id, standard) DO UPDATE SET "
-			                   "revision = $3, control_ids = $4, applicable = $5, "
-			                   "updated_at = now() WHERE intake_soa.revision <= $3",
-			                   5, p, errstr, errstr_size);
-		}
-	}
-	err = assay_pipeline_end(&in->pipe, errstr, errstr_size);
-	if (!err && (std.failed || done.failed || ids.failed || app.failed))
-		err = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-	assay_strbuf_release(&std);
-	assay_strbuf_release(&done);
-	assay_strbuf_release(&ids);
-	assay_strbuf_release(&app);
-	return err;
-}
-
 static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
                         size_t errstr_size)
 {
@@ -998,7 +813,8 @@ static int intake_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 	if (!err)
 		err = query_candidates(in, conn, &res, &st, &nst, errstr, errstr_size);
 	if (!err)
-		err = write_audits(in, conn, errstr, errstr_size);
+		err = assay_audits_write(in->audits, conn, in->group, "assay-intake", errstr,
+		                         errstr_size);
 	/* the evidence rows stream to the server while the events are built */
 	if (!err)
 		err = assay_pg_copy_begin(
@@ -1083,7 +899,7 @@ static void intake_committed(void *ctx, struct assay_batch *batch)
 			assay_log_error(in->log, "de-duplication set cannot grow: the database "
 			                         "index guards replays until a restart");
 	in->nnew = 0;
-	intake_audits_commit(in->audits);
+	assay_audits_commit(in->audits);
 	assay_counter_add(in->m_accepted, in->n_accepted);
 	assay_counter_add(in->m_replayed, in->n_replayed);
 	assay_counter_add(in->m_queries, in->n_queries);
@@ -1092,7 +908,7 @@ static void intake_committed(void *ctx, struct assay_batch *batch)
 			assay_counter_add(in->m_rejected[r], in->n_rejected[r]);
 	assay_gauge_set(in->m_dedup_entries, (double)intake_dedup_count(in->dedup));
 	assay_gauge_set(in->m_dedup_bytes, (double)intake_dedup_bytes(in->dedup));
-	assay_gauge_set(in->m_audits, (double)intake_audits_count(in->audits));
+	assay_gauge_set(in->m_audits, (double)assay_audits_count(in->audits));
 }
 
 static void intake_rolled_back(void *ctx, struct assay_batch *batch)
@@ -1101,100 +917,10 @@ static void intake_rolled_back(void *ctx, struct assay_batch *batch)
 
 	(void)batch;
 	in->nnew = 0;
-	intake_audits_rollback(in->audits);
+	assay_audits_rollback(in->audits);
 }
 
 /* ---- start-up state ---- */
-
-/* Splits a space-separated list in place into at most max words. */
-static size_t split_words(char *s, const char **out, size_t max)
-{
-	size_t n = 0;
-
-	for (char *tok = strtok(s, " "); tok && n < max; tok = strtok(NULL, " "))
-		out[n++] = tok;
-	return n;
-}
-
-/* Loads the stored audit projection (intake_audits, intake_soa) into audits, an empty
- * projection. */
-static int load_audits(struct intake_audits *audits, PGconn *conn, char *errstr, size_t errstr_size)
-{
-	PGresult *res = NULL;
-	int err;
-
-	err = assay_pg_query(
-	        conn,
-	        "SELECT audit_id, tenant_id, client_id, array_to_string(standards, ' '), "
-	        "array_to_string(completed, ' ') FROM intake_audits",
-	        0, NULL, &res, errstr, errstr_size);
-	if (err)
-		return err;
-	for (int r = 0; !err && r < PQntuples(res); r++) {
-		char std[256], done[256];
-		const char *stds[INTAKE_MAX_STANDARDS], *dones[INTAKE_MAX_STANDARDS];
-		size_t ns, nd;
-
-		snprintf(std, sizeof(std), "%s", PQgetvalue(res, r, 3));
-		snprintf(done, sizeof(done), "%s", PQgetvalue(res, r, 4));
-		ns = split_words(std, stds, INTAKE_MAX_STANDARDS);
-		nd = split_words(done, dones, INTAKE_MAX_STANDARDS);
-		err = intake_audits_open(audits, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-		                         PQgetvalue(res, r, 2), stds, ns);
-		if (!err && nd)
-			err = intake_audits_complete(audits, PQgetvalue(res, r, 0), dones, nd);
-		err = err < 0 ? err : 0;
-	}
-	PQclear(res);
-	if (err)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "loading audits failed");
-	intake_audits_commit(audits);
-
-	/* SoAs: one row per control, grouped by audit and standard */
-	err = assay_pg_query(
-	        conn,
-	        "SELECT s.audit_id, s.standard, s.revision, u.c, u.a FROM intake_soa s, "
-	        "unnest(s.control_ids, s.applicable) AS u(c, a) "
-	        "ORDER BY s.audit_id, s.standard",
-	        0, NULL, &res, errstr, errstr_size);
-	if (err)
-		return err;
-	{
-		int nrows = PQntuples(res), start = 0;
-		const char **ids = calloc((size_t)nrows + 1, sizeof(*ids));
-		bool *app = calloc((size_t)nrows + 1, sizeof(*app));
-
-		if (ids == NULL || app == NULL)
-			err = ASSAY_ERR_FATAL;
-		for (int r = 0; !err && r <= nrows; r++) {
-			if (r < nrows) {
-				ids[r] = PQgetvalue(res, r, 3);
-				app[r] = PQgetvalue(res, r, 4)[0] == 't';
-			}
-			if (r == nrows ||
-			    (r > start &&
-			     (strcmp(PQgetvalue(res, r, 0), PQgetvalue(res, start, 0)) ||
-			      strcmp(PQgetvalue(res, r, 1), PQgetvalue(res, start, 1))))) {
-				if (r > start)
-					err = intake_audits_soa(
-					        audits, PQgetvalue(res, start, 0),
-					        PQgetvalue(res, start, 1),
-					        (int32_t)strtol(PQgetvalue(res, start, 2), NULL,
-					                        10),
-					        ids + start, app + start, (size_t)(r - start));
-				err = err < 0 ? err : 0;
-				start = r;
-			}
-		}
-		free(ids);
-		free(app);
-	}
-	PQclear(res);
-	if (err)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "loading soas failed");
-	intake_audits_commit(audits);
-	return 0;
-}
 
 /* Streams the ids of every stored row and adds their fingerprints to a new set (*out, the
  * caller's on success, NULL on failure), one row at a time (never the whole table in
@@ -1263,30 +989,25 @@ static int intake_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partiti
                            char *errstr, size_t errstr_size)
 {
 	struct intake *in = ctx;
-	struct intake_audits *audits = intake_audits_new();
 	struct intake_dedup *dedup = NULL;
 	int err;
 
-	if (audits == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-	err = load_audits(audits, conn, errstr, errstr_size);
+	err = load_dedup(conn, &dedup, errstr, errstr_size);
 	if (!err)
-		err = load_dedup(conn, &dedup, errstr, errstr_size);
+		err = assay_audits_load(in->audits, conn, in->group, errstr, errstr_size);
 	if (err) {
-		intake_audits_destroy(audits);
+		intake_dedup_destroy(dedup);
 		return err;
 	}
-	intake_audits_destroy(in->audits);
-	in->audits = audits;
 	intake_dedup_destroy(in->dedup);
 	in->dedup = dedup;
 	in->nnew = 0;
 	assay_gauge_set(in->m_dedup_entries, (double)intake_dedup_count(in->dedup));
 	assay_gauge_set(in->m_dedup_bytes, (double)intake_dedup_bytes(in->dedup));
-	assay_gauge_set(in->m_audits, (double)intake_audits_count(in->audits));
+	assay_gauge_set(in->m_audits, (double)assay_audits_count(in->audits));
 	assay_log_info(in->log, "intake state loaded",
 	               ASSAY_LF_INT("partitions", parts ? parts->cnt : 0),
-	               ASSAY_LF_INT("audits", intake_audits_count(in->audits)),
+	               ASSAY_LF_INT("audits", assay_audits_count(in->audits)),
 	               ASSAY_LF_INT("evidence", intake_dedup_count(in->dedup)),
 	               ASSAY_LF_INT("dedup_bytes", intake_dedup_bytes(in->dedup)));
 	return 0;
@@ -1346,6 +1067,16 @@ static int intake_init(void *ctx, const struct assay_service_env *env, char *err
 	in->cat.find = cat_find;
 	in->cat.ctx = in->catalog;
 
+	free(in->group);
+	in->group = strdup(env->core != NULL && env->core->group_id != NULL &&
+	                                   env->core->group_id[0] != '\0'
+	                           ? env->core->group_id
+	                           : "assay-intake");
+	assay_contracts_destroy(in->audit_cx);
+	in->audit_cx = assay_contracts_new(env->codec, errstr, errstr_size);
+	if (in->group == NULL || in->audit_cx == NULL)
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+
 	/*
 	 * The audit projection and the de-duplication set are NOT loaded here: the loop calls
 	 * intake_assigned before the first batch of every assignment (and after a fenced batch),
@@ -1399,14 +1130,14 @@ struct intake *intake_new(const struct intake_config *cfg)
 	if (in == NULL)
 		return NULL;
 	in->cfg = cfg;
-	in->audits = intake_audits_new();
+	in->audits = assay_audits_new(NULL);
+	assay_arena_init(&in->audit_arena);
 	in->dedup = intake_dedup_new(0);
 	if (in->audits == NULL || in->dedup == NULL) {
 		intake_destroy(in);
 		return NULL;
 	}
 	assay_copybuf_init(&in->rows);
-	assay_pipeline_init(&in->pipe);
 	intake_lists_init(&in->lists);
 	/* resolved and bad always exist, so resolved + offset is never arithmetic on NULL */
 	if (verdicts_reserve(in, 256)) {
@@ -1425,7 +1156,10 @@ void intake_destroy(struct intake *in)
 	intake_accepted_writer_release(&in->writer);
 	assay_catalog_destroy(in->catalog);
 	intake_dedup_destroy(in->dedup);
-	intake_audits_destroy(in->audits);
+	assay_audits_destroy(in->audits);
+	assay_contracts_destroy(in->audit_cx);
+	assay_arena_release(&in->audit_arena);
+	free(in->group);
 	free(in->items);
 	intake_lists_release(&in->lists);
 	free(in->resolved);
@@ -1436,7 +1170,6 @@ void intake_destroy(struct intake *in)
 	assay_strbuf_release(&in->arr_t);
 	assay_strbuf_release(&in->arr_i);
 	assay_copybuf_release(&in->rows);
-	assay_pipeline_release(&in->pipe);
 	free(in);
 }
 

@@ -4,8 +4,8 @@
  * Consumes assay.evidence.submitted (EvidenceSubmitted) and assay.audit.events (AuditOpened,
  * SoaSubmitted, StageCompleted; other types are skipped); publishes EvidenceAccepted on
  * assay.evidence.accepted and EvidenceRejected on assay.evidence.rejected; stores accepted
- * evidence append-only in intake_evidence and its audit projection in intake_audits /
- * intake_soa (sql/005_intake.sql). docs/intake.md describes rules, ordering and memory.
+ * evidence append-only in intake_evidence (sql/005_intake.sql) and its copy of the shared
+ * audit projection in assay_audit_projection(_soa) (sql/010_audit_projection.sql). docs/intake.md describes rules, ordering and memory.
  *
  *	static struct intake_config cfg;
  *	struct intake *in = intake_new(&cfg);

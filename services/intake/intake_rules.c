@@ -32,32 +32,6 @@ const char *intake_reason_name(enum intake_reason r)
 	return reason_names[r];
 }
 
-int intake_audit_standard(const struct intake_audit *a, const char *standard)
-{
-	for (size_t i = 0; i < a->nstandards; i++)
-		if (strcmp(a->standards[i], standard) == 0)
-			return (int)i;
-	return -1;
-}
-
-int intake_soa_lookup(const struct intake_soa *soa, const char *id)
-{
-	size_t lo = 0, hi = soa->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(soa->ids[mid], id);
-
-		if (c == 0)
-			return soa->applicable[mid] ? 1 : 0;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
 bool intake_utf8_valid(const char *str, size_t len)
 {
 	return assay_utf8_valid(str, len);
@@ -217,7 +191,7 @@ static bool str_eq(const struct intake_str *s, const char *z)
 }
 
 enum intake_reason intake_check_rules(const struct intake_evidence *ev,
-                                      const struct intake_audit *audit,
+                                      const struct assay_audit *audit,
                                       const struct intake_catalog *cat,
                                       const struct intake_limits *lim, int64_t now_ms,
                                       struct intake_control *resolved, bool *bad, char *message,
@@ -328,7 +302,7 @@ enum intake_reason intake_check_rules(const struct intake_evidence *ev,
 	for (int pass = 0; pass < 2 && r == INTAKE_OK; pass++) {
 		for (size_t i = 0; i < ev->ncontrols; i++) {
 			int s = intake_audit_standard(audit, resolved[i].standard);
-			const struct intake_soa *soa = audit->soa[s];
+			const struct assay_audit_soa *soa = audit->soa[s];
 
 			if (!resolved[i].annex_a)
 				continue;

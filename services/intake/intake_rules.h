@@ -1,8 +1,9 @@
 /*
  * The intake rules as pure functions over plain structs: what makes submitted evidence
- * acceptable (issue 5), the reason codes of EvidenceRejected, and intake's view of an audit
- * (owner, scope, closure, SoA per standard). No Kafka, no PostgreSQL, no allocation: the
- * handler (intake.c) fills these structs from decoded Avro values and acts on the verdicts.
+ * acceptable (issue 5), the reason codes of EvidenceRejected, and the checks against an audit of
+ * the shared projection (owner, scope, closure, SoA per standard). No Kafka, no PostgreSQL, no
+ * allocation: the handler (intake.c) fills these structs from decoded Avro values and acts on the
+ * verdicts.
  *
  * Rules are checked in two steps, with de-duplication between them (intake.c):
  *   1. form (intake_check_form): strings valid UTF-8 and within the length limit, required
@@ -16,6 +17,8 @@
  */
 #ifndef INTAKE_RULES_H
 #define INTAKE_RULES_H
+
+#include "assay_audit_projection.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -93,33 +96,22 @@ struct intake_catalog {
 	void *ctx;
 };
 
-#define INTAKE_MAX_STANDARDS 4
-#define INTAKE_STANDARD_LEN  24 /* "ISO42001_2023" and room to spare */
+/* intake's view of an audit is the shared projection's (assay_audit_projection.h) */
+#define INTAKE_MAX_STANDARDS ASSAY_AUDIT_MAX_STANDARDS
+#define INTAKE_STANDARD_LEN  ASSAY_AUDIT_STANDARD_LEN
 #define INTAKE_ID_LEN        32 /* a control id: "A.8.15", "6.1.4" */
 
-/* One standard's latest SoA: control ids sorted by strcmp with their applicability. */
-struct intake_soa {
-	int32_t revision;
-	size_t n;
-	char **ids;       /* n NUL-terminated ids, sorted */
-	bool *applicable; /* n flags */
-};
-
-/* Intake's projection of one audit. */
-struct intake_audit {
-	char *audit_id, *tenant_id, *client_id;
-	size_t nstandards;
-	char standards[INTAKE_MAX_STANDARDS][INTAKE_STANDARD_LEN]; /* Standard symbols in scope */
-	bool completed[INTAKE_MAX_STANDARDS];         /* StageCompleted named the standard */
-	struct intake_soa *soa[INTAKE_MAX_STANDARDS]; /* NULL: no SoA yet */
-	bool closed;                                  /* every standard completed */
-};
-
 /* Index of standard in a's scope, or -1. */
-int intake_audit_standard(const struct intake_audit *a, const char *standard);
+static inline int intake_audit_standard(const struct assay_audit *a, const char *standard)
+{
+	return assay_audit_standard(a, standard);
+}
 
 /* Applicability of control id in soa: 1 applicable, 0 excluded, -1 not listed. */
-int intake_soa_lookup(const struct intake_soa *soa, const char *id);
+static inline int intake_soa_lookup(const struct assay_audit_soa *soa, const char *id)
+{
+	return assay_audit_soa_lookup(soa, id);
+}
 
 /* A resolved claimed control. */
 struct intake_control {
@@ -158,7 +150,7 @@ enum intake_reason intake_check_form(const struct intake_evidence *ev,
  * Returns INTAKE_OK or the reason, with the message.
  */
 enum intake_reason intake_check_rules(const struct intake_evidence *ev,
-                                      const struct intake_audit *audit,
+                                      const struct assay_audit *audit,
                                       const struct intake_catalog *cat,
                                       const struct intake_limits *lim, int64_t now_ms,
                                       struct intake_control *resolved, bool *bad, char *message,

@@ -73,8 +73,8 @@ struct fix {
 	struct intake_evidence ev;
 	struct intake_str controls[16];
 	struct intake_attr attrs[8];
-	struct intake_audit audit;
-	struct intake_soa soa27, soa42;
+	struct assay_audit audit;
+	struct assay_audit_soa soa27, soa42;
 	char *soa27_ids[3];
 	bool soa27_app[3];
 	char *soa42_ids[1];
@@ -124,10 +124,10 @@ fix_init(struct fix *f)
 	f->soa27_app[1] = true;
 	f->soa27_ids[2] = "A.8.2";
 	f->soa27_app[2] = true;
-	f->soa27 = (struct intake_soa){1, 3, f->soa27_ids, f->soa27_app};
+	f->soa27 = (struct assay_audit_soa){1, 3, f->soa27_ids, f->soa27_app, NULL, 0};
 	f->soa42_ids[0] = "A.6.2.8";
 	f->soa42_app[0] = true;
-	f->soa42 = (struct intake_soa){1, 1, f->soa42_ids, f->soa42_app};
+	f->soa42 = (struct assay_audit_soa){1, 1, f->soa42_ids, f->soa42_app, NULL, 0};
 	f->audit.soa[0] = &f->soa27;
 	f->audit.soa[1] = &f->soa42;
 }
