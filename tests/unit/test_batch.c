@@ -154,6 +154,39 @@ static void test_oversized_event_parked(void **state)
 	assay_batch_free_for_test(b);
 }
 
+/* An input's trace of more than 256 bytes is not carried into its events (it would make
+ * each of them that much larger); one of 256 is. */
+static void test_long_trace_not_carried(void **state)
+{
+	char trace[1001];
+	struct assay_headers in_long, in_ok;
+	struct assay_test_message msgs[2] = {
+	        {"in", 0, 1, NULL, 0, "v", 1, &in_long},
+	        {"in", 0, 2, NULL, 0, "v", 1, &in_ok},
+	};
+	struct assay_batch *b;
+	struct assay_test_event ev;
+
+	(void)state;
+	memset(trace, 't', sizeof(trace) - 1);
+	trace[1000] = '\0';
+	assay_headers_init(&in_long);
+	assay_headers_init(&in_ok);
+	assert_int_equal(assay_headers_add_str(&in_long, "trace_id", trace), 0);
+	trace[256] = '\0';
+	assert_int_equal(assay_headers_add_str(&in_ok, "trace_id", trace), 0);
+	b = assay_batch_new_for_test("svc", msgs, 2);
+	assert_int_equal(assay_batch_emit(b, 0, "out", NULL, 0, "e", 1, NULL), 0);
+	assert_int_equal(assay_batch_emit(b, 1, "out", NULL, 0, "e", 1, NULL), 0);
+	assay_batch_event(b, 0, &ev);
+	assert_null(assay_headers_find(ev.headers, "trace_id"));
+	assay_batch_event(b, 1, &ev);
+	assert_int_equal(assay_headers_find(ev.headers, "trace_id")->size, 256);
+	assay_batch_free_for_test(b);
+	assay_headers_release(&in_long);
+	assay_headers_release(&in_ok);
+}
+
 /* Event ids are name-based: the same position gives the same ids in another batch. */
 static void test_event_ids_depend_on_position(void **state)
 {
@@ -182,6 +215,7 @@ int main(void)
 	        cmocka_unit_test(test_deadletter_keeps_original),
 	        cmocka_unit_test(test_deadletter_bounded_by_room),
 	        cmocka_unit_test(test_oversized_event_parked),
+	        cmocka_unit_test(test_long_trace_not_carried),
 	        cmocka_unit_test(test_event_ids_depend_on_position),
 	};
 

@@ -173,8 +173,11 @@ int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, con
 		const void *trace = NULL;
 		size_t trace_len = 0;
 
-		if (msg_header(m, "trace_id", &trace, &trace_len) ||
-		    msg_header(m, "event_id", &trace, &trace_len)) {
+		/* a trace longer than any id is not carried on: it would make every event of
+		 * that input as large as the producer wants */
+		if ((msg_header(m, "trace_id", &trace, &trace_len) ||
+		     msg_header(m, "event_id", &trace, &trace_len)) &&
+		    trace_len <= TRACE_ID_MAX_BYTES) {
 			if (assay_headers_add(&e->headers, "trace_id", trace, trace_len))
 				goto fail_event;
 		}

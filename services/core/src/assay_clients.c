@@ -25,8 +25,10 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 {
 	struct assay_loop *loop = opaque;
 	rd_kafka_headers_t *hdrs;
+	int64_t suppressed = 0;
 	const void *id;
 	size_t len;
+	bool log;
 
 	(void)rk;
 	if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR ||
@@ -39,11 +41,14 @@ static void delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
 		memcpy(loop->refused[loop->nrefused], id, len);
 		loop->refused[loop->nrefused++][len] = '\0';
 	}
+	log = assay_log_limit_allow(&loop->refused_log, assay_now_ms(), &suppressed);
 	pthread_mutex_unlock(&loop->mu);
-	assay_log_warn(loop->cfg.log, "event refused by the broker",
-	               ASSAY_LF_STR("topic", rd_kafka_topic_name(rkm->rkt)),
-	               ASSAY_LF_STR("error", rd_kafka_err2str(rkm->err)),
-	               ASSAY_LF_INT("bytes", (int64_t)rkm->len));
+	if (log)
+		assay_log_warn(loop->cfg.log, "event refused by the broker",
+		               ASSAY_LF_STR("topic", rd_kafka_topic_name(rkm->rkt)),
+		               ASSAY_LF_STR("error", rd_kafka_err2str(rkm->err)),
+		               ASSAY_LF_INT("bytes", (int64_t)rkm->len),
+		               ASSAY_LF_INT("suppressed", suppressed));
 }
 
 static void error_cb(rd_kafka_t *rk, int kerr, const char *reason, void *opaque)

@@ -26,6 +26,9 @@
 #define TOPIC_DEFAULT_MAX_BYTES 1048588
 /* librdkafka's default message.max.bytes of a producer */
 #define PRODUCER_DEFAULT_MAX_BYTES 1000000
+/* The longest trace_id (or event_id) of an input copied into the events it causes; the
+ * record overhead above counts it */
+#define TRACE_ID_MAX_BYTES 256
 /* What a dead letter keeps of a key or value whose whole bytes are parked */
 #define PARKED_PREFIX_BYTES 1024
 /* Events the broker refused for good, remembered until the outbox path parks them */
@@ -160,6 +163,7 @@ struct assay_loop {
 	 * their event ids, so the outbox path parks them instead of producing them again. */
 	char refused[REFUSED_MAX][ASSAY_UUID_LEN];
 	size_t nrefused;
+	struct assay_log_limit refused_log; /* refusal lines, rate-limited (guarded by mu) */
 	/* refused events sent again after the limits were read anew (loop thread): a second
 	 * refusal parks them whatever their size */
 	char struck[REFUSED_MAX][ASSAY_UUID_LEN];
