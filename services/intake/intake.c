@@ -14,10 +14,12 @@
  */
 #include "intake.h"
 #include "assay_audit_projection.h"
-#include "intake_avro.h"
 #include "intake_dedup.h"
+#include "intake_events.h"
 
 #include "assay_catalog.h"
+#include "assay_codec.h"
+#include "contract_evidence_rejected.h"
 #include "assay_err.h"
 #include "assay_pg.h"
 #include "assay_sha256.h"
@@ -96,12 +98,9 @@ struct intake {
 	struct assay_contracts *audit_cx; /* decodes audit events for it */
 	struct assay_arena audit_arena;   /* their arrays, reset per event */
 	char *group;                      /* consumer group: the projection's rows */
-	const struct assay_schema *s_accepted, *s_rejected;
-	avro_value_t v_rejected;
+	struct assay_contracts *cx;       /* the generated decoders and encoders */
+	struct assay_contract_buf out;    /* the last event encoded */
 	struct assay_log_limit reject_log; /* rejection lines */
-	bool values_ready;
-	struct intake_submitted_reader reader; /* EvidenceSubmitted of intake's own schema */
-	struct intake_accepted_writer writer;
 
 	/* metrics */
 	struct assay_counter *m_accepted, *m_replayed, *m_rejected[INTAKE_REASON_COUNT];
@@ -115,9 +114,11 @@ struct intake {
 	char retry_msg[256];
 	struct item *items;
 	size_t nitems, items_cap;
-	struct intake_lists lists;       /* claimed controls and attributes */
-	struct intake_control *resolved; /* parallel to lists.controls */
-	bool *bad;                       /* parallel to lists.controls */
+	struct assay_arena arena; /* decoded arrays and maps, EvidenceAccepted refs */
+	struct assay_evidence_submitted submitted; /* the message in hand, decoded */
+	struct intake_lists lists;                 /* claimed controls and attributes */
+	struct intake_control *resolved;           /* parallel to lists.controls */
+	bool *bad;                                 /* parallel to lists.controls */
 	size_t r_cap;
 	struct { /* fingerprint -> item accepted in this batch */
 		uint64_t fp;
@@ -238,13 +239,6 @@ static void item_bind(struct intake *in, struct item *it)
 	it->ev.attrs = in->lists.attrs ? in->lists.attrs + it->a_off : NULL;
 }
 
-/* ---- decoding ---- */
-
-/* The codec's refusals that mean "a string is not usable UTF-8" (assay_avro_check). */
-static bool is_utf8_refusal(const char *why)
-{
-	return strstr(why, "invalid utf-8") != NULL || strstr(why, "nul byte") != NULL;
-}
 
 /* ---- handle ---- */
 
@@ -252,6 +246,7 @@ static void batch_clear(struct intake *in)
 {
 	in->nitems = 0;
 	intake_lists_clear(&in->lists);
+	assay_arena_reset(&in->arena);
 	in->nnew = 0;
 	in->retry = 0;
 	in->n_accepted = in->n_replayed = in->n_queries = 0;
@@ -259,54 +254,44 @@ static void batch_clear(struct intake *in)
 	assay_audits_begin(in->audits);
 }
 
-/* decode_generic's answer when the message needs nothing more: an INVALID_UTF8 item was added,
- * the message was dead-lettered, or a transient failure was noted for write() */
+/* Decodes message i (EvidenceSubmitted, any writer schema) with the generated decoder into
+ * it->ev. Returns 0 when it->ev holds the evidence; SETTLED when the message needs nothing
+ * more (an INVALID_UTF8 item was added, the message was dead-lettered, or a transient failure
+ * was noted for write()); ASSAY_ERR_FATAL. */
 #define SETTLED 1
 
-static int settle_deadletter(struct assay_batch *batch, size_t i, const char *why)
+static int decode_evidence(struct intake *in, struct assay_batch *batch, size_t i,
+                           const struct assay_msg *m, struct item *it)
 {
-	int err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
-
-	return err ? err : SETTLED;
-}
-
-/* Decodes m with the codec (any writer schema) into it->ev. Returns 0, SETTLED, or
- * ASSAY_ERR_FATAL. */
-static int decode_generic(struct intake *in, struct assay_batch *batch, size_t i,
-                          struct assay_msg *m, struct item *it)
-{
-	char why[512];
+	const char *type = NULL;
+	char why[512], ignored[256];
 	int err;
 
-	if (!m->decoded_ok) {
-		err = assay_codec_decode(in->codec, m->value, m->value_len, &m->decoded, why,
-		                         sizeof(why));
-		if (err == ASSAY_ERR_REJECT && is_utf8_refusal(why)) {
-			it->kind = ITEM_UTF8;
-			it->form = INTAKE_INVALID_UTF8;
-			snprintf(it->message, sizeof(it->message), "not valid utf-8: %.200s", why);
-			in->nitems++;
-			return SETTLED;
-		}
-		if (err == ASSAY_ERR_REJECT)
-			return settle_deadletter(batch, i, why);
-		if (err) {
-			in->retry = err == ASSAY_ERR_RETRY ? ASSAY_ERR_RETRY : ASSAY_ERR_FATAL;
-			snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s",
-			         why);
-			return SETTLED;
-		}
-		m->decoded_ok = true;
+	err = assay_evidence_submitted_decode(in->cx, m->value, m->value_len, &in->arena,
+	                                      &in->submitted, why, sizeof(why));
+	if (err == 0)
+		return intake_submitted_read(&in->submitted, &it->ev, &in->lists);
+	if (err == ASSAY_ERR_REJECT && assay_contract_refused_utf8(in->cx)) {
+		it->kind = ITEM_UTF8;
+		it->form = INTAKE_INVALID_UTF8;
+		snprintf(it->message, sizeof(it->message), "not valid utf-8: %.200s", why);
+		in->nitems++;
+		return SETTLED;
 	}
-	if (strcmp(m->decoded.schema->full_name, SCHEMA_SUBMITTED) != 0) {
-		snprintf(why, sizeof(why), "unexpected event type %s on the evidence topic",
-		         m->decoded.schema->full_name);
-		return settle_deadletter(batch, i, why);
+	if (err == ASSAY_ERR_REJECT) {
+		/* another record type on the evidence topic says so rather than why it cannot
+		 * be read as EvidenceSubmitted */
+		if (assay_contract_frame_type(in->cx, m->value, m->value_len, &type, ignored,
+		                              sizeof(ignored)) == 0 &&
+		    strcmp(type, SCHEMA_SUBMITTED) != 0)
+			snprintf(why, sizeof(why), "unexpected event type %s on the evidence topic",
+			         type);
+		err = assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+		return err ? err : SETTLED;
 	}
-	err = intake_submitted_from_value(&m->decoded.value, &it->ev, &in->lists, why, sizeof(why));
-	if (err == ASSAY_ERR_REJECT)
-		return settle_deadletter(batch, i, why);
-	return err;
+	in->retry = err == ASSAY_ERR_RETRY ? ASSAY_ERR_RETRY : ASSAY_ERR_FATAL;
+	snprintf(in->retry_msg, sizeof(in->retry_msg), "decode failed: %.200s", why);
+	return SETTLED;
 }
 
 static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t i,
@@ -324,14 +309,7 @@ static int handle_evidence(struct intake *in, struct assay_batch *batch, size_t 
 	it->rule = INTAKE_OK;
 	it->c_off = in->lists.ncontrols;
 	it->a_off = in->lists.nattrs;
-	/* intake's own schema is read straight from the bytes; other writer schemas, and
-	 * whatever the fast decoder is not sure of, by the codec (m->decoded_ok: by the codec
-	 * in an earlier call for this batch) */
-	err = m->decoded_ok ? INTAKE_AVRO_GENERIC
-	                    : intake_submitted_decode(&in->reader, m->value, m->value_len, &it->ev,
-	                                              &in->lists);
-	if (err == INTAKE_AVRO_GENERIC)
-		err = decode_generic(in, batch, i, m, it);
+	err = decode_evidence(in, batch, i, m, it);
 	if (err)
 		return err == SETTLED ? 0 : err;
 	if (verdicts_reserve(in, in->lists.ncontrols))
@@ -539,20 +517,28 @@ static int bmap_reset(struct intake *in)
 	return 0;
 }
 
-static int set_source(avro_value_t *v, const struct assay_msg *m)
+/* Emits the frame in in->out (an event of schema full name type) caused by message i, with
+ * the event_type header as assay_batch_emit_avro sets it. */
+static int emit_frame(struct intake *in, struct assay_batch *batch, size_t i, const char *topic,
+                      const void *key, size_t key_len, const char *type, char *errstr,
+                      size_t errstr_size)
 {
-	avro_value_t src;
+	struct assay_headers headers;
+	int err;
 
-	if (assay_value_field(v, "source", AVRO_RECORD, &src) != 0 ||
-	    assay_value_set_string(&src, "topic", m->topic) != 0 ||
-	    assay_value_set_int(&src, "partition", m->partition) != 0 ||
-	    assay_value_set_long(&src, "offset", m->offset) != 0)
-		return ASSAY_ERR_FATAL;
+	assay_headers_init(&headers);
+	if (assay_headers_add_str(&headers, "event_type", type)) {
+		assay_headers_release(&headers);
+		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+	}
+	/* headers are taken over by the batch */
+	err = assay_batch_emit(batch, i, topic, key, key_len, in->out.data, in->out.len, &headers);
+	if (err)
+		return assay_errf(err, errstr, errstr_size, "emitting %s failed", type);
 	return 0;
 }
 
-/* EvidenceAccepted for an accepted item: encoded by intake's writer (not through avro-c's
- * generic values) and emitted as the codec would frame it, with the event_type header. */
+/* EvidenceAccepted for an accepted item, by the generated encoder. */
 static int emit_accepted(struct intake *in, struct assay_batch *batch, const struct item *it,
                          char *errstr, size_t errstr_size)
 {
@@ -567,41 +553,19 @@ static int emit_accepted(struct intake *in, struct assay_batch *batch, const str
 	        .partition = m->partition,
 	        .offset = m->offset,
 	};
-	struct assay_headers headers;
+	struct assay_evidence_accepted ev;
 	int err;
 
 	assay_batch_next_event_id(batch, it->msg, event_id);
-	err = intake_accepted_encode(&in->writer, &a, errstr, errstr_size);
+	err = intake_accepted_fill(&a, &in->arena, &ev, errstr, errstr_size);
+	if (!err)
+		err = assay_evidence_accepted_encode(in->cx, &ev, &in->out, errstr, errstr_size);
 	if (err)
 		return err;
-	assay_headers_init(&headers);
-	if (assay_headers_add_str(&headers, "event_type", in->s_accepted->full_name)) {
-		assay_headers_release(&headers);
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-	}
-	/* headers are taken over by the batch */
-	err = assay_batch_emit(batch, it->msg, in->cfg->produces[0], it->ev.audit_id.p,
-	                       it->ev.audit_id.len, in->writer.buf, in->writer.len, &headers);
-	if (err)
-		return assay_errf(err, errstr, errstr_size, "emitting EvidenceAccepted failed");
-	return 0;
+	return emit_frame(in, batch, it->msg, in->cfg->produces[0], it->ev.audit_id.p,
+	                  it->ev.audit_id.len, SCHEMA_ACCEPTED, errstr, errstr_size);
 }
 
-static int set_opt(avro_value_t *v, const char *field, const struct intake_str *s, bool usable,
-                   struct assay_strbuf *tmp)
-{
-	if (!usable || s == NULL)
-		return assay_value_set_null_or_string(v, field, NULL);
-	assay_strbuf_reset(tmp);
-	assay_strbuf_append(tmp, s->p, s->len);
-	if (tmp->failed)
-		return ASSAY_ERR_FATAL;
-	return assay_value_set_null_or_string(v, field, tmp->p);
-}
-
-/* Bytes of an EvidenceRejected beyond what it copies from the submission, with room to
- * spare: its own fields and the event_type header. */
-#define REJECTED_SLACK_BYTES 4096
 /* What a rejection keeps of an original key or value too large to travel with it */
 #define REJECTED_PREFIX_BYTES 1024
 
@@ -625,29 +589,27 @@ static void log_rejection(struct intake *in, const struct assay_msg *m, enum int
 }
 
 /*
- * Emits the EvidenceRejected in v (built with the whole original key and value) for message
- * i, exactly sized: when it does not fit the rejected topic, the submission is parked whole
- * and the event carries the first bytes of key and value, the value's size and SHA-256 and
- * where it is parked.
+ * Encodes and emits the EvidenceRejected v (built with the whole original key and value) for
+ * message i, exactly sized: when it does not fit the rejected topic, the submission is
+ * parked whole and the event carries the first bytes of key and value, the value's size and
+ * SHA-256 and where it is parked.
  */
 static int emit_rejected_bounded(struct intake *in, struct assay_batch *batch, size_t i,
-                                 avro_value_t *v, char *errstr, size_t errstr_size)
+                                 struct assay_evidence_rejected *v, char *errstr,
+                                 size_t errstr_size)
 {
 	const struct assay_msg *m = assay_batch_msg(batch, i);
 	const char *topic = in->cfg->produces[1];
-	size_t room = assay_batch_room(batch, topic), len = 0;
-	size_t overhead = strlen("event_type") + strlen(in->s_rejected->full_name) + 10;
-	char where[600], sha[ASSAY_SHA256_HEX_LEN], why[128];
-	void *buf = NULL;
+	size_t room = assay_batch_room(batch, topic);
+	size_t overhead = strlen("event_type") + strlen(SCHEMA_REJECTED) + 10;
+	size_t key_len = m->key_len < REJECTED_PREFIX_BYTES ? m->key_len : REJECTED_PREFIX_BYTES;
+	char where[600], sha[ASSAY_SHA256_HEX_LEN], why[256];
 	int err;
 
-	err = assay_codec_encode(in->codec, in->s_rejected, v, &buf, &len, why, sizeof(why));
-	if (err == 0 && m->key_len + len + overhead <= room) {
-		free(buf);
-		return assay_batch_emit_avro(batch, i, topic, m->key, m->key_len, in->s_rejected, v,
-		                             errstr, errstr_size);
-	}
-	free(buf);
+	err = assay_evidence_rejected_encode(in->cx, v, &in->out, why, sizeof(why));
+	if (err == 0 && m->key_len + in->out.len + overhead <= room)
+		return emit_frame(in, batch, i, topic, m->key, m->key_len, SCHEMA_REJECTED, errstr,
+		                  errstr_size);
 	if (err && err != ASSAY_ERR_REJECT)
 		return assay_errf(err, errstr, errstr_size, "encoding EvidenceRejected: %s", why);
 	err = assay_batch_park(batch, i, "EvidenceRejected too large for its topic", where,
@@ -655,24 +617,21 @@ static int emit_rejected_bounded(struct intake *in, struct assay_batch *batch, s
 	if (err)
 		return assay_errf(err, errstr, errstr_size, "parking a submission failed");
 	assay_sha256_hex(m->value, m->value_len, sha);
-	if (m->key != NULL)
-		err |= assay_value_set_bytes(
-		        v, "original_key", m->key,
-		        m->key_len < REJECTED_PREFIX_BYTES ? m->key_len : REJECTED_PREFIX_BYTES);
-	err |= assay_value_set_bytes(v, "original_value", m->value ? m->value : "",
-	                             m->value_len < REJECTED_PREFIX_BYTES ? m->value_len
-	                                                                  : REJECTED_PREFIX_BYTES);
-	err |= assay_value_set_null_or_string(v, "original_parked", where);
-	err |= assay_value_set_null_or_string(v, "original_sha256", sha);
-	err |= assay_value_set_long(v, "original_size", (int64_t)m->value_len);
+	v->original_key.len = key_len;
+	v->original_value.len =
+	        m->value_len < REJECTED_PREFIX_BYTES ? m->value_len : REJECTED_PREFIX_BYTES;
+	v->has_original_parked = true;
+	v->original_parked = (struct assay_str){where, strlen(where)};
+	v->has_original_sha256 = true;
+	v->original_sha256 = (struct assay_str){sha, strlen(sha)};
+	v->has_original_size = true;
+	v->original_size = (int64_t)m->value_len;
+	err = assay_evidence_rejected_encode(in->cx, v, &in->out, errstr, errstr_size);
 	if (err)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "building EvidenceRejected failed");
+		return err;
 	/* the key travels as a prefix too: a key as large as the limit would not fit either */
-	return assay_batch_emit_avro(batch, i, topic, m->key,
-	                             m->key_len < REJECTED_PREFIX_BYTES ? m->key_len
-	                                                                : REJECTED_PREFIX_BYTES,
-	                             in->s_rejected, v, errstr, errstr_size);
+	return emit_frame(in, batch, i, topic, m->key, key_len, SCHEMA_REJECTED, errstr,
+	                  errstr_size);
 }
 
 static int emit_rejected(struct intake *in, struct assay_batch *batch, const struct item *it,
@@ -682,57 +641,56 @@ static int emit_rejected(struct intake *in, struct assay_batch *batch, const str
 	const struct assay_msg *m = assay_batch_msg(batch, it->msg);
 	const struct intake_evidence *ev = it->kind == ITEM_EVIDENCE ? &it->ev : NULL;
 	bool usable = ev != NULL && it->usable;
-	avro_value_t *v = &in->v_rejected, arr, elem, x;
+	struct assay_evidence_rejected v;
 	char event_id[ASSAY_UUID_LEN];
-	int err = 0;
 
-	avro_value_reset(v);
+	memset(&v, 0, sizeof(v));
 	assay_batch_next_event_id(batch, it->msg, event_id);
-	err |= assay_value_set_string(v, "event_id", event_id);
-	err |= set_opt(v, "tenant_id", ev ? &ev->tenant_id : NULL, usable, &in->scratch);
-	err |= assay_value_set_long(v, "occurred_at", in->now_ms);
-	err |= set_opt(v, "audit_id", ev ? &ev->audit_id : NULL, usable, &in->scratch);
-	err |= set_opt(v, "client_id", ev ? &ev->client_id : NULL, usable, &in->scratch);
-	err |= set_opt(v, "evidence_id", ev ? &ev->evidence_id : NULL, usable, &in->scratch);
-	err |= set_opt(v, "submitted_event_id", ev ? &ev->event_id : NULL, usable, &in->scratch);
-	err |= assay_value_set_enum(v, "reason", intake_reason_name(reason));
-	err |= assay_value_set_string(v, "message", message);
-	err |= assay_value_field(v, "controls", AVRO_ARRAY, &arr);
-	if (!err && ev &&
-	    (reason == INTAKE_UNKNOWN_CONTROL || reason == INTAKE_OUT_OF_SCOPE ||
-	     reason == INTAKE_NO_SOA || reason == INTAKE_EXCLUDED_IN_SOA)) {
-		for (size_t k = 0; !err && k < ev->ncontrols; k++) {
-			if (!in->bad[it->c_off + k])
-				continue;
-			assay_strbuf_reset(&in->scratch);
-			assay_strbuf_append(&in->scratch, ev->controls[k].p, ev->controls[k].len);
-			err |= in->scratch.failed || avro_value_append(&arr, &elem, NULL) != 0 ||
-			       avro_value_set_string(&elem, in->scratch.p) != 0;
-		}
+	v.event_id = (struct assay_str){event_id, strlen(event_id)};
+	v.occurred_at = in->now_ms;
+	if (usable) {
+#define OPT(field, src)                                           \
+	do {                                                      \
+		v.has_##field = true;                             \
+		v.field = (struct assay_str){(src).p, (src).len}; \
+	} while (0)
+		OPT(tenant_id, ev->tenant_id);
+		OPT(audit_id, ev->audit_id);
+		OPT(client_id, ev->client_id);
+		OPT(evidence_id, ev->evidence_id);
+		OPT(submitted_event_id, ev->event_id);
+#undef OPT
 	}
-	err |= assay_value_set_null_or_string(v, "stored_sha256", stored_sha256);
-	if (m->key != NULL)
-		err |= assay_value_set_bytes(v, "original_key", m->key, m->key_len);
-	else
-		err |= assay_value_field(v, "original_key", AVRO_NULL, &x) != 0 ||
-		       avro_value_set_null(&x) != 0;
-	err |= assay_value_set_bytes(v, "original_value", m->value ? m->value : "", m->value_len);
-	err |= set_source(v, m);
-	err |= assay_value_set_null_or_string(v, "original_parked", NULL);
-	err |= assay_value_set_null_or_string(v, "original_sha256", NULL);
-	err |= assay_value_field(v, "original_size", AVRO_NULL, &x) != 0 ||
-	       avro_value_set_null(&x) != 0;
-	if (err)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "building EvidenceRejected failed");
+	v.reason = (enum assay_reject_reason)reason; /* intake_reason follows the schema */
+	v.message = (struct assay_str){message, strlen(message)};
+	if (ev && (reason == INTAKE_UNKNOWN_CONTROL || reason == INTAKE_OUT_OF_SCOPE ||
+	           reason == INTAKE_NO_SOA || reason == INTAKE_EXCLUDED_IN_SOA)) {
+		struct assay_str *bad = assay_arena_alloc(&in->arena, ev->ncontrols * sizeof(*bad));
+
+		if (bad == NULL)
+			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
+		for (size_t k = 0; k < ev->ncontrols; k++)
+			if (in->bad[it->c_off + k])
+				bad[v.controls.count++] =
+				        (struct assay_str){ev->controls[k].p, ev->controls[k].len};
+		v.controls.items = bad;
+	}
+	if (stored_sha256 != NULL) {
+		v.has_stored_sha256 = true;
+		v.stored_sha256 = (struct assay_str){stored_sha256, strlen(stored_sha256)};
+	}
+	if (m->key != NULL) {
+		v.has_original_key = true;
+		v.original_key = (struct assay_bytes){m->key, m->key_len};
+	}
+	v.original_value =
+	        (struct assay_bytes){m->value ? m->value : (const void *)"", m->value_len};
+	v.source.topic = (struct assay_str){m->topic, strlen(m->topic)};
+	v.source.partition = m->partition;
+	v.source.offset = m->offset;
 	in->n_rejected[reason]++;
 	log_rejection(in, m, reason, message);
-	/* the event holds the original bytes and at most as much again taken from them */
-	if (2 * (m->key_len + m->value_len) + REJECTED_SLACK_BYTES <=
-	    assay_batch_room(batch, in->cfg->produces[1]))
-		return assay_batch_emit_avro(batch, it->msg, in->cfg->produces[1], m->key,
-		                             m->key_len, in->s_rejected, v, errstr, errstr_size);
-	return emit_rejected_bounded(in, batch, it->msg, v, errstr, errstr_size);
+	return emit_rejected_bounded(in, batch, it->msg, &v, errstr, errstr_size);
 }
 
 /* The evidence row of an accepted item, for COPY intake_evidence. */
@@ -1030,32 +988,10 @@ static int intake_init(void *ctx, const struct assay_service_env *env, char *err
 	in->lim.max_string_bytes = (size_t)cfg->max_string_bytes;
 	in->lim.max_controls = (size_t)cfg->max_controls;
 
-	if (!in->values_ready) {
-		/* the codec's frame limit, which env->core set (the codec does not tell it) */
-		size_t max_bytes = env->core ? (size_t)env->core->message_max_bytes : 0;
-		const struct assay_schema *submitted;
-		char why[256];
-
-		err = assay_codec_schema_by_name(in->codec, SCHEMA_ACCEPTED, &in->s_accepted,
-		                                 errstr, errstr_size);
-		if (!err)
-			err = assay_codec_schema_by_name(in->codec, SCHEMA_REJECTED,
-			                                 &in->s_rejected, errstr, errstr_size);
-		if (!err)
-			err = assay_codec_schema_by_name(in->codec, SCHEMA_SUBMITTED, &submitted,
-			                                 errstr, errstr_size);
-		if (!err)
-			err = intake_accepted_writer_init(&in->writer, in->s_accepted, max_bytes,
-			                                  errstr, errstr_size);
-		if (err)
-			return err;
-		if (intake_submitted_reader_init(&in->reader, submitted, max_bytes, why,
-		                                 sizeof(why)) != 0)
-			assay_log_warn(in->log, "evidence is decoded by the generic path only",
-			               ASSAY_LF_STR("error", why));
-		if (assay_codec_value_new(in->s_rejected, &in->v_rejected) != 0)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-		in->values_ready = true;
+	if (in->cx == NULL) {
+		in->cx = assay_contracts_new(in->codec, errstr, errstr_size);
+		if (in->cx == NULL)
+			return ASSAY_ERR_FATAL;
 	}
 
 	assay_catalog_destroy(in->catalog);
@@ -1123,7 +1059,11 @@ static int intake_init(void *ctx, const struct assay_service_env *env, char *err
 
 /* ---- lifetime ---- */
 
-struct intake *intake_new(const struct intake_config *cfg)
+static void intake_destroy(struct intake *in);
+
+/* A handler context reading its settings from cfg (borrowed: filled by the configuration
+ * load before init runs). NULL when out of memory. */
+static struct intake *intake_new(const struct intake_config *cfg)
 {
 	struct intake *in = calloc(1, sizeof(*in));
 
@@ -1138,6 +1078,8 @@ struct intake *intake_new(const struct intake_config *cfg)
 		return NULL;
 	}
 	assay_copybuf_init(&in->rows);
+	assay_arena_init(&in->arena);
+	assay_contract_buf_init(&in->out);
 	intake_lists_init(&in->lists);
 	/* resolved and bad always exist, so resolved + offset is never arithmetic on NULL */
 	if (verdicts_reserve(in, 256)) {
@@ -1147,13 +1089,13 @@ struct intake *intake_new(const struct intake_config *cfg)
 	return in;
 }
 
-void intake_destroy(struct intake *in)
+static void intake_destroy(struct intake *in)
 {
 	if (in == NULL)
 		return;
-	if (in->values_ready)
-		avro_value_decref(&in->v_rejected);
-	intake_accepted_writer_release(&in->writer);
+	assay_contracts_destroy(in->cx);
+	assay_contract_buf_release(&in->out);
+	assay_arena_release(&in->arena);
 	assay_catalog_destroy(in->catalog);
 	intake_dedup_destroy(in->dedup);
 	assay_audits_destroy(in->audits);
@@ -1178,27 +1120,43 @@ const struct intake_limits *intake_limits(const struct intake *in)
 	return &in->lim;
 }
 
-void intake_service_def(struct intake *in, struct intake_config *cfg, struct assay_service_def *def)
+/* The settings, filled by the configuration load before init runs (the one object the
+ * static descriptor can point at) */
+static struct intake_config intake_cfg;
+
+static void *intake_create(void *cfg)
 {
-	memset(def, 0, sizeof(*def));
-	def->name = "assay-intake";
-	def->description = "validates, de-duplicates and stores evidence; accepts or rejects it "
-	                   "with reasons";
-	/* the arrays are filled by the configuration load, before they are read */
-	def->consumes = (const char *const *)cfg->consumes;
-	def->nconsumes = 2;
-	def->produces = (const char *const *)cfg->produces;
-	def->nproduces = 2;
-	def->metrics_port = 9102;
-	def->settings = intake_settings;
-	def->settings_target = cfg;
-	def->handler.stage = "intake";
-	def->handler.decode = false;
-	def->handler.handle = intake_handle;
-	def->handler.write = intake_write;
-	def->handler.committed = intake_committed;
-	def->handler.rolled_back = intake_rolled_back;
-	def->handler.assigned = intake_assigned;
-	def->handler.ctx = in;
-	def->init = intake_init;
+	return intake_new(cfg);
 }
+
+static void intake_free(void *ctx)
+{
+	intake_destroy(ctx);
+}
+
+const struct assay_service_def intake_service = {
+        .name = "assay-intake",
+        .description = "validates, de-duplicates and stores evidence; accepts or rejects it "
+                       "with reasons",
+        /* the arrays are filled by the configuration load, before they are read */
+        .consumes = (const char *const *)intake_cfg.consumes,
+        .nconsumes = 2,
+        .produces = (const char *const *)intake_cfg.produces,
+        .nproduces = 2,
+        .metrics_port = 9102,
+        .settings = intake_settings,
+        .settings_target = &intake_cfg,
+        .handler =
+                {
+                        .stage = "intake",
+                        .decode = false,
+                        .handle = intake_handle,
+                        .write = intake_write,
+                        .committed = intake_committed,
+                        .rolled_back = intake_rolled_back,
+                        .assigned = intake_assigned,
+                },
+        .init = intake_init,
+        .create = intake_create,
+        .destroy = intake_free,
+};

@@ -7,12 +7,7 @@
  * evidence append-only in intake_evidence (sql/005_intake.sql) and its copy of the shared
  * audit projection in assay_audit_projection(_soa) (sql/010_audit_projection.sql). docs/intake.md describes rules, ordering and memory.
  *
- *	static struct intake_config cfg;
- *	struct intake *in = intake_new(&cfg);
- *	struct assay_service_def def;
- *	intake_service_def(in, &cfg, &def);
- *	rc = assay_service_main(argc, argv, &def);
- *	intake_destroy(in);
+ *	return assay_service_main(argc, argv, &intake_service);
  *
  * Threads: the handler runs on the loop's thread; nothing here is shared with other threads.
  */
@@ -39,19 +34,11 @@ extern const struct assay_setting intake_settings[];
 
 struct intake;
 
-/* A handler context reading its settings from cfg (borrowed: filled by the configuration
- * load before init runs, and must outlive the handler). NULL when out of memory. */
-struct intake *intake_new(const struct intake_config *cfg);
-
-/* Frees the context and everything init and assigned loaded. NULL is a no-op. */
-void intake_destroy(struct intake *in);
-
-/* Fills def: name "assay-intake", topics from cfg, metrics port 9102, settings, handler,
- * init hook (loads the catalog) and assigned hook (replaces the audit projection and the
- * de-duplication set with the database's, after every assignment: several instances may
- * share one consumer group). */
-void intake_service_def(struct intake *in, struct intake_config *cfg,
-                        struct assay_service_def *def);
+/* The service: name "assay-intake", topics and settings from intake_settings, metrics port
+ * 9102; its handler context (created by the service main) loads the catalog at init and,
+ * after every assignment, replaces the audit projection and the de-duplication set with the
+ * database's (several instances may share one consumer group). */
+extern const struct assay_service_def intake_service;
 
 /* The limits in effect (valid after init). */
 const struct intake_limits *intake_limits(const struct intake *in);

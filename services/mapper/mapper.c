@@ -28,15 +28,15 @@
 #define SOA_SUBMITTED     "org.assay.v1.SoaSubmitted"
 #define CONTROL_MAPPED    "org.assay.v1.ControlMapped"
 
-const struct assay_setting assay_mapper_settings[] = {
+const struct assay_setting mapper_settings[] = {
         {"topic.evidence.accepted", "ASSAY_TOPIC_EVIDENCE_ACCEPTED", ASSAY_SETTING_STRING,
-         "assay.evidence.accepted", 0, 0, offsetof(struct assay_mapper_config, consumes[0]),
+         "assay.evidence.accepted", 0, 0, offsetof(struct mapper_config, consumes[0]),
          "topic of accepted evidence (EvidenceAccepted) to map"},
         {"topic.audit.events", "ASSAY_TOPIC_AUDIT_EVENTS", ASSAY_SETTING_STRING,
-         "assay.audit.events", 0, 0, offsetof(struct assay_mapper_config, consumes[1]),
+         "assay.audit.events", 0, 0, offsetof(struct mapper_config, consumes[1]),
          "topic of audit events: AuditOpened gives the scope, SoaSubmitted the exclusions"},
         {"topic.control.mapped", "ASSAY_TOPIC_CONTROL_MAPPED", ASSAY_SETTING_STRING,
-         "assay.control.mapped", 0, 0, offsetof(struct assay_mapper_config, produces[0]),
+         "assay.control.mapped", 0, 0, offsetof(struct mapper_config, produces[0]),
          "topic the links are published to (ControlMapped)"},
         {NULL, NULL, 0, NULL, 0, 0, 0, "assay-mapper settings"},
 };
@@ -245,8 +245,8 @@ void assay_mapper_audit_scope(const struct assay_mapper_audit *a, struct assay_m
 
 /* ---- evidence ---- */
 
-int assay_mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
-                               struct assay_mapper_evidence *ev, char *errstr, size_t errstr_size)
+int mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
+                         struct mapper_evidence *ev, char *errstr, size_t errstr_size)
 {
 	avro_value_t arr, elem;
 	size_t n, len;
@@ -264,10 +264,10 @@ int assay_mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
 		                  "evidence accepted: a required field is missing");
 	if (assay_value_enum_or(v, "kind", "OTHER", &ev->kind))
 		ev->kind = "OTHER";
-	if (n > ASSAY_MAPPER_MAX_CLAIMS)
+	if (n > MAPPER_MAX_CLAIMS)
 		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
 		                  "evidence accepted: %zu claimed controls, at most %d", n,
-		                  ASSAY_MAPPER_MAX_CLAIMS);
+		                  MAPPER_MAX_CLAIMS);
 	for (size_t i = 0; i < n; i++) {
 		const struct assay_control *ctl;
 		const char *sym, *id;
@@ -290,9 +290,9 @@ int assay_mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
 	return 0;
 }
 
-int assay_mapper_links(const struct assay_crosswalk *cw, const struct assay_mapper_audit *a,
-                       const struct assay_mapper_evidence *ev, struct assay_link *out,
-                       size_t out_cap, size_t *nout)
+int mapper_links(const struct assay_crosswalk *cw, const struct assay_mapper_audit *a,
+                 const struct mapper_evidence *ev, struct assay_link *out, size_t out_cap,
+                 size_t *nout)
 {
 	const struct assay_control *excluded[256];
 	struct assay_map_scope scope;
@@ -350,7 +350,7 @@ static void map_release(struct audit_map *m)
 /* an accepted evidence item waiting for its audit: an owned copy of the evidence plus the
  * framed value (what assay_mapper_pending stores) */
 struct pending {
-	struct assay_mapper_evidence ev; /* strings point into blob */
+	struct mapper_evidence ev; /* strings point into blob */
 	char *blob;
 	void *value;
 	size_t value_len;
@@ -366,7 +366,7 @@ static void pending_free(struct pending *p)
 	free(p);
 }
 
-static struct pending *pending_new(const struct assay_mapper_evidence *ev, const void *value,
+static struct pending *pending_new(const struct mapper_evidence *ev, const void *value,
                                    size_t value_len)
 {
 	const char *src[7] = {ev->accepted_event_id, ev->tenant_id,     ev->audit_id, ev->client_id,
@@ -570,8 +570,8 @@ static int mapped_fields_init(struct mapped_fields *x, avro_schema_t s, char *er
 	return 0;
 }
 
-struct assay_mapper {
-	const struct assay_mapper_config *cfg;
+struct mapper {
+	const struct mapper_config *cfg;
 	struct assay_catalog *cat;
 	struct assay_crosswalk *cw;
 	struct assay_log *log;
@@ -598,9 +598,9 @@ struct assay_mapper {
 	struct assay_gauge *m_pending;
 };
 
-struct assay_mapper *assay_mapper_new(const struct assay_mapper_config *cfg)
+static struct mapper *mapper_new(const struct mapper_config *cfg)
 {
-	struct assay_mapper *m = calloc(1, sizeof(*m));
+	struct mapper *m = calloc(1, sizeof(*m));
 
 	if (m == NULL)
 		return NULL;
@@ -610,7 +610,7 @@ struct assay_mapper *assay_mapper_new(const struct assay_mapper_config *cfg)
 	return m;
 }
 
-static void staged_clear(struct assay_mapper *m)
+static void staged_clear(struct mapper *m)
 {
 	map_clear(&m->staged);
 	pending_list_clear(&m->new_pending);
@@ -623,7 +623,7 @@ static void staged_clear(struct assay_mapper *m)
 	memset(m->n_links, 0, sizeof(m->n_links));
 }
 
-void assay_mapper_destroy(struct assay_mapper *m)
+static void mapper_destroy(struct mapper *m)
 {
 	if (m == NULL)
 		return;
@@ -645,7 +645,7 @@ void assay_mapper_destroy(struct assay_mapper *m)
 }
 
 /* The audit as this batch sees it: staged copy, else committed, else NULL. */
-static const struct assay_mapper_audit *audit_view(const struct assay_mapper *m, const char *id)
+static const struct assay_mapper_audit *audit_view(const struct mapper *m, const char *id)
 {
 	const struct assay_mapper_audit *a = map_get(&m->staged, id);
 
@@ -653,7 +653,7 @@ static const struct assay_mapper_audit *audit_view(const struct assay_mapper *m,
 }
 
 /* A staged copy of the audit to change (made on first change in this batch). */
-static struct assay_mapper_audit *audit_stage(struct assay_mapper *m, const char *id)
+static struct assay_mapper_audit *audit_stage(struct mapper *m, const char *id)
 {
 	struct assay_mapper_audit *a = map_get(&m->staged, id);
 	const struct assay_mapper_audit *c;
@@ -691,7 +691,7 @@ static void put(char *buf, size_t *len, const char *s)
  * " via_standard via_control_id relation strength" (sql/003_mapper.sql; none of these values
  * can hold a space or ';').
  */
-static int link_row(struct assay_copybuf *b, const struct assay_mapper_evidence *ev,
+static int link_row(struct assay_copybuf *b, const struct mapper_evidence *ev,
                     const struct assay_link *links, size_t n)
 {
 	char stack[4096], *buf = stack;
@@ -741,8 +741,8 @@ static int link_row(struct assay_copybuf *b, const struct assay_mapper_evidence 
 /* Builds ControlMapped for ev with its links into m->out (fields by position, looked up
  * once at init: this runs for every event) and emits it caused by message i; keeps its
  * assay_mapper_mapped row. */
-static int emit_mapped(struct assay_mapper *m, struct assay_batch *batch, size_t i,
-                       const struct assay_mapper_evidence *ev, const struct assay_link *links,
+static int emit_mapped(struct mapper *m, struct assay_batch *batch, size_t i,
+                       const struct mapper_evidence *ev, const struct assay_link *links,
                        size_t nlinks, int64_t at, char *errstr, size_t errstr_size)
 {
 	const struct mapped_fields *x = &m->fx;
@@ -812,15 +812,15 @@ static int emit_mapped(struct assay_mapper *m, struct assay_batch *batch, size_t
 }
 
 /* Maps ev for opened audit a and emits it caused by message i. */
-static int map_evidence(struct assay_mapper *m, struct assay_batch *batch, size_t i,
-                        const struct assay_mapper_audit *a, const struct assay_mapper_evidence *ev,
+static int map_evidence(struct mapper *m, struct assay_batch *batch, size_t i,
+                        const struct assay_mapper_audit *a, const struct mapper_evidence *ev,
                         int64_t at, char *errstr, size_t errstr_size)
 {
 	size_t need = assay_crosswalk_links_bound(m->cw, ev->nclaimed), n;
 
 	if (assay_vec_reserve(&m->links, &m->links_cap, need, sizeof(*m->links)))
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper: out of memory");
-	if (assay_mapper_links(m->cw, a, ev, m->links, m->links_cap, &n) != 0)
+	if (mapper_links(m->cw, a, ev, m->links, m->links_cap, &n) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
 		                  "mapper: link bound too small");
 	m->n_ignored += ev->nignored;
@@ -840,8 +840,8 @@ static const char SQL_SOA_UPSERT[] =
         "WHERE assay_mapper_soa.revision < EXCLUDED.revision";
 static const char SQL_PENDING_DELETE[] = "DELETE FROM assay_mapper_pending WHERE audit_id = $1";
 
-static int on_audit_opened(struct assay_mapper *m, struct assay_batch *batch, size_t i,
-                           avro_value_t *v, int64_t at, char *errstr, size_t errstr_size)
+static int on_audit_opened(struct mapper *m, struct assay_batch *batch, size_t i, avro_value_t *v,
+                           int64_t at, char *errstr, size_t errstr_size)
 {
 	struct assay_mapper_audit *a;
 	const char *audit_id, *params[5];
@@ -896,8 +896,8 @@ static int on_audit_opened(struct assay_mapper *m, struct assay_batch *batch, si
 	return 0;
 }
 
-static int on_soa_submitted(struct assay_mapper *m, struct assay_batch *batch, size_t i,
-                            avro_value_t *v, char *errstr, size_t errstr_size)
+static int on_soa_submitted(struct mapper *m, struct assay_batch *batch, size_t i, avro_value_t *v,
+                            char *errstr, size_t errstr_size)
 {
 	struct assay_mapper_audit *a;
 	const char *audit_id, *params[4], *ids[512];
@@ -947,14 +947,14 @@ static int on_soa_submitted(struct assay_mapper *m, struct assay_batch *batch, s
 	return 0;
 }
 
-static int on_evidence(struct assay_mapper *m, struct assay_batch *batch, size_t i,
-                       struct assay_msg *msg, int64_t at, char *errstr, size_t errstr_size)
+static int on_evidence(struct mapper *m, struct assay_batch *batch, size_t i, struct assay_msg *msg,
+                       int64_t at, char *errstr, size_t errstr_size)
 {
-	struct assay_mapper_evidence ev;
+	struct mapper_evidence ev;
 	const struct assay_mapper_audit *a;
 	int rc;
 
-	rc = assay_mapper_evidence_read(&msg->decoded.value, m->cat, &ev, errstr, errstr_size);
+	rc = mapper_evidence_read(&msg->decoded.value, m->cat, &ev, errstr, errstr_size);
 	if (rc != 0)
 		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, errstr);
 	a = audit_view(m, ev.audit_id);
@@ -977,7 +977,7 @@ static int on_evidence(struct assay_mapper *m, struct assay_batch *batch, size_t
 
 static int mapper_handle(void *ctx, struct assay_batch *batch, char *errstr, size_t errstr_size)
 {
-	struct assay_mapper *m = ctx;
+	struct mapper *m = ctx;
 	size_t n = assay_batch_count(batch);
 	int64_t at = now_ms();
 	int rc;
@@ -1023,7 +1023,7 @@ static int mapper_handle(void *ctx, struct assay_batch *batch, char *errstr, siz
 static int mapper_write(void *ctx, PGconn *conn, struct assay_batch *batch, char *errstr,
                         size_t errstr_size)
 {
-	struct assay_mapper *m = ctx;
+	struct mapper *m = ctx;
 	int rc = 0;
 
 	(void)batch;
@@ -1060,7 +1060,7 @@ static int mapper_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 
 static void mapper_committed(void *ctx, struct assay_batch *batch)
 {
-	struct assay_mapper *m = ctx;
+	struct mapper *m = ctx;
 	size_t keep = 0;
 	void *staged;
 
@@ -1127,7 +1127,7 @@ static struct assay_mapper_audit *loaded_audit(struct audit_map *into, const cha
 
 /* Loads the projection and the waiting evidence from the database into the empty into and
  * pend (the caller's in any case: it frees them on failure). */
-static int load_state(struct assay_mapper *m, PGconn *conn, struct audit_map *into,
+static int load_state(struct mapper *m, PGconn *conn, struct audit_map *into,
                       struct pending_list *pend, char *errstr, size_t errstr_size)
 {
 	PGresult *res = NULL;
@@ -1210,14 +1210,14 @@ static int load_state(struct assay_mapper *m, PGconn *conn, struct audit_map *in
 		unsigned char *bytes =
 		        PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, 0), &len);
 		struct assay_decoded d = {0};
-		struct assay_mapper_evidence ev;
+		struct mapper_evidence ev;
 		struct pending *p = NULL;
 
 		if (bytes == NULL)
 			goto oom;
 		rc = assay_codec_decode(m->codec, bytes, len, &d, errstr, errstr_size);
 		if (rc == 0) {
-			rc = assay_mapper_evidence_read(&d.value, m->cat, &ev, errstr, errstr_size);
+			rc = mapper_evidence_read(&d.value, m->cat, &ev, errstr, errstr_size);
 			if (rc == 0) {
 				p = pending_new(&ev, bytes, len);
 				if (p == NULL || pending_push(pend, p) != 0) {
@@ -1252,7 +1252,7 @@ oom:
 static int mapper_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partition_list_t *parts,
                            char *errstr, size_t errstr_size)
 {
-	struct assay_mapper *m = ctx;
+	struct mapper *m = ctx;
 	struct audit_map audits = {0};
 	struct pending_list pend = {0};
 	int rc;
@@ -1281,7 +1281,7 @@ static int mapper_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partiti
 static int mapper_init(void *ctx, const struct assay_service_env *env, char *errstr,
                        size_t errstr_size)
 {
-	struct assay_mapper *m = ctx;
+	struct mapper *m = ctx;
 	int rc;
 
 	/* init may be retried: start from nothing */
@@ -1346,34 +1346,47 @@ static void mapper_fini(void *ctx)
 	(void)ctx;
 }
 
-void assay_mapper_service_def(struct assay_mapper *m, struct assay_mapper_config *cfg,
-                              struct assay_service_def *def)
+/* The settings, filled by the configuration load before init runs (the one object the
+ * static descriptor can point at) */
+static struct mapper_config mapper_cfg;
+
+static void *mapper_create(void *cfg)
 {
-	memset(def, 0, sizeof(*def));
-	def->name = "assay-mapper";
-	def->description = "links accepted evidence to ISO 27001 / ISO 42001 controls";
-	def->consumes = (const char *const *)cfg->consumes;
-	def->nconsumes = 2;
-	def->produces = (const char *const *)cfg->produces;
-	def->nproduces = 1;
-	def->metrics_port = 9103;
-	def->settings = assay_mapper_settings;
-	def->settings_target = cfg;
-	def->handler = (struct assay_handler){
-	        .stage = "mapper",
-	        .decode = true,
-	        .handle = mapper_handle,
-	        .write = mapper_write,
-	        .committed = mapper_committed,
-	        .rolled_back = mapper_rolled_back,
-	        .assigned = mapper_assigned,
-	        .ctx = m,
-	};
-	def->init = mapper_init;
-	def->fini = mapper_fini;
+	return mapper_new(cfg);
 }
 
-int assay_mapper_export_oscal(const char *file)
+static void mapper_free(void *ctx)
+{
+	mapper_destroy(ctx);
+}
+
+const struct assay_service_def mapper_service = {
+        .name = "assay-mapper",
+        .description = "links accepted evidence to ISO 27001 / ISO 42001 controls",
+        .consumes = (const char *const *)mapper_cfg.consumes,
+        .nconsumes = 2,
+        .produces = (const char *const *)mapper_cfg.produces,
+        .nproduces = 1,
+        .metrics_port = 9103,
+        .settings = mapper_settings,
+        .settings_target = &mapper_cfg,
+        .handler =
+                {
+                        .stage = "mapper",
+                        .decode = true,
+                        .handle = mapper_handle,
+                        .write = mapper_write,
+                        .committed = mapper_committed,
+                        .rolled_back = mapper_rolled_back,
+                        .assigned = mapper_assigned,
+                },
+        .init = mapper_init,
+        .fini = mapper_fini,
+        .create = mapper_create,
+        .destroy = mapper_free,
+};
+
+int mapper_export_oscal(const char *file)
 {
 	const char *url = getenv("ASSAY_PG_URL");
 	struct assay_catalog *cat = NULL;
@@ -1383,6 +1396,10 @@ int assay_mapper_export_oscal(const char *file)
 	char errstr[4096];
 	int rc;
 
+	if (file == NULL) {
+		fprintf(stderr, "usage: assay-mapper --export-oscal FILE\n");
+		return 2;
+	}
 	if (url == NULL || url[0] == '\0') {
 		for (const struct assay_setting *s = assay_core_settings; s->name != NULL; s++)
 			if (strcmp(s->env, "ASSAY_PG_URL") == 0)

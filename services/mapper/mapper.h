@@ -29,16 +29,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Settings of the service (table assay_mapper_settings). The topic arrays are what the
+/* Settings of the service (table mapper_settings). The topic arrays are what the
  * service definition consumes and produces. */
-struct assay_mapper_config {
+struct mapper_config {
 	char *consumes[2]; /* [0] topic.evidence.accepted, [1] topic.audit.events */
 	char *produces[1]; /* [0] topic.control.mapped */
 };
-extern const struct assay_setting assay_mapper_settings[];
+extern const struct assay_setting mapper_settings[];
 
 #define ASSAY_MAPPER_MAX_STANDARDS 8
-#define ASSAY_MAPPER_MAX_CLAIMS    512
+#define MAPPER_MAX_CLAIMS          512
 
 /* The SoA of one standard of an audit: the latest revision's excluded Annex A controls. */
 struct assay_mapper_soa {
@@ -92,11 +92,11 @@ void assay_mapper_audit_scope(const struct assay_mapper_audit *a, struct assay_m
 
 /* An accepted evidence item read from an EvidenceAccepted record. Strings point into the
  * record (or into the owner of a copy). */
-struct assay_mapper_evidence {
+struct mapper_evidence {
 	const char *accepted_event_id, *tenant_id, *audit_id, *client_id, *evidence_id;
 	const char *source_system, *kind;
 	int64_t collected_at;
-	const struct assay_control *claimed[ASSAY_MAPPER_MAX_CLAIMS]; /* catalog controls */
+	const struct assay_control *claimed[MAPPER_MAX_CLAIMS]; /* catalog controls */
 	size_t nclaimed;
 	size_t nignored; /* claims of controls the catalog does not know, or repeated */
 };
@@ -105,38 +105,34 @@ struct assay_mapper_evidence {
  * Reads EvidenceAccepted v (borrowed) into *ev. Claims of unknown controls are counted in
  * nignored, not refused (assay-intake checked them against the catalog). Returns 0;
  * ASSAY_ERR_REJECT with the reason when a field is missing or there are more than
- * ASSAY_MAPPER_MAX_CLAIMS claims.
+ * MAPPER_MAX_CLAIMS claims.
  */
-int assay_mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
-                               struct assay_mapper_evidence *ev, char *errstr, size_t errstr_size);
+int mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
+                         struct mapper_evidence *ev, char *errstr, size_t errstr_size);
 
 /*
  * The links of ev for opened audit a (the mapping decision of assay_crosswalk_map() with
  * a's scope and SoA exclusions). out has room for out_cap links. Returns 0 or
  * ASSAY_ERR_FATAL (out_cap too small).
  */
-int assay_mapper_links(const struct assay_crosswalk *cw, const struct assay_mapper_audit *a,
-                       const struct assay_mapper_evidence *ev, struct assay_link *out,
-                       size_t out_cap, size_t *nout);
+int mapper_links(const struct assay_crosswalk *cw, const struct assay_mapper_audit *a,
+                 const struct mapper_evidence *ev, struct assay_link *out, size_t out_cap,
+                 size_t *nout);
 
 /* The service: handler context with the projection and staged changes. */
-struct assay_mapper;
+struct mapper;
 
-/* A mapper with settings cfg (borrowed; the strings are filled by the configuration load
- * before init). NULL when memory runs out. */
-struct assay_mapper *assay_mapper_new(const struct assay_mapper_config *cfg);
-void assay_mapper_destroy(struct assay_mapper *m);
-
-/* The service definition of assay-mapper over m (its handler ctx). */
-void assay_mapper_service_def(struct assay_mapper *m, struct assay_mapper_config *cfg,
-                              struct assay_service_def *def);
+/* The service: name "assay-mapper", topics and settings from mapper_settings, metrics port
+ * 9103; its handler context (created by the service main) loads the catalog and crosswalk at
+ * init and the projection and waiting evidence after every assignment. */
+extern const struct assay_service_def mapper_service;
 
 /*
  * `assay-mapper --export-oscal FILE`: connects to ASSAY_PG_URL (default of the core
  * settings), migrates, loads the catalog and crosswalk and writes the OSCAL mapping
- * collection to FILE ("-" = stdout). Returns the exit code (0 ok, 1 failure reported on
- * stderr).
+ * collection to FILE ("-" = stdout; NULL: usage on stderr). Returns the exit code (0 ok,
+ * 1 failure reported on stderr, 2 usage).
  */
-int assay_mapper_export_oscal(const char *file);
+int mapper_export_oscal(const char *file);
 
 #endif

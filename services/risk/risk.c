@@ -233,7 +233,7 @@ struct risk {
 	char reason[256];
 };
 
-struct risk *risk_new(const struct risk_config *cfg)
+static struct risk *risk_new(const struct risk_config *cfg)
 {
 	struct risk *r = calloc(1, sizeof(*r));
 
@@ -254,7 +254,7 @@ static void risk_fini(void *ctx)
 	r->have_value = false;
 }
 
-void risk_destroy(struct risk *r)
+static void risk_destroy(struct risk *r)
 {
 	if (r == NULL)
 		return;
@@ -1502,26 +1502,42 @@ static int risk_init(void *ctx, const struct assay_service_env *env, char *errst
 	return 0;
 }
 
-void risk_service_def(struct risk *r, struct risk_config *cfg, struct assay_service_def *def)
+/* The settings, filled by the configuration load before init runs (the one object the
+ * static descriptor can point at) */
+static struct risk_config risk_cfg;
+
+static void *risk_create(void *cfg)
 {
-	memset(def, 0, sizeof(*def));
-	def->name = "assay-risk";
-	def->description = "coverage and residual risk per control, standard and audit";
-	def->consumes = (const char *const *)cfg->consumes;
-	def->nconsumes = 2;
-	def->produces = (const char *const *)cfg->produces;
-	def->nproduces = 1;
-	def->metrics_port = METRICS_PORT;
-	def->settings = risk_settings;
-	def->settings_target = cfg;
-	def->handler.stage = "risk";
-	def->handler.decode = true;
-	def->handler.handle = risk_handle;
-	def->handler.write = risk_write;
-	def->handler.committed = risk_committed;
-	def->handler.rolled_back = risk_rolled_back;
-	def->handler.assigned = risk_assigned;
-	def->handler.ctx = r;
-	def->init = risk_init;
-	def->fini = risk_fini;
+	return risk_new(cfg);
 }
+
+static void risk_free(void *ctx)
+{
+	risk_destroy(ctx);
+}
+
+const struct assay_service_def risk_service = {
+        .name = "assay-risk",
+        .description = "coverage and residual risk per control, standard and audit",
+        .consumes = (const char *const *)risk_cfg.consumes,
+        .nconsumes = 2,
+        .produces = (const char *const *)risk_cfg.produces,
+        .nproduces = 1,
+        .metrics_port = METRICS_PORT,
+        .settings = risk_settings,
+        .settings_target = &risk_cfg,
+        .handler =
+                {
+                        .stage = "risk",
+                        .decode = true,
+                        .handle = risk_handle,
+                        .write = risk_write,
+                        .committed = risk_committed,
+                        .rolled_back = risk_rolled_back,
+                        .assigned = risk_assigned,
+                },
+        .init = risk_init,
+        .fini = risk_fini,
+        .create = risk_create,
+        .destroy = risk_free,
+};

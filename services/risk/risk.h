@@ -8,12 +8,7 @@
  * nothing when nothing changed. State: sql/006_risk.sql and sql/008_risk_evidence_log.sql,
  * mirrored in memory (risk_state.h); the model: risk_model.h.
  *
- *	static struct risk_config cfg;
- *	struct risk *r = risk_new(&cfg);
- *	struct assay_service_def def;
- *	risk_service_def(r, &cfg, &def);
- *	rc = assay_service_main(argc, argv, &def);
- *	risk_destroy(r);
+ *	return assay_service_main(argc, argv, &risk_service);
  *
  * Threads: the handler runs on the loop's thread; nothing here is shared.
  */
@@ -44,19 +39,10 @@ extern const struct assay_setting risk_settings[];
 /* The model parameters of cfg (not validated: risk_params_check). */
 void risk_config_params(const struct risk_config *cfg, struct risk_params *p);
 
-struct risk;
-
-/* A handler context reading its settings from cfg (borrowed: filled by the configuration
- * load before init runs; must outlive the handler). NULL when out of memory. */
-struct risk *risk_new(const struct risk_config *cfg);
-
-/* Frees the context and everything init loaded. NULL is a no-op. */
-void risk_destroy(struct risk *r);
-
-/* Fills def: name "assay-risk", topics from cfg, metrics port 9104, settings, handler, init
- * hook (loads the catalog, the model data and the stored state), assigned hook (after every
- * partition assignment and fenced batch: reads the model data and the stored state again and
- * replaces the state in memory, so several instances can share one consumer group) and fini. */
-void risk_service_def(struct risk *r, struct risk_config *cfg, struct assay_service_def *def);
+/* The service: name "assay-risk", topics and settings from risk_settings, metrics port 9104;
+ * its handler context (created by the service main) loads the catalog, the model data and
+ * the stored state at init and again after every partition assignment and fenced batch (so
+ * several instances can share one consumer group). */
+extern const struct assay_service_def risk_service;
 
 #endif

@@ -1,23 +1,24 @@
 /*
  * Nanoseconds per message through the Avro paths of this build, on the embedded schemas over an
  * in-memory registry (no stack needed):
- *   - the generated contracts (services/domain/contracts): decode and encode of EvidenceSubmitted and
- *     EvidenceAccepted (the decode includes resetting its arena);
- *   - intake's hand-written EvidenceSubmitted decoder and EvidenceAccepted encoder
- *     (services/intake/intake_avro.c), on the same frames;
+ *   - the generated contracts (services/domain/contracts): decode and encode of EvidenceSubmitted
+ * and EvidenceAccepted (the decode includes resetting its arena);
+ *   - intake's path over them (services/intake/intake_events.c), on the same frames: the
+ *     generated decode plus intake_submitted_read (into the rules' struct, lists cleared),
+ *     and intake_accepted_fill plus the generated encode;
  *   - avro-c's generic decoding through the codec (assay_codec_decode: check + generic value).
  * An event has 3 claimed controls and 3 attributes. Each figure is the best of 5 rounds.
  *
  *   bench_codec [iterations]      (default 1000000; avro-c gets a tenth)
  *
  * Last line: BENCH codec runs=1 submitted_decode_ns=... submitted_encode_ns=...
- *            accepted_decode_ns=... accepted_encode_ns=... handwritten_decode_ns=...
- *            avroc_decode_ns=... handwritten_encode_ns=...
+ *            accepted_decode_ns=... accepted_encode_ns=... intake_decode_ns=...
+ *            avroc_decode_ns=... intake_encode_ns=...
  */
 #include "assay_test.h"
 #include "assay_test_evidence.h"
 #include "contract_all.h"
-#include "intake_avro.h"
+#include "intake_events.h"
 
 #include "assay_err.h"
 
@@ -55,9 +56,8 @@ struct bench {
 	struct assay_control_ref refs[3];
 	unsigned char *accepted; /* the generated encoding of acc */
 	size_t accepted_len;
-	struct intake_submitted_reader reader;
-	struct intake_accepted_writer writer;
 	struct intake_lists lists;
+	struct assay_evidence_submitted sub; /* intake's decode */
 	struct intake_evidence iev;
 	struct intake_control controls[3];
 };
@@ -67,8 +67,8 @@ enum path {
 	GEN_SUBMITTED_ENCODE,
 	GEN_ACCEPTED_DECODE,
 	GEN_ACCEPTED_ENCODE,
-	HAND_DECODE,
-	HAND_ENCODE,
+	INTAKE_DECODE,
+	INTAKE_ENCODE,
 	AVROC_DECODE,
 	NPATHS,
 };
@@ -100,12 +100,15 @@ static void run_once(struct bench *b, enum path p)
 		rc = assay_evidence_accepted_encode(b->cx, &b->acc, &b->buf, errstr,
 		                                    sizeof(errstr));
 		break;
-	case HAND_DECODE:
+	case INTAKE_DECODE:
 		intake_lists_clear(&b->lists);
-		rc = intake_submitted_decode(&b->reader, b->submitted, b->submitted_len, &b->iev,
-		                             &b->lists);
+		assay_arena_reset(&b->arena);
+		rc = assay_evidence_submitted_decode(b->cx, b->submitted, b->submitted_len,
+		                                     &b->arena, &b->sub, errstr, sizeof(errstr));
+		if (rc == 0)
+			rc = intake_submitted_read(&b->sub, &b->iev, &b->lists);
 		break;
-	case HAND_ENCODE: {
+	case INTAKE_ENCODE: {
 		struct intake_accepted a = {
 		        .event_id = "6d1f0c8e-6f7a-4a51-9a3e-0c2b8f1d7e55",
 		        .occurred_at_ms = 1765000000000,
@@ -116,7 +119,13 @@ static void run_once(struct bench *b, enum path p)
 		        .offset = 123456789,
 		};
 
-		rc = intake_accepted_encode(&b->writer, &a, errstr, sizeof(errstr));
+		struct assay_evidence_accepted out;
+
+		assay_arena_reset(&b->arena);
+		rc = intake_accepted_fill(&a, &b->arena, &out, errstr, sizeof(errstr));
+		if (rc == 0)
+			rc = assay_evidence_accepted_encode(b->cx, &out, &b->buf, errstr,
+			                                    sizeof(errstr));
 		break;
 	}
 	case AVROC_DECODE: {
@@ -131,7 +140,7 @@ static void run_once(struct bench *b, enum path p)
 		break;
 	}
 	if (rc != 0)
-		die("run", errstr[0] ? errstr : "intake fast path refused the frame");
+		die("run", errstr[0] ? errstr : "a path refused the frame");
 }
 
 static double measure(struct bench *b, enum path p, long n)
@@ -156,7 +165,6 @@ static void prepare(struct bench *b, struct assay_registry *reg)
 	                                       "ISO42001:6.1.4"};
 	static const char *const keys[] = {"scanner", "region", "ticket"};
 	static const char *const values[] = {"nessus 10.7", "eu-west-1", "SEC-4711"};
-	const struct assay_schema *sub, *acc;
 	struct assay_test_evidence_spec spec;
 	char errstr[256] = "", sha[65];
 
@@ -211,17 +219,8 @@ static void prepare(struct bench *b, struct assay_registry *reg)
 		die("prepare", "out of memory");
 	memcpy(b->accepted, b->buf.data, b->accepted_len);
 
-	if (assay_codec_schema_by_name(b->codec, "org.assay.v1.EvidenceSubmitted", &sub, errstr,
-	                               sizeof(errstr)) != 0 ||
-	    assay_codec_schema_by_name(b->codec, "org.assay.v1.EvidenceAccepted", &acc, errstr,
-	                               sizeof(errstr)) != 0 ||
-	    intake_submitted_reader_init(&b->reader, sub, 1 << 20, errstr, sizeof(errstr)) != 0 ||
-	    intake_accepted_writer_init(&b->writer, acc, 1 << 20, errstr, sizeof(errstr)) != 0)
-		die("intake", errstr);
 	intake_lists_init(&b->lists);
-	if (intake_submitted_decode(&b->reader, b->submitted, b->submitted_len, &b->iev,
-	                            &b->lists) != 0)
-		die("intake", "fast path refused the frame");
+	run_once(b, INTAKE_DECODE);
 	for (int i = 0; i < 3; i++) {
 		b->controls[i].standard = i < 2 ? "ISO27001_2022" : "ISO42001_2023";
 		snprintf(b->controls[i].id, sizeof(b->controls[i].id), "%.*s",
@@ -229,8 +228,8 @@ static void prepare(struct bench *b, struct assay_registry *reg)
 		b->controls[i].annex_a = i < 2;
 	}
 	/* intake's frame and the generated one must be the same bytes */
-	run_once(b, HAND_ENCODE);
-	if (b->writer.len != b->accepted_len || memcmp(b->writer.buf, b->accepted, b->accepted_len))
+	run_once(b, INTAKE_ENCODE);
+	if (b->buf.len != b->accepted_len || memcmp(b->buf.data, b->accepted, b->accepted_len))
 		die("prepare", "intake's and the generated EvidenceAccepted differ");
 }
 
@@ -243,7 +242,7 @@ int main(int argc, char **argv)
 	static const char *const names[NPATHS] = {
 	        "generated EvidenceSubmitted decode",      "generated EvidenceSubmitted encode",
 	        "generated EvidenceAccepted decode",       "generated EvidenceAccepted encode",
-	        "hand-written EvidenceSubmitted decode",   "hand-written EvidenceAccepted encode",
+	        "intake EvidenceSubmitted decode",         "intake EvidenceAccepted encode",
 	        "avro-c generic EvidenceSubmitted decode",
 	};
 	char errstr[256] = "";
@@ -263,12 +262,11 @@ int main(int argc, char **argv)
 	printf("frames: EvidenceSubmitted %zu bytes, EvidenceAccepted %zu bytes\n", b.submitted_len,
 	       b.accepted_len);
 	printf("BENCH codec runs=1 submitted_decode_ns=%.0f submitted_encode_ns=%.0f "
-	       "accepted_decode_ns=%.0f accepted_encode_ns=%.0f handwritten_decode_ns=%.0f "
-	       "avroc_decode_ns=%.0f handwritten_encode_ns=%.0f\n",
+	       "accepted_decode_ns=%.0f accepted_encode_ns=%.0f intake_decode_ns=%.0f "
+	       "avroc_decode_ns=%.0f intake_encode_ns=%.0f\n",
 	       ns[GEN_SUBMITTED_DECODE], ns[GEN_SUBMITTED_ENCODE], ns[GEN_ACCEPTED_DECODE],
-	       ns[GEN_ACCEPTED_ENCODE], ns[HAND_DECODE], ns[AVROC_DECODE], ns[HAND_ENCODE]);
+	       ns[GEN_ACCEPTED_ENCODE], ns[INTAKE_DECODE], ns[AVROC_DECODE], ns[INTAKE_ENCODE]);
 	intake_lists_release(&b.lists);
-	intake_accepted_writer_release(&b.writer);
 	free(b.accepted);
 	free(b.submitted);
 	assay_contract_buf_release(&b.buf);

@@ -54,14 +54,15 @@ static void bench(long n)
 	char url[512], ev_topic[128], au_topic[128], out[128], dlq[128], service[128], err[1024];
 	const char *topics[2];
 	const char *const props[] = {"linger.ms", "20", "batch.num.messages", "10000", NULL};
-	static struct assay_mapper_config mcfg;
-	struct assay_service_def def;
+	static struct mapper_config mcfg;
+	const struct assay_service_def *def = &mapper_service;
+	struct assay_handler handler = def->handler;
 	struct assay_loop_config cfg;
 	struct assay_metrics *m = assay_metrics_new("bench");
 	struct assay_log *log = assay_log_new("bench", ASSAY_LOG_WARN, 2);
 	struct assay_registry *reg;
 	struct assay_codec *codec, *loop_codec;
-	struct assay_mapper *mapper;
+	void *mapper;
 	struct assay_counter *produced;
 	const struct assay_schema *s_open, *s_soa, *s_ev;
 	struct assay_test_loop_thread r;
@@ -173,12 +174,14 @@ static void bench(long n)
 	mcfg.consumes[0] = ev_topic;
 	mcfg.consumes[1] = au_topic;
 	mcfg.produces[0] = out;
-	mapper = assay_mapper_new(&mcfg);
-	assay_mapper_service_def(mapper, &mcfg, &def);
+	mapper = def->create(&mcfg);
+	if (mapper == NULL)
+		fail_msg("out of memory");
+	handler.ctx = mapper;
 	{
 		struct assay_service_env env = {NULL, log, m, loop_codec, conn};
 
-		if (def.init(def.handler.ctx, &env, err, sizeof(err)))
+		if (def->init(mapper, &env, err, sizeof(err)))
 			fail_msg("%s", err);
 	}
 	topics[0] = ev_topic;
@@ -189,7 +192,7 @@ static void bench(long n)
 	cfg.log = log;
 	cfg.codec = loop_codec;
 	produced = assay_metrics_counter(m, "assay_produced_total", "", NULL);
-	assay_test_loop_thread_start(&r, &cfg, &def.handler);
+	assay_test_loop_thread_start(&r, &cfg, &handler);
 	assay_test_loop_thread_wait(&r, produced, WARMUP);
 	t0 = assay_test_now_ms();
 	assay_test_loop_thread_wait(&r, produced, (uint64_t)(WARMUP + n));
@@ -215,7 +218,8 @@ static void bench(long n)
 		}
 	}
 	PQfinish(conn);
-	assay_mapper_destroy(mapper);
+	def->fini(mapper);
+	def->destroy(mapper);
 	assay_codec_destroy(codec);
 	assay_codec_destroy(loop_codec);
 	assay_registry_destroy(reg);

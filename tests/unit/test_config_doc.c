@@ -21,7 +21,7 @@
 
 static const struct assay_setting *const tables[] = {
         assay_core_settings, assay_service_settings, plan_settings,
-        intake_settings,     assay_mapper_settings,  risk_settings,
+        intake_settings,     mapper_settings,        risk_settings,
 };
 
 /* Reads a whole stream into a malloc'd buffer. */

@@ -147,7 +147,7 @@ static void soa_value(struct fixture *f, avro_value_t *v, const char *standard, 
 static void test_evidence_read(void **state)
 {
 	struct fixture *f = *state;
-	struct assay_mapper_evidence ev;
+	struct mapper_evidence ev;
 	avro_value_t v;
 	char err[256];
 
@@ -157,7 +157,7 @@ static void test_evidence_read(void **state)
 	add_claim(&v, "ISO27001_2022", "A.8.15");   /* repeated: ignored */
 	add_claim(&v, "ISO27001_2013", "A.12.4.1"); /* no controls: ignored */
 	add_claim(&v, "ISO42001_2023", "9.3.1");
-	assert_int_equal(assay_mapper_evidence_read(&v, f->cat, &ev, err, sizeof(err)), 0);
+	assert_int_equal(mapper_evidence_read(&v, f->cat, &ev, err, sizeof(err)), 0);
 	assert_string_equal(ev.accepted_event_id, "ev-1");
 	assert_string_equal(ev.audit_id, "audit-1");
 	assert_string_equal(ev.kind, "LOG_SAMPLE");
@@ -170,8 +170,7 @@ static void test_evidence_read(void **state)
 
 	/* an AuditOpened is not evidence */
 	opened_value(f, &v, "audit-1", NULL, 0);
-	assert_int_equal(assay_mapper_evidence_read(&v, f->cat, &ev, err, sizeof(err)),
-	                 ASSAY_ERR_REJECT);
+	assert_int_equal(mapper_evidence_read(&v, f->cat, &ev, err, sizeof(err)), ASSAY_ERR_REJECT);
 	assert_non_null(strstr(err, "evidence accepted"));
 	avro_value_decref(&v);
 }
@@ -244,7 +243,7 @@ static void test_links_for_audit(void **state)
 {
 	struct fixture *f = *state;
 	struct assay_mapper_audit a;
-	struct assay_mapper_evidence ev;
+	struct mapper_evidence ev;
 	struct assay_link links[16];
 	const char *const both[] = {"ISO27001_2022", "ISO42001_2023"};
 	const char *const excl[] = {"A.10.3"};
@@ -266,8 +265,8 @@ static void test_links_for_audit(void **state)
 	add_claim(&v, "ISO27001_2022", "9.3.1");
 	add_claim(&v, "ISO27001_2022", "A.8.15");
 	add_claim(&v, "ISO27001_2022", "A.5.19");
-	assert_int_equal(assay_mapper_evidence_read(&v, f->cat, &ev, err, sizeof(err)), 0);
-	assert_int_equal(assay_mapper_links(f->cw, &a, &ev, links, 16, &n), 0);
+	assert_int_equal(mapper_evidence_read(&v, f->cat, &ev, err, sizeof(err)), 0);
+	assert_int_equal(mapper_links(f->cw, &a, &ev, links, 16, &n), 0);
 	avro_value_decref(&v);
 
 	/* 3 direct; 42001 9.3.1 automatic; A.6.2.8 needs confirmation; A.10.3 excluded */

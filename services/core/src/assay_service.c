@@ -149,6 +149,7 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 	struct assay_registry *reg = NULL;
 	struct assay_codec *codec = NULL;
 	struct assay_loop *loop = NULL;
+	struct assay_handler handler;
 	PGconn *conn = NULL;
 	const char **props = NULL;
 	const char *file = NULL;
@@ -178,11 +179,20 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 	if (doc)
 		return write_config_doc(def);
 
-	/* configuration */
+	/* the handler's context, and the configuration it reads */
+	handler = def->handler;
+	if (def->create) {
+		handler.ctx = def->create(def->settings_target);
+		if (handler.ctx == NULL) {
+			fprintf(stderr, "%s: out of memory\n", def->name);
+			return 1;
+		}
+	}
 	cfg = assay_config_new();
 	if (cfg == NULL) {
 		fprintf(stderr, "%s: out of memory\n", def->name);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	snprintf(port, sizeof(port), "%d", def->metrics_port);
 	if (assay_config_add(cfg, assay_core_settings, &core) ||
@@ -295,7 +305,7 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 		struct assay_service_env env = {&core, log, metrics, codec, conn};
 
 		wait = (int)core.retry_backoff_ms;
-		while ((err = def->init(def->handler.ctx, &env, errstr, sizeof(errstr))) ==
+		while ((err = def->init(handler.ctx, &env, errstr, sizeof(errstr))) ==
 		               ASSAY_ERR_RETRY &&
 		       retry_wait(log, "service state", errstr, &wait, core.retry_backoff_max_ms))
 			;
@@ -331,7 +341,7 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 			assay_config_kafka_get(cfg, i, &props[2 * i], &props[2 * i + 1]);
 		lc.kafka_props = props;
 		lc.nkafka_props = nprops;
-		loop = assay_loop_new(&lc, &def->handler, errstr, sizeof(errstr));
+		loop = assay_loop_new(&lc, &handler, errstr, sizeof(errstr));
 		if (loop == NULL) {
 			assay_log_error(log, "loop setup failed", ASSAY_LF_STR("error", errstr));
 			goto out;
@@ -345,7 +355,9 @@ int assay_service_main(int argc, char **argv, const struct assay_service_def *de
 out:
 	assay_loop_destroy(loop);
 	if (initialized && def->fini)
-		def->fini(def->handler.ctx);
+		def->fini(handler.ctx);
+	if (def->create && def->destroy)
+		def->destroy(handler.ctx);
 	free(props);
 	if (conn)
 		PQfinish(conn);

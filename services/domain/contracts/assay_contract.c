@@ -72,7 +72,8 @@ struct assay_contracts {
 	size_t last; /* index of the last plan used */
 	struct own_id *ids;
 	size_t nids, ids_cap;
-	bool generated; /* use the generated read/write where there is one */
+	bool generated;    /* use the generated read/write where there is one */
+	bool refused_utf8; /* the last decode refused a string's UTF-8 */
 };
 
 /* ---- handle and cache ---- */
@@ -482,6 +483,7 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
 	int rc;
 
 	memset(out, 0, type->size);
+	cx->refused_utf8 = false;
 	if (cx->max_message_bytes != 0 && len > cx->max_message_bytes)
 		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
 		                  "decode: message too large: %zu bytes, limit %zu", len,
@@ -517,12 +519,19 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
 			                  e->why);
 		rc = exec(&r, e->plan, out, NULL, 0);
 	}
-	if (rc != 0)
+	if (rc != 0) {
+		cx->refused_utf8 = r.refused_utf8;
 		return rc;
+	}
 	r.field = NULL;
 	if (r.pos != r.len)
 		return assay_ct_reject(&r, "trailing bytes: %zu after the value", r.len - r.pos);
 	return 0;
+}
+
+bool assay_contract_refused_utf8(const struct assay_contracts *cx)
+{
+	return cx->refused_utf8;
 }
 
 int assay_contract_enum_index(const struct assay_ct_type *type, const char *symbol, size_t len)

@@ -164,6 +164,11 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
                           const void *frame, size_t len, struct assay_arena *arena, void *out,
                           char *errstr, size_t errstr_size);
 
+/* Whether the last assay_contract_decode with cx refused the frame because a string was not
+ * valid UTF-8 or held a NUL byte (a reader that answers that with a reason of its own asks
+ * this instead of matching the refusal's text). */
+bool assay_contract_refused_utf8(const struct assay_contracts *cx);
+
 /*
  * Encodes in (a struct of the record type, borrowed) as a framed message with the registry
  * id of the codec's schema of that name into buf (buf->len bytes, valid until the next call

@@ -102,6 +102,7 @@ int assay_ct_check_utf8(struct assay_ct_reader *r, size_t n)
 	if (bad == n)
 		return 0;
 	r->pos += bad;
+	r->refused_utf8 = true;
 	if (r->p[r->pos] == 0)
 		return assay_ct_reject(r, "string contains a nul byte");
 	return assay_ct_reject(r, "invalid utf-8 in string");

@@ -23,6 +23,7 @@ struct assay_ct_reader {
 	struct assay_arena *arena;
 	const char *field; /* innermost field, for messages */
 	const char *type;  /* the reader type's full name */
+	bool refused_utf8; /* the refusal was a string's UTF-8 check (assay_ct_check_utf8) */
 	char *errstr;
 	size_t errstr_size;
 };

@@ -37,6 +37,12 @@ struct assay_service_def {
 	const struct assay_setting *settings; /* the service's own table, or NULL */
 	void *settings_target;
 	struct assay_handler handler;
+	/* Creates the handler's context from settings_target (not loaded yet: read it in init)
+	 * before anything else runs; handler.ctx is then ignored. May be NULL (handler.ctx is
+	 * used as it is). Returns NULL when memory runs out. */
+	void *(*create)(void *settings_target);
+	/* Frees what create made, after fini; may be NULL. */
+	void (*destroy)(void *ctx);
 	/* Called after migration, before the loop starts; may be NULL. Returns 0 or a failure
 	 * class with the reason in errstr. */
 	int (*init)(void *ctx, const struct assay_service_env *env, char *errstr,
