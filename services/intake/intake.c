@@ -94,12 +94,12 @@ struct intake {
 	struct assay_catalog *catalog;
 	struct intake_catalog cat;
 	struct intake_dedup *dedup;
-	struct assay_audits *audits;      /* the shared audit projection */
-	struct assay_contracts *audit_cx; /* decodes audit events for it */
-	struct assay_arena audit_arena;   /* their arrays, reset per event */
-	char *group;                      /* consumer group: the projection's rows */
-	struct assay_contracts *cx;       /* the generated decoders and encoders */
-	struct assay_contract_buf out;    /* the last event encoded */
+	struct assay_audits *audits;       /* the shared audit projection */
+	struct assay_contracts *audit_cx;  /* decodes audit events for it */
+	struct assay_arena audit_arena;    /* their arrays, reset per event */
+	char *group;                       /* consumer group: the projection's rows */
+	struct assay_contracts *cx;        /* the generated decoders and encoders */
+	struct assay_contract_buf out;     /* the last event encoded */
 	struct assay_log_limit reject_log; /* rejection lines */
 
 	/* metrics */
@@ -238,7 +238,6 @@ static void item_bind(struct intake *in, struct item *it)
 	it->ev.controls = in->lists.controls ? in->lists.controls + it->c_off : NULL;
 	it->ev.attrs = in->lists.attrs ? in->lists.attrs + it->a_off : NULL;
 }
-
 
 /* ---- handle ---- */
 

@@ -589,10 +589,14 @@ void assay_metrics_set_ready(struct assay_metrics *m, bool ready)
 
 bool assay_metrics_ready(struct assay_metrics *m)
 {
-	char problem[2];
+	bool problem;
 
-	return m != NULL && atomic_load(&m->ready) &&
-	       !assay_metrics_problem(m, problem, sizeof(problem));
+	if (m == NULL || !atomic_load(&m->ready))
+		return false;
+	pthread_mutex_lock(&m->lock);
+	problem = m->problem[0] != '\0';
+	pthread_mutex_unlock(&m->lock);
+	return !problem;
 }
 
 void assay_metrics_set_problem(struct assay_metrics *m, const char *problem)
