@@ -40,6 +40,7 @@
 struct env {
 	char url[512];
 	char t_audit[128], t_mapped[128], t_scored[128], t_dlq[128];
+	char group[128], instance[128]; /* this run's consumer group and member */
 	struct assay_registry *reg;
 	struct assay_codec *codec;
 	rd_kafka_t *producer;
@@ -50,6 +51,8 @@ static void env_open(struct env *e, int partitions)
 {
 	char errstr[512];
 
+	assay_test_unique(e->group, sizeof(e->group), "risk-group");
+	assay_test_unique(e->instance, sizeof(e->instance), "risk");
 	e->reg = assay_registry_pg_new(e->url, errstr, sizeof(errstr));
 	assert_non_null(e->reg);
 	e->codec = assay_codec_new(e->reg, 0, errstr, sizeof(errstr));
@@ -283,6 +286,7 @@ static void send_mapped(struct env *e, const char *audit, const char *evidence, 
 static pid_t spawn_risk_opts(struct env *e, int batch_max, int compact_rows, int port)
 {
 	char v_url[600], v_a[200], v_m[200], v_s[200], v_d[200], v_b[64], v_c[64], v_p[64];
+	char v_g[200], v_i[200];
 	const char *vars[] = {v_url,
 	                      v_a,
 	                      v_m,
@@ -290,6 +294,8 @@ static pid_t spawn_risk_opts(struct env *e, int batch_max, int compact_rows, int
 	                      v_d,
 	                      v_b,
 	                      v_p,
+	                      v_g,
+	                      v_i,
 	                      "ASSAY_LOG_LEVEL=warn",
 	                      "ASSAY_BATCH_MAX_MS=20",
 	                      "ASSAY_TOPICS_PARTITIONS=2",
@@ -306,6 +312,8 @@ static pid_t spawn_risk_opts(struct env *e, int batch_max, int compact_rows, int
 	snprintf(v_b, sizeof(v_b), "ASSAY_BATCH_MAX_MESSAGES=%d", batch_max);
 	snprintf(v_c, sizeof(v_c), "ASSAY_RISK_EVIDENCE_COMPACT_ROWS=%d", compact_rows);
 	snprintf(v_p, sizeof(v_p), "ASSAY_METRICS_PORT=%d", port);
+	snprintf(v_g, sizeof(v_g), "ASSAY_GROUP_ID=%s", e->group);
+	snprintf(v_i, sizeof(v_i), "ASSAY_INSTANCE_ID=%s", e->instance);
 	return assay_test_service_start("assay-risk", NULL, vars, NULL, -1);
 }
 
