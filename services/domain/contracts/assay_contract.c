@@ -482,21 +482,9 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
 	int rc;
 
 	memset(out, 0, type->size);
-	if (cx->max_message_bytes != 0 && len > cx->max_message_bytes)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: message too large: %zu bytes, limit %zu", len,
-		                  cx->max_message_bytes);
-	if (len == 0)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size, "decode: empty frame");
-	if (len < ASSAY_CODEC_HEADER_SIZE)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: short frame: %zu bytes, the header needs %d", len,
-		                  ASSAY_CODEC_HEADER_SIZE);
-	if (f[0] != ASSAY_CODEC_MAGIC)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: wrong magic byte 0x%02x", f[0]);
-	id = (int32_t)((uint32_t)f[1] << 24 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 8 |
-	               (uint32_t)f[4]);
+	rc = assay_codec_frame_id(frame, len, cx->max_message_bytes, &id, errstr, errstr_size);
+	if (rc != 0)
+		return rc;
 	r = (struct assay_ct_reader){
 	        .p = f + ASSAY_CODEC_HEADER_SIZE,
 	        .len = len - ASSAY_CODEC_HEADER_SIZE,
@@ -561,18 +549,13 @@ int assay_contract_own_id(struct assay_contracts *cx, const struct assay_ct_type
 int assay_contract_frame_type(struct assay_contracts *cx, const void *frame, size_t len,
                               const char **full_name, char *errstr, size_t errstr_size)
 {
-	const unsigned char *p = frame;
 	const struct assay_schema *s;
 	int32_t id;
 	int err;
 
-	if (frame == NULL || len < ASSAY_CODEC_HEADER_SIZE)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "frame of %zu bytes is shorter than its 5-byte header", len);
-	if (p[0] != ASSAY_CODEC_MAGIC)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "frame starts with 0x%02x, not the magic byte 0x00", p[0]);
-	id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+	err = assay_codec_frame_id(frame, frame == NULL ? 0 : len, 0, &id, errstr, errstr_size);
+	if (err)
+		return err;
 	err = assay_codec_schema_by_id(cx->codec, id, &s, errstr, errstr_size);
 	if (err)
 		return err;
