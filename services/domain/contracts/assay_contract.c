@@ -13,6 +13,7 @@
 
 #include "assay_avro_check.h"
 #include "assay_err.h"
+#include "assay_vec.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,21 +116,6 @@ void assay_contracts_destroy(struct assay_contracts *cx)
 	free(cx);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	size_t n = *cap ? *cap * 2 : 8;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	q = realloc(*p, n * elem);
-	if (q == NULL)
-		return ASSAY_ERR_FATAL;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 /* The plan entry for (writer id, reader), compiled on first sight. */
 static int plan_for(struct assay_contracts *cx, const struct assay_ct_type *reader, int32_t id,
                     const struct plan_entry **out, char *errstr, size_t errstr_size)
@@ -154,7 +140,7 @@ static int plan_for(struct assay_contracts *cx, const struct assay_ct_type *read
 	rc = assay_codec_schema_by_id(cx->codec, id, &s, why, sizeof(why));
 	if (rc != 0)
 		return assay_errf(rc, errstr, errstr_size, "decode: %s", why);
-	if (grow((void **)&cx->plans, &cx->plans_cap, cx->nplans + 1, sizeof(*cx->plans)) != 0)
+	if (assay_vec_grow(&cx->plans, &cx->plans_cap, cx->nplans + 1, sizeof(*cx->plans)) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "decode: out of memory");
 	e = &cx->plans[cx->nplans];
 	memset(e, 0, sizeof(*e));
@@ -537,7 +523,7 @@ int assay_contract_own_id(struct assay_contracts *cx, const struct assay_ct_type
 	rc = assay_codec_schema_by_name(cx->codec, type->name, &s, errstr, errstr_size);
 	if (rc != 0)
 		return rc;
-	if (grow((void **)&cx->ids, &cx->ids_cap, cx->nids + 1, sizeof(*cx->ids)) != 0)
+	if (assay_vec_grow(&cx->ids, &cx->ids_cap, cx->nids + 1, sizeof(*cx->ids)) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "encode: out of memory");
 	cx->ids[cx->nids].type = type;
 	cx->ids[cx->nids].id = s->id;
