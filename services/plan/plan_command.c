@@ -66,17 +66,7 @@ struct conv {
 
 static void *alloc(struct conv *c, size_t n, size_t size)
 {
-	void *p;
-
-	if (n == 0)
-		return NULL;
-	p = assay_arena_alloc(c->arena, n * size);
-	if (p == NULL) {
-		c->failed = true;
-		return NULL;
-	}
-	memset(p, 0, n * size);
-	return p;
+	return assay_arena_array(c->arena, n, size, &c->failed);
 }
 
 /* s as a NUL-terminated copy ("" when memory ran out: c->failed tells). */

@@ -33,16 +33,7 @@ struct build {
 
 static void *alloc(struct build *b, size_t n, size_t size)
 {
-	void *p;
-
-	if (n == 0)
-		return NULL;
-	p = assay_arena_alloc(b->arena, n * size);
-	if (p == NULL)
-		b->failed = true;
-	else
-		memset(p, 0, n * size);
-	return p;
+	return assay_arena_array(b->arena, n, size, &b->failed);
 }
 
 /* A view of s (NULL: empty). */

@@ -451,6 +451,25 @@ const struct plan_scope *plan_audit_scope(const struct plan_audit *au, int stand
 	return NULL;
 }
 
+const struct plan_scope *plan_command_scope(const struct plan_audit *au, int s, unsigned *seen,
+                                            struct plan_result *res, int *err)
+{
+	const struct plan_scope *sc;
+
+	if (s < 0 || s >= PLAN_NSTANDARDS) {
+		*err = plan_refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
+		return NULL;
+	}
+	if (*seen & (1u << s))
+		return NULL;
+	*seen |= 1u << s;
+	sc = plan_audit_scope(au, s);
+	if (sc == NULL)
+		*err = plan_refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, plan_std_name(s),
+		                   "audit %s does not cover %s", au->audit_id, plan_std_name(s));
+	return sc;
+}
+
 bool plan_audit_closed(const struct plan_state *st, const struct plan_audit *au)
 {
 	for (size_t i = 0; i < au->nscopes; i++)

@@ -49,6 +49,11 @@ const struct plan_member *plan_roster_find(const struct plan_roster *ro, const c
 const struct plan_completion *plan_completion_get(const struct plan_state *st, const char *audit_id,
                                                   int standard);
 const struct plan_scope *plan_audit_scope(const struct plan_audit *au, int standard);
+/* The scope of standard s, named by a command, in audit au, the first time the command names
+ * it (*seen: the standards named so far). NULL with *err set when s is unknown or au does not
+ * cover it (refused), NULL with *err unchanged when the command named s before. */
+const struct plan_scope *plan_command_scope(const struct plan_audit *au, int s, unsigned *seen,
+                                            struct plan_result *res, int *err);
 bool plan_audit_closed(const struct plan_state *st, const struct plan_audit *au);
 bool plan_cycle_has_dm(const struct plan_cycle *cy, const char *person_id);
 bool plan_cycle_has_member(const struct plan_state *st, const struct plan_cycle *cy,

@@ -151,19 +151,8 @@ int plan_check_complete(const struct plan_state *st, const struct plan_cmd *cmd,
 		const struct plan_scope *sc;
 		bool competent = false;
 
-		if (s < 0 || s >= PLAN_NSTANDARDS) {
-			err = plan_refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
+		if ((sc = plan_command_scope(au, s, &seen, res, &err)) == NULL)
 			continue;
-		}
-		if (seen & (1u << s))
-			continue;
-		seen |= 1u << s;
-		if ((sc = plan_audit_scope(au, s)) == NULL) {
-			err = plan_refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, plan_std_name(s),
-			                  "audit %s does not cover %s", au->audit_id,
-			                  plan_std_name(s));
-			continue;
-		}
 		if (plan_completion_get(st, au->audit_id, s)) {
 			err = plan_refuse(res, PLAN_STAGE_ALREADY_COMPLETED, plan_std_name(s),
 			                  "%s of audit %s is already completed", plan_std_name(s),

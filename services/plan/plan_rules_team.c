@@ -45,19 +45,8 @@ int plan_check_assign(const struct plan_state *st, const struct plan_rules *r,
 	for (size_t i = 0; !err && au && i < as->nstandards; i++) {
 		int s = as->standards[i];
 
-		if (s < 0 || s >= PLAN_NSTANDARDS) {
-			err = plan_refuse(res, PLAN_INVALID_VALUE, NULL, "unknown standard");
+		if (plan_command_scope(au, s, &seen, res, &err) == NULL)
 			continue;
-		}
-		if (seen & (1u << s))
-			continue;
-		seen |= 1u << s;
-		if (plan_audit_scope(au, s) == NULL) {
-			err = plan_refuse(res, PLAN_STANDARD_NOT_IN_AUDIT, plan_std_name(s),
-			                  "audit %s does not cover %s", au->audit_id,
-			                  plan_std_name(s));
-			continue;
-		}
 		/* competent for this standard in this role over the audit's days (R2.22, E20) */
 		if (p && as->role >= 0 && as->role != PLAN_DECISION_MAKER &&
 		    !plan_competent(p, s, as->role, au->planned_start, au->planned_end))

@@ -9,6 +9,7 @@
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct assay_arena_block {
 	struct assay_arena_block *next;
@@ -63,6 +64,20 @@ void *assay_arena_alloc(struct assay_arena *a, size_t size)
 	a->next += size;
 	a->used += size;
 	return p;
+}
+
+void *assay_arena_array(struct assay_arena *a, size_t n, size_t size, bool *failed)
+{
+	void *p;
+
+	if (n == 0)
+		return NULL;
+	p = size != 0 && n > SIZE_MAX / size ? NULL : assay_arena_alloc(a, n * size);
+	if (p == NULL) {
+		*failed = true;
+		return NULL;
+	}
+	return memset(p, 0, n * size);
 }
 
 void assay_arena_reset(struct assay_arena *a)

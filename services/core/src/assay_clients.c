@@ -186,7 +186,6 @@ int assay_clients_producer(struct assay_loop *loop, char *errstr, size_t errstr_
 	                          "delivery.report.only.error", "true", NULL};
 	rd_kafka_error_t *error;
 	size_t size = sizeof(max_bytes);
-	int err;
 
 	snprintf(txid, sizeof(txid), "%s-%s", cfg->group, cfg->instance_id);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->transaction_timeout_ms);
@@ -199,14 +198,8 @@ int assay_clients_producer(struct assay_loop *loop, char *errstr, size_t errstr_
 	                      &size) == RD_KAFKA_CONF_OK)
 		loop->producer_max_bytes = (size_t)strtoull(max_bytes, NULL, 10);
 	error = rd_kafka_init_transactions(loop->producer, cfg->transaction_timeout_ms * 2);
-	if (error) {
-		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
-		                                                           : ASSAY_ERR_RETRY;
-		assay_errf(0, errstr, errstr_size, "init transactions failed: %s",
-		           rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-		return err;
-	}
+	if (error)
+		return assay_kafka_take_error(error, "init transactions", errstr, errstr_size);
 	return 0;
 }
 

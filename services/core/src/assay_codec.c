@@ -304,6 +304,29 @@ size_t assay_codec_max_message_bytes(const struct assay_codec *codec)
 	return codec->max_message_bytes;
 }
 
+int assay_codec_frame_id(const void *frame, size_t len, size_t max_message_bytes, int32_t *id,
+                         char *errstr, size_t errstr_size)
+{
+	const unsigned char *f = frame;
+
+	if (max_message_bytes != 0 && len > max_message_bytes)
+		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
+		                  "decode: message too large: %zu bytes, limit %zu", len,
+		                  max_message_bytes);
+	if (len == 0)
+		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size, "decode: empty frame");
+	if (len < ASSAY_CODEC_HEADER_SIZE)
+		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
+		                  "decode: short frame: %zu bytes, the header needs %d", len,
+		                  ASSAY_CODEC_HEADER_SIZE);
+	if (f[0] != ASSAY_CODEC_MAGIC)
+		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
+		                  "decode: wrong magic byte 0x%02x", f[0]);
+	*id = (int32_t)((uint32_t)f[1] << 24 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 8 |
+	                (uint32_t)f[4]);
+	return 0;
+}
+
 int assay_codec_decode(struct assay_codec *codec, const void *buf, size_t len,
                        struct assay_decoded *out, char *errstr, size_t errstr_size)
 {
@@ -315,21 +338,9 @@ int assay_codec_decode(struct assay_codec *codec, const void *buf, size_t len,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (codec->max_message_bytes != 0 && len > codec->max_message_bytes)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: message too large: %zu bytes, limit %zu", len,
-		                  codec->max_message_bytes);
-	if (len == 0)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size, "decode: empty frame");
-	if (len < ASSAY_CODEC_HEADER_SIZE)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: short frame: %zu bytes, the header needs %d", len,
-		                  ASSAY_CODEC_HEADER_SIZE);
-	if (frame[0] != ASSAY_CODEC_MAGIC)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: wrong magic byte 0x%02x", frame[0]);
-	id = (int32_t)((uint32_t)frame[1] << 24 | (uint32_t)frame[2] << 16 |
-	               (uint32_t)frame[3] << 8 | (uint32_t)frame[4]);
+	rc = assay_codec_frame_id(buf, len, codec->max_message_bytes, &id, errstr, errstr_size);
+	if (rc != 0)
+		return rc;
 	rc = assay_codec_schema_by_id(codec, id, &s, why, sizeof(why));
 	if (rc != 0)
 		return assay_errf(rc, errstr, errstr_size, "decode: %s", why);
@@ -412,65 +423,73 @@ static int as_string(avro_value_t *v, const char **out, size_t *len)
 	return 0;
 }
 
-static int as_long(avro_value_t *v, int64_t *out)
+/*
+ * The converters below take a present, non-null value and write it to out, whose type each one
+ * knows; they return 0 or ASSAY_ERR_REJECT when the value has another type or does not fit.
+ */
+typedef int (*as_fn)(avro_value_t *v, void *out);
+
+static int as_long(avro_value_t *v, void *out)
 {
+	int64_t *l = out;
 	int32_t i;
 
 	switch (avro_value_get_type(v)) {
 	case AVRO_INT64:
-		return avro_value_get_long(v, out) == 0 ? 0 : ASSAY_ERR_REJECT;
+		return avro_value_get_long(v, l) == 0 ? 0 : ASSAY_ERR_REJECT;
 	case AVRO_INT32:
 		if (avro_value_get_int(v, &i) != 0)
 			return ASSAY_ERR_REJECT;
-		*out = i;
+		*l = i;
 		return 0;
 	default:
 		return ASSAY_ERR_REJECT;
 	}
 }
 
-static int as_int(avro_value_t *v, int32_t *out)
+static int as_int(avro_value_t *v, void *out)
 {
 	int64_t l;
 
 	if (as_long(v, &l) != 0 || l < INT32_MIN || l > INT32_MAX)
 		return ASSAY_ERR_REJECT;
-	*out = (int32_t)l;
+	*(int32_t *)out = (int32_t)l;
 	return 0;
 }
 
-static int as_double(avro_value_t *v, double *out)
+static int as_double(avro_value_t *v, void *out)
 {
+	double *d = out;
 	float f;
 	int64_t l;
 
 	switch (avro_value_get_type(v)) {
 	case AVRO_DOUBLE:
-		return avro_value_get_double(v, out) == 0 ? 0 : ASSAY_ERR_REJECT;
+		return avro_value_get_double(v, d) == 0 ? 0 : ASSAY_ERR_REJECT;
 	case AVRO_FLOAT:
 		if (avro_value_get_float(v, &f) != 0)
 			return ASSAY_ERR_REJECT;
-		*out = f;
+		*d = f;
 		return 0;
 	default:
 		if (as_long(v, &l) != 0)
 			return ASSAY_ERR_REJECT;
-		*out = (double)l;
+		*d = (double)l;
 		return 0;
 	}
 }
 
-static int as_bool(avro_value_t *v, bool *out)
+static int as_bool(avro_value_t *v, void *out)
 {
 	int b;
 
 	if (avro_value_get_type(v) != AVRO_BOOLEAN || avro_value_get_boolean(v, &b) != 0)
 		return ASSAY_ERR_REJECT;
-	*out = b != 0;
+	*(bool *)out = b != 0;
 	return 0;
 }
 
-static int as_enum(avro_value_t *v, const char **symbol)
+static int as_enum(avro_value_t *v, void *out)
 {
 	int index;
 	const char *s;
@@ -480,15 +499,50 @@ static int as_enum(avro_value_t *v, const char **symbol)
 	s = avro_schema_enum_get(resolve(avro_value_get_schema(v)), index);
 	if (s == NULL)
 		return ASSAY_ERR_REJECT;
-	*symbol = s;
+	*(const char **)out = s;
 	return 0;
 }
 
-static int as_container(avro_value_t *v, avro_type_t type, avro_value_t *out, size_t *count)
+static int as_cstring(avro_value_t *v, void *out)
 {
-	if (avro_value_get_type(v) != type || avro_value_get_size(v, count) != 0)
+	return as_string(v, out, NULL);
+}
+
+/*
+ * The one lookup behind the typed accessors: field of record converted by as into out. A
+ * missing or null field is ASSAY_ERR_REJECT when dflt is NULL, else *out becomes the size
+ * bytes at dflt.
+ */
+static int value_get(avro_value_t *record, const char *field, as_fn as, const void *dflt,
+                     size_t size, void *out)
+{
+	avro_value_t v;
+	int rc = get_field(record, field, &v);
+
+	if (rc == 1 && dflt != NULL) {
+		memcpy(out, dflt, size);
+		return 0;
+	}
+	if (rc != 0)
 		return ASSAY_ERR_REJECT;
-	*out = *v;
+	return as(&v, out);
+}
+
+/* The array or map (type) field of record; when optional, a missing or null one is empty. */
+static int value_container(avro_value_t *record, const char *field, avro_type_t type, bool optional,
+                           avro_value_t *out, size_t *count)
+{
+	avro_value_t v;
+	int rc = get_field(record, field, &v);
+
+	if (rc == 1 && optional) {
+		memset(out, 0, sizeof(*out));
+		*count = 0;
+		return 0;
+	}
+	if (rc != 0 || avro_value_get_type(&v) != type || avro_value_get_size(&v, count) != 0)
+		return ASSAY_ERR_REJECT;
+	*out = v;
 	return 0;
 }
 
@@ -504,14 +558,7 @@ int assay_value_string(avro_value_t *record, const char *field, const char **out
 int assay_value_string_or(avro_value_t *record, const char *field, const char *dflt,
                           const char **out)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		*out = dflt;
-		return 0;
-	}
-	return rc != 0 ? rc : as_string(&v, out, NULL);
+	return value_get(record, field, as_cstring, &dflt, sizeof(dflt), out);
 }
 
 int assay_value_opt_string(avro_value_t *record, const char *field, const char **out, size_t *len)
@@ -546,108 +593,53 @@ int assay_value_bytes(avro_value_t *record, const char *field, const void **out,
 
 int assay_value_long(avro_value_t *record, const char *field, int64_t *out)
 {
-	avro_value_t v;
-
-	if (get_field(record, field, &v) != 0)
-		return ASSAY_ERR_REJECT;
-	return as_long(&v, out);
+	return value_get(record, field, as_long, NULL, 0, out);
 }
 
 int assay_value_long_or(avro_value_t *record, const char *field, int64_t dflt, int64_t *out)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		*out = dflt;
-		return 0;
-	}
-	return rc != 0 ? rc : as_long(&v, out);
+	return value_get(record, field, as_long, &dflt, sizeof(dflt), out);
 }
 
 int assay_value_int(avro_value_t *record, const char *field, int32_t *out)
 {
-	avro_value_t v;
-
-	if (get_field(record, field, &v) != 0)
-		return ASSAY_ERR_REJECT;
-	return as_int(&v, out);
+	return value_get(record, field, as_int, NULL, 0, out);
 }
 
 int assay_value_int_or(avro_value_t *record, const char *field, int32_t dflt, int32_t *out)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		*out = dflt;
-		return 0;
-	}
-	return rc != 0 ? rc : as_int(&v, out);
+	return value_get(record, field, as_int, &dflt, sizeof(dflt), out);
 }
 
 int assay_value_double(avro_value_t *record, const char *field, double *out)
 {
-	avro_value_t v;
-
-	if (get_field(record, field, &v) != 0)
-		return ASSAY_ERR_REJECT;
-	return as_double(&v, out);
+	return value_get(record, field, as_double, NULL, 0, out);
 }
 
 int assay_value_double_or(avro_value_t *record, const char *field, double dflt, double *out)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		*out = dflt;
-		return 0;
-	}
-	return rc != 0 ? rc : as_double(&v, out);
+	return value_get(record, field, as_double, &dflt, sizeof(dflt), out);
 }
 
 int assay_value_bool(avro_value_t *record, const char *field, bool *out)
 {
-	avro_value_t v;
-
-	if (get_field(record, field, &v) != 0)
-		return ASSAY_ERR_REJECT;
-	return as_bool(&v, out);
+	return value_get(record, field, as_bool, NULL, 0, out);
 }
 
 int assay_value_bool_or(avro_value_t *record, const char *field, bool dflt, bool *out)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		*out = dflt;
-		return 0;
-	}
-	return rc != 0 ? rc : as_bool(&v, out);
+	return value_get(record, field, as_bool, &dflt, sizeof(dflt), out);
 }
 
 int assay_value_enum(avro_value_t *record, const char *field, const char **symbol)
 {
-	avro_value_t v;
-
-	if (get_field(record, field, &v) != 0)
-		return ASSAY_ERR_REJECT;
-	return as_enum(&v, symbol);
+	return value_get(record, field, as_enum, NULL, 0, symbol);
 }
 
 int assay_value_enum_or(avro_value_t *record, const char *field, const char *dflt,
                         const char **symbol)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		*symbol = dflt;
-		return 0;
-	}
-	return rc != 0 ? rc : as_enum(&v, symbol);
+	return value_get(record, field, as_enum, &dflt, sizeof(dflt), symbol);
 }
 
 int assay_value_record(avro_value_t *record, const char *field, avro_value_t *out)
@@ -662,24 +654,12 @@ int assay_value_record(avro_value_t *record, const char *field, avro_value_t *ou
 
 int assay_value_array(avro_value_t *record, const char *field, avro_value_t *out, size_t *count)
 {
-	avro_value_t v;
-
-	if (get_field(record, field, &v) != 0)
-		return ASSAY_ERR_REJECT;
-	return as_container(&v, AVRO_ARRAY, out, count);
+	return value_container(record, field, AVRO_ARRAY, false, out, count);
 }
 
 int assay_value_array_opt(avro_value_t *record, const char *field, avro_value_t *out, size_t *count)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		memset(out, 0, sizeof(*out));
-		*count = 0;
-		return 0;
-	}
-	return rc != 0 ? rc : as_container(&v, AVRO_ARRAY, out, count);
+	return value_container(record, field, AVRO_ARRAY, true, out, count);
 }
 
 int assay_value_array_get(avro_value_t *array, size_t i, avro_value_t *elem)
@@ -694,24 +674,12 @@ int assay_value_array_get(avro_value_t *array, size_t i, avro_value_t *elem)
 
 int assay_value_map(avro_value_t *record, const char *field, avro_value_t *out, size_t *count)
 {
-	avro_value_t v;
-
-	if (get_field(record, field, &v) != 0)
-		return ASSAY_ERR_REJECT;
-	return as_container(&v, AVRO_MAP, out, count);
+	return value_container(record, field, AVRO_MAP, false, out, count);
 }
 
 int assay_value_map_opt(avro_value_t *record, const char *field, avro_value_t *out, size_t *count)
 {
-	avro_value_t v;
-	int rc = get_field(record, field, &v);
-
-	if (rc == 1) {
-		memset(out, 0, sizeof(*out));
-		*count = 0;
-		return 0;
-	}
-	return rc != 0 ? rc : as_container(&v, AVRO_MAP, out, count);
+	return value_container(record, field, AVRO_MAP, true, out, count);
 }
 
 int assay_value_map_get(avro_value_t *map, size_t i, const char **key, avro_value_t *value)
@@ -779,67 +747,66 @@ int assay_value_set_string_len(avro_value_t *record, const char *field, const ch
 	return rc;
 }
 
-int assay_value_set_string(avro_value_t *record, const char *field, const char *s)
+/* Sets field of record, in its branch of type, to *in: a char * string, an int64_t, int32_t,
+ * double or bool, or nothing for AVRO_NULL. */
+static int value_set(avro_value_t *record, const char *field, avro_type_t type, const void *in)
 {
 	avro_value_t v;
-	int rc = assay_value_field(record, field, AVRO_STRING, &v);
+	int rc = assay_value_field(record, field, type, &v);
 
 	if (rc != 0)
 		return rc;
-	return avro_value_set_string(&v, s) == 0 ? 0 : ASSAY_ERR_FATAL;
+	switch (type) {
+	case AVRO_STRING:
+		rc = avro_value_set_string(&v, (const char *)in);
+		break;
+	case AVRO_INT64:
+		rc = avro_value_set_long(&v, *(const int64_t *)in);
+		break;
+	case AVRO_INT32:
+		rc = avro_value_set_int(&v, *(const int32_t *)in);
+		break;
+	case AVRO_DOUBLE:
+		rc = avro_value_set_double(&v, *(const double *)in);
+		break;
+	case AVRO_BOOLEAN:
+		rc = avro_value_set_boolean(&v, *(const bool *)in ? 1 : 0);
+		break;
+	default:
+		rc = avro_value_set_null(&v);
+		break;
+	}
+	return rc == 0 ? 0 : ASSAY_ERR_FATAL;
+}
+
+int assay_value_set_string(avro_value_t *record, const char *field, const char *s)
+{
+	return value_set(record, field, AVRO_STRING, s);
 }
 
 int assay_value_set_null_or_string(avro_value_t *record, const char *field, const char *s)
 {
-	avro_value_t v;
-	int rc;
-
-	if (s != NULL)
-		return assay_value_set_string(record, field, s);
-	rc = assay_value_field(record, field, AVRO_NULL, &v);
-	if (rc != 0)
-		return rc;
-	return avro_value_set_null(&v) == 0 ? 0 : ASSAY_ERR_FATAL;
+	return value_set(record, field, s != NULL ? AVRO_STRING : AVRO_NULL, s);
 }
 
 int assay_value_set_long(avro_value_t *record, const char *field, int64_t n)
 {
-	avro_value_t v;
-	int rc = assay_value_field(record, field, AVRO_INT64, &v);
-
-	if (rc != 0)
-		return rc;
-	return avro_value_set_long(&v, n) == 0 ? 0 : ASSAY_ERR_FATAL;
+	return value_set(record, field, AVRO_INT64, &n);
 }
 
 int assay_value_set_int(avro_value_t *record, const char *field, int32_t n)
 {
-	avro_value_t v;
-	int rc = assay_value_field(record, field, AVRO_INT32, &v);
-
-	if (rc != 0)
-		return rc;
-	return avro_value_set_int(&v, n) == 0 ? 0 : ASSAY_ERR_FATAL;
+	return value_set(record, field, AVRO_INT32, &n);
 }
 
 int assay_value_set_double(avro_value_t *record, const char *field, double d)
 {
-	avro_value_t v;
-	int rc = assay_value_field(record, field, AVRO_DOUBLE, &v);
-
-	if (rc != 0)
-		return rc;
-	return avro_value_set_double(&v, d) == 0 ? 0 : ASSAY_ERR_FATAL;
+	return value_set(record, field, AVRO_DOUBLE, &d);
 }
 
 int assay_value_set_bool(avro_value_t *record, const char *field, bool b)
 {
-	avro_value_t v;
-	int rc = assay_value_field(record, field, AVRO_BOOLEAN, &v);
-
-	if (rc != 0)
-		return rc;
-	return avro_value_set_boolean(&v, b ? 1 : 0) == 0 ? 0 : ASSAY_ERR_FATAL;
+	return value_set(record, field, AVRO_BOOLEAN, &b);
 }
 
 int assay_value_set_enum(avro_value_t *record, const char *field, const char *symbol)

@@ -156,6 +156,17 @@ int assay_kafka_classify_error(const rd_kafka_error_t *error)
 	return ASSAY_ERR_FATAL;
 }
 
+int assay_kafka_take_error(rd_kafka_error_t *error, const char *what, char *errstr,
+                           size_t errstr_size)
+{
+	int err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
+	                                                               : ASSAY_ERR_RETRY;
+
+	assay_errf(0, errstr, errstr_size, "%s failed: %s", what, rd_kafka_error_string(error));
+	rd_kafka_error_destroy(error);
+	return err;
+}
+
 int assay_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *low,
                            int64_t *high, int timeout_ms)
 {

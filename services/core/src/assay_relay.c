@@ -69,24 +69,26 @@ int assay_relay_take(struct assay_loop *loop, struct assay_batch *batch)
 	return 0;
 }
 
+/* Aborts the open transaction after a failure err: returns ASSAY_ERR_FATAL when the abort
+ * fails fatally, else err. */
+static int txn_abort(struct assay_loop *loop, int err)
+{
+	rd_kafka_error_t *error = rd_kafka_abort_transaction(loop->producer, -1);
+
+	if (error) {
+		if (assay_kafka_classify_error(error) == ASSAY_ERR_FATAL)
+			err = ASSAY_ERR_FATAL;
+		rd_kafka_error_destroy(error);
+	}
+	return err;
+}
+
 static int txn_error(struct assay_loop *loop, rd_kafka_error_t *error, const char *what,
                      char *errstr, size_t errstr_size)
 {
-	int cls = assay_kafka_classify_error(error);
-	int err;
-
-	assay_errf(0, errstr, errstr_size, "%s failed: %s", what, rd_kafka_error_string(error));
-	rd_kafka_error_destroy(error);
-	if (cls == ASSAY_ERR_FATAL)
+	if (assay_kafka_take_error(error, what, errstr, errstr_size) == ASSAY_ERR_FATAL)
 		return ASSAY_ERR_FATAL;
-	error = rd_kafka_abort_transaction(loop->producer, -1);
-	if (error) {
-		err = assay_kafka_classify_error(error);
-		rd_kafka_error_destroy(error);
-		if (err == ASSAY_ERR_FATAL)
-			return ASSAY_ERR_FATAL;
-	}
-	return ASSAY_ERR_RETRY;
+	return txn_abort(loop, ASSAY_ERR_RETRY);
 }
 
 /* Publishes one event inside the open transaction, adding event_id (from its position)
@@ -374,14 +376,8 @@ static int relay_run_job(struct assay_loop *loop, struct relay_job *job, char *e
 	int err = 0;
 
 	error = rd_kafka_begin_transaction(loop->producer);
-	if (error) {
-		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
-		                                                           : ASSAY_ERR_RETRY;
-		assay_errf(0, errstr, errstr_size, "begin transaction failed: %s",
-		           rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-		return err;
-	}
+	if (error)
+		return assay_kafka_take_error(error, "begin transaction", errstr, errstr_size);
 	/* the values go to librdkafka without a copy; a failed job is published again from
 	 * the outbox, not from memory (assay_relay_collect) */
 	for (size_t k = 0; k < job->nevents && !err; k++) {
@@ -391,15 +387,8 @@ static int relay_run_job(struct assay_loop *loop, struct relay_job *job, char *e
 		              &e->headers, e->source_topic, e->source_partition, e->source_offset,
 		              e->seq, errstr, errstr_size);
 	}
-	if (err) {
-		error = rd_kafka_abort_transaction(loop->producer, -1);
-		if (error) {
-			if (assay_kafka_classify_error(error) == ASSAY_ERR_FATAL)
-				err = ASSAY_ERR_FATAL;
-			rd_kafka_error_destroy(error);
-		}
-		return err;
-	}
+	if (err)
+		return txn_abort(loop, err);
 	error = rd_kafka_send_offsets_to_transaction(loop->producer, job->offsets, job->cgmd, -1);
 	if (error)
 		return txn_error(loop, error, "sending offsets to transaction", errstr,
@@ -558,11 +547,7 @@ static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t e
 		return ASSAY_ERR_FATAL;
 	error = rd_kafka_begin_transaction(loop->producer);
 	if (error) {
-		err = assay_kafka_classify_error(error) == ASSAY_ERR_FATAL ? ASSAY_ERR_FATAL
-		                                                           : ASSAY_ERR_RETRY;
-		assay_errf(0, errstr, errstr_size, "begin transaction failed: %s",
-		           rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
+		err = assay_kafka_take_error(error, "begin transaction", errstr, errstr_size);
 		goto out;
 	}
 	job.offsets = rd_kafka_topic_partition_list_new((int)loop->nparts);
@@ -578,12 +563,7 @@ static int relay_from_outbox_all(struct assay_loop *loop, char *errstr, size_t e
 			        ->offset = new_pos[i];
 	}
 	if (err) {
-		error = rd_kafka_abort_transaction(loop->producer, -1);
-		if (error) {
-			if (assay_kafka_classify_error(error) == ASSAY_ERR_FATAL)
-				err = ASSAY_ERR_FATAL;
-			rd_kafka_error_destroy(error);
-		}
+		err = txn_abort(loop, err);
 		goto out;
 	}
 	job.cgmd = rd_kafka_consumer_group_metadata(loop->consumer);

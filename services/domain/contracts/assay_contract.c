@@ -13,6 +13,7 @@
 
 #include "assay_avro_check.h"
 #include "assay_err.h"
+#include "assay_vec.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -116,21 +117,6 @@ void assay_contracts_destroy(struct assay_contracts *cx)
 	free(cx);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	size_t n = *cap ? *cap * 2 : 8;
-	void *q;
-
-	if (need <= *cap)
-		return 0;
-	q = realloc(*p, n * elem);
-	if (q == NULL)
-		return ASSAY_ERR_FATAL;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 /* The plan entry for (writer id, reader), compiled on first sight. */
 static int plan_for(struct assay_contracts *cx, const struct assay_ct_type *reader, int32_t id,
                     const struct plan_entry **out, char *errstr, size_t errstr_size)
@@ -155,7 +141,7 @@ static int plan_for(struct assay_contracts *cx, const struct assay_ct_type *read
 	rc = assay_codec_schema_by_id(cx->codec, id, &s, why, sizeof(why));
 	if (rc != 0)
 		return assay_errf(rc, errstr, errstr_size, "decode: %s", why);
-	if (grow((void **)&cx->plans, &cx->plans_cap, cx->nplans + 1, sizeof(*cx->plans)) != 0)
+	if (assay_vec_grow(&cx->plans, &cx->plans_cap, cx->nplans + 1, sizeof(*cx->plans)) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "decode: out of memory");
 	e = &cx->plans[cx->nplans];
 	memset(e, 0, sizeof(*e));
@@ -484,21 +470,9 @@ int assay_contract_decode(struct assay_contracts *cx, const struct assay_ct_type
 
 	memset(out, 0, type->size);
 	cx->refused_utf8 = false;
-	if (cx->max_message_bytes != 0 && len > cx->max_message_bytes)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: message too large: %zu bytes, limit %zu", len,
-		                  cx->max_message_bytes);
-	if (len == 0)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size, "decode: empty frame");
-	if (len < ASSAY_CODEC_HEADER_SIZE)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: short frame: %zu bytes, the header needs %d", len,
-		                  ASSAY_CODEC_HEADER_SIZE);
-	if (f[0] != ASSAY_CODEC_MAGIC)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "decode: wrong magic byte 0x%02x", f[0]);
-	id = (int32_t)((uint32_t)f[1] << 24 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 8 |
-	               (uint32_t)f[4]);
+	rc = assay_codec_frame_id(frame, len, cx->max_message_bytes, &id, errstr, errstr_size);
+	if (rc != 0)
+		return rc;
 	r = (struct assay_ct_reader){
 	        .p = f + ASSAY_CODEC_HEADER_SIZE,
 	        .len = len - ASSAY_CODEC_HEADER_SIZE,
@@ -558,7 +532,7 @@ int assay_contract_own_id(struct assay_contracts *cx, const struct assay_ct_type
 	rc = assay_codec_schema_by_name(cx->codec, type->name, &s, errstr, errstr_size);
 	if (rc != 0)
 		return rc;
-	if (grow((void **)&cx->ids, &cx->ids_cap, cx->nids + 1, sizeof(*cx->ids)) != 0)
+	if (assay_vec_grow(&cx->ids, &cx->ids_cap, cx->nids + 1, sizeof(*cx->ids)) != 0)
 		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "encode: out of memory");
 	cx->ids[cx->nids].type = type;
 	cx->ids[cx->nids].id = s->id;
@@ -570,18 +544,13 @@ int assay_contract_own_id(struct assay_contracts *cx, const struct assay_ct_type
 int assay_contract_frame_type(struct assay_contracts *cx, const void *frame, size_t len,
                               const char **full_name, char *errstr, size_t errstr_size)
 {
-	const unsigned char *p = frame;
 	const struct assay_schema *s;
 	int32_t id;
 	int err;
 
-	if (frame == NULL || len < ASSAY_CODEC_HEADER_SIZE)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "frame of %zu bytes is shorter than its 5-byte header", len);
-	if (p[0] != ASSAY_CODEC_MAGIC)
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "frame starts with 0x%02x, not the magic byte 0x00", p[0]);
-	id = (int32_t)((uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4]);
+	err = assay_codec_frame_id(frame, frame == NULL ? 0 : len, 0, &id, errstr, errstr_size);
+	if (err)
+		return err;
 	err = assay_codec_schema_by_id(cx->codec, id, &s, errstr, errstr_size);
 	if (err)
 		return err;

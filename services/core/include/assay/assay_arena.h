@@ -11,6 +11,7 @@
 #ifndef ASSAY_ARENA_H
 #define ASSAY_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define ASSAY_ARENA_BLOCK 16384
@@ -29,6 +30,11 @@ void assay_arena_init(struct assay_arena *a);
 /* size bytes aligned for any type (max_align_t), valid until the next reset or release.
  * size 0 gives a valid unique pointer. Returns NULL when memory runs out or size overflows. */
 void *assay_arena_alloc(struct assay_arena *a, size_t size);
+
+/* n zeroed elements of size bytes each, valid as for assay_arena_alloc. NULL when n is 0, and
+ * when memory runs out or n * size overflows: then *failed is set to true (else untouched), so
+ * one check after building a whole value tells whether anything was missing. */
+void *assay_arena_array(struct assay_arena *a, size_t n, size_t size, bool *failed);
 
 /* Frees every allocation at once, keeping the largest block for reuse. */
 void assay_arena_reset(struct assay_arena *a);

@@ -76,6 +76,12 @@ int assay_codec_register(struct assay_codec *codec, const char *schema_json,
 int assay_codec_schema_by_name(struct assay_codec *codec, const char *full_name,
                                const struct assay_schema **out, char *errstr, size_t errstr_size);
 
+/* Checks the wire header of frame (len bytes) and reads its schema id into *id. Refuses an
+ * empty frame, one shorter than the header, one without the magic byte and one longer than
+ * max_message_bytes (0 = no limit). Returns 0 or ASSAY_ERR_REJECT ("decode: ..."). Pure. */
+int assay_codec_frame_id(const void *frame, size_t len, size_t max_message_bytes, int32_t *id,
+                         char *errstr, size_t errstr_size);
+
 /* The schema with registry id id, from the cache or else from the registry (then cached).
  * Returns 0; ASSAY_ERR_REJECT for an unknown id; ASSAY_ERR_RETRY when the registry is
  * unreachable; ASSAY_ERR_FATAL when its stored text does not parse or memory runs out. */

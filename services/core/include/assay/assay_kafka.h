@@ -85,6 +85,14 @@ int assay_kafka_classify(rd_kafka_resp_err_t err);
 int assay_kafka_classify_error(const rd_kafka_error_t *error);
 
 /*
+ * Takes a failed transactional call's error (not NULL): writes "<what> failed: <reason>" to
+ * errstr, destroys error and returns ASSAY_ERR_FATAL when assay_kafka_classify_error() says
+ * fatal, else ASSAY_ERR_RETRY.
+ */
+int assay_kafka_take_error(rd_kafka_error_t *error, const char *what, char *errstr,
+                           size_t errstr_size);
+
+/*
  * Asks the partition leader for the low and high watermarks of topic/partition
  * (rd_kafka_query_watermark_offsets). rk: any client handle, not NULL; low and high not NULL,
  * written only on success. Returns 0 or assay_kafka_classify() of the error (an unknown topic
