@@ -177,9 +177,13 @@ int assay_clients_consumer(struct assay_loop *loop, char *errstr, size_t errstr_
 int assay_clients_producer(struct assay_loop *loop, char *errstr, size_t errstr_size)
 {
 	const struct assay_loop_config *cfg = &loop->cfg;
-	char txid[512], timeout[32], max_bytes[32];
+	char txid[512], timeout[32], msg_timeout[32], max_bytes[32];
 	const char *const kv[] = {"transactional.id", txid, "transaction.timeout.ms", timeout,
-	                          "linger.ms", "5",
+	                          /* an event that cannot be delivered (no leader, a topic
+	                           * missing) fails the transaction, an abortable error, well
+	                           * before the coordinator times the transaction out and
+	                           * fences the producer, a fatal one */
+	                          "message.timeout.ms", msg_timeout, "linger.ms", "5",
 	                          /* room for the largest record a produced topic takes */
 	                          "message.max.bytes", max_bytes,
 	                          /* delivery_cb hears of refused events only */
@@ -189,6 +193,7 @@ int assay_clients_producer(struct assay_loop *loop, char *errstr, size_t errstr_
 
 	snprintf(txid, sizeof(txid), "%s-%s", cfg->group, cfg->instance_id);
 	snprintf(timeout, sizeof(timeout), "%d", cfg->transaction_timeout_ms);
+	snprintf(msg_timeout, sizeof(msg_timeout), "%d", cfg->transaction_timeout_ms * 2 / 3);
 	snprintf(max_bytes, sizeof(max_bytes), "%zu", loop->producer_max_bytes);
 	loop->producer = new_client(loop, RD_KAFKA_PRODUCER, kv, errstr, errstr_size);
 	if (loop->producer == NULL)
