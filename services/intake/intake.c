@@ -516,22 +516,14 @@ static int bmap_reset(struct intake *in)
 	return 0;
 }
 
-/* Emits the frame in in->out (an event of schema full name type) caused by message i, with
- * the event_type header as assay_batch_emit_avro sets it. */
+/* Emits the frame in in->out (an event of schema full name type) caused by message i. */
 static int emit_frame(struct intake *in, struct assay_batch *batch, size_t i, const char *topic,
                       const void *key, size_t key_len, const char *type, char *errstr,
                       size_t errstr_size)
 {
-	struct assay_headers headers;
-	int err;
+	int err = assay_batch_emit_typed(batch, i, topic, key, key_len, in->out.data, in->out.len,
+	                                 type);
 
-	assay_headers_init(&headers);
-	if (assay_headers_add_str(&headers, "event_type", type)) {
-		assay_headers_release(&headers);
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "out of memory");
-	}
-	/* headers are taken over by the batch */
-	err = assay_batch_emit(batch, i, topic, key, key_len, in->out.data, in->out.len, &headers);
 	if (err)
 		return assay_errf(err, errstr, errstr_size, "emitting %s failed", type);
 	return 0;

@@ -213,21 +213,12 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Emits the frame in svc->frame, of schema type, for message i under key, with the
- * event_type header naming the schema. */
+/* Emits the frame in svc->frame, of schema type, for message i under key. */
 static int emit(struct plan *svc, struct assay_batch *batch, size_t i, const char *type,
                 const void *key, size_t key_len)
 {
-	struct assay_headers headers;
-
-	assay_headers_init(&headers);
-	if (assay_headers_add_str(&headers, "event_type", type)) {
-		assay_headers_release(&headers);
-		return ASSAY_ERR_FATAL;
-	}
-	/* headers handed over: assay_batch_emit releases them on every path */
-	return assay_batch_emit(batch, i, svc->settings->topic_events, key, key_len,
-	                        svc->frame.data, svc->frame.len, &headers);
+	return assay_batch_emit_typed(batch, i, svc->settings->topic_events, key, key_len,
+	                              svc->frame.data, svc->frame.len, type);
 }
 
 static int emit_applied(struct plan *svc, struct assay_batch *batch, size_t i,

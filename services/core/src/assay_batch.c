@@ -198,7 +198,6 @@ int assay_batch_emit_avro(struct assay_batch *batch, size_t i, const char *topic
                           size_t key_len, const struct assay_schema *s, avro_value_t *value,
                           char *errstr, size_t errstr_size)
 {
-	struct assay_headers headers;
 	void *buf = NULL;
 	size_t len = 0;
 	int err;
@@ -206,15 +205,24 @@ int assay_batch_emit_avro(struct assay_batch *batch, size_t i, const char *topic
 	err = assay_codec_encode(batch->loop->cfg.codec, s, value, &buf, &len, errstr, errstr_size);
 	if (err)
 		return err;
+	err = assay_batch_emit_typed(batch, i, topic, key, key_len, buf, len, s->full_name);
+	free(buf);
+	return err;
+}
+
+int assay_batch_emit_typed(struct assay_batch *batch, size_t i, const char *topic, const void *key,
+                           size_t key_len, const void *value, size_t value_len,
+                           const char *event_type)
+{
+	struct assay_headers headers;
+
 	assay_headers_init(&headers);
-	if (assay_headers_add_str(&headers, "event_type", s->full_name)) {
-		free(buf);
+	if (assay_headers_add_str(&headers, "event_type", event_type)) {
 		assay_headers_release(&headers);
 		return ASSAY_ERR_FATAL;
 	}
-	err = assay_batch_emit(batch, i, topic, key, key_len, buf, len, &headers);
-	free(buf);
-	return err;
+	/* headers handed over: assay_batch_emit releases them on every path */
+	return assay_batch_emit(batch, i, topic, key, key_len, value, value_len, &headers);
 }
 
 /* Adds the dead-letter headers that describe message m and the failure. */

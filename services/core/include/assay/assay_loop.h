@@ -165,6 +165,12 @@ int assay_batch_emit(struct assay_batch *batch, size_t i, const char *topic, con
                      size_t key_len, const void *value, size_t value_len,
                      struct assay_headers *headers);
 
+/* Emits an encoded event (a frame of the schema whose full name is event_type, e.g. from a
+ * generated encoder) with the event_type header set to that name. As assay_batch_emit. */
+int assay_batch_emit_typed(struct assay_batch *batch, size_t i, const char *topic, const void *key,
+                           size_t key_len, const void *value, size_t value_len,
+                           const char *event_type);
+
 /* Encodes value with the codec under schema s and emits it with event_type set to the
  * schema's full name. The value stays the caller's. */
 int assay_batch_emit_avro(struct assay_batch *batch, size_t i, const char *topic, const void *key,
