@@ -1,20 +1,22 @@
 /*
- * assay-mapper's handler. handle() reads the audit events of a batch first (they change the
- * projection: scope and SoA exclusions), then the accepted evidence, and for each evidence
- * item decides its links (assay_crosswalk_map), emits ControlMapped and keeps the rows for
- * write(). Every change to the projection is staged (copies of the audits touched, pending
- * evidence added or consumed) and applied to memory in committed(); handle() starts from the
- * committed state each time, so a rollback or a retry never applies anything twice.
+ * assay-mapper's handler. handle() applies the audit events of a batch first to the shared
+ * audit projection (assay_audit_projection.h: scope and SoA exclusions, decoded with the
+ * generated contracts), then reads the accepted evidence, and for each evidence item decides
+ * its links (assay_crosswalk_map), emits ControlMapped and keeps the rows for write(). The
+ * projection's batch (copy on write per audit) and the pending evidence added or consumed are
+ * applied to memory in committed(); handle() starts from the committed state each time, so a
+ * rollback or a retry never applies anything twice.
  */
 #include "mapper.h"
 
+#include "assay_arena.h"
 #include "assay_codec.h"
+#include "assay_contract.h"
 #include "assay_embed.h"
 #include "assay_loop.h"
 #include "assay_migrate.h"
 #include "assay_pg.h"
 #include "assay_strbuf.h"
-#include "assay_strmap.h"
 #include "assay_vec.h"
 
 #include <stddef.h>
@@ -24,8 +26,6 @@
 #include <sys/time.h>
 
 #define EVIDENCE_ACCEPTED "org.assay.v1.EvidenceAccepted"
-#define AUDIT_OPENED      "org.assay.v1.AuditOpened"
-#define SOA_SUBMITTED     "org.assay.v1.SoaSubmitted"
 #define CONTROL_MAPPED    "org.assay.v1.ControlMapped"
 
 const struct assay_setting mapper_settings[] = {
@@ -41,16 +41,6 @@ const struct assay_setting mapper_settings[] = {
         {NULL, NULL, 0, NULL, 0, 0, 0, "assay-mapper settings"},
 };
 
-static char *dup_str(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *d = malloc(n);
-
-	if (d != NULL)
-		memcpy(d, s, n);
-	return d;
-}
-
 static int64_t now_ms(void)
 {
 	struct timeval tv;
@@ -59,191 +49,55 @@ static int64_t now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* ---- the projection of one audit ---- */
+/* ---- the mapper's view of a projected audit ---- */
 
-int assay_mapper_audit_init(struct assay_mapper_audit *a, const char *audit_id)
+static const void *hook_standard(void *ctx, const char *symbol)
 {
-	memset(a, 0, sizeof(*a));
-	a->audit_id = dup_str(audit_id);
-	a->tenant_id = dup_str("");
-	a->client_id = dup_str("");
-	if (a->audit_id == NULL || a->tenant_id == NULL || a->client_id == NULL) {
-		assay_mapper_audit_release(a);
-		return ASSAY_ERR_FATAL;
-	}
-	return 0;
+	const struct assay_catalog *cat = ctx;
+	const char *known = assay_catalog_standard(cat, symbol);
+
+	/* an edition without controls (27001:2013) can be linked to nothing */
+	if (known == NULL || (assay_catalog_count(cat, known, false) == 0 &&
+	                      assay_catalog_count(cat, known, true) == 0))
+		return NULL;
+	return known;
 }
 
-void assay_mapper_audit_release(struct assay_mapper_audit *a)
+static const void *hook_control(void *ctx, const void *standard, const char *id)
 {
-	if (a == NULL)
-		return;
-	free(a->audit_id);
-	free(a->tenant_id);
-	free(a->client_id);
-	for (size_t i = 0; i < a->nsoa; i++)
-		free(a->soa[i].excluded);
-	memset(a, 0, sizeof(*a));
+	const struct assay_control *ctl =
+	        standard != NULL ? assay_catalog_find(ctx, standard, id) : NULL;
+
+	return ctl != NULL && ctl->annex_a ? ctl : NULL;
 }
 
-int assay_mapper_audit_copy(struct assay_mapper_audit *dst, const struct assay_mapper_audit *src)
+void mapper_audit_hooks(const struct assay_catalog *cat, struct assay_audits_hooks *hooks)
 {
-	*dst = *src;
-	dst->audit_id = dup_str(src->audit_id);
-	dst->tenant_id = dup_str(src->tenant_id);
-	dst->client_id = dup_str(src->client_id);
-	for (size_t i = 0; i < src->nsoa; i++) {
-		dst->soa[i].excluded = NULL;
-		if (src->soa[i].nexcluded > 0) {
-			dst->soa[i].excluded = malloc(src->soa[i].nexcluded * sizeof(void *));
-			if (dst->soa[i].excluded != NULL)
-				memcpy(dst->soa[i].excluded, src->soa[i].excluded,
-				       src->soa[i].nexcluded * sizeof(void *));
-		}
-	}
-	bool ok = dst->audit_id && dst->tenant_id && dst->client_id;
-	for (size_t i = 0; i < src->nsoa; i++)
-		ok = ok && (src->soa[i].nexcluded == 0 || dst->soa[i].excluded != NULL);
-	if (!ok) {
-		assay_mapper_audit_release(dst);
-		return ASSAY_ERR_FATAL;
-	}
-	return 0;
+	hooks->standard = hook_standard;
+	hooks->control = hook_control;
+	hooks->ctx = (void *)cat; /* read only: the hooks take it back as const */
 }
 
-static int replace_str(char **dst, const char *s)
+void mapper_audit_scope(const struct assay_audit *a, struct assay_map_scope *scope,
+                        const char **standards_buf, const struct assay_control **excluded_buf,
+                        size_t nbuf)
 {
-	char *d = dup_str(s);
+	size_t ns = 0, n = 0;
 
-	if (d == NULL)
-		return ASSAY_ERR_FATAL;
-	free(*dst);
-	*dst = d;
-	return 0;
-}
+	for (size_t i = 0; i < a->nstandards; i++) {
+		const struct assay_audit_soa *soa = a->soa[i];
 
-int assay_mapper_audit_apply_opened(struct assay_mapper_audit *a, const struct assay_catalog *cat,
-                                    avro_value_t *v, char *errstr, size_t errstr_size)
-{
-	const char *tenant, *client, *audit;
-	avro_value_t arr, elem;
-	size_t n, len;
-	int64_t at;
-
-	if (assay_value_string(v, "tenant_id", &tenant, &len) ||
-	    assay_value_string(v, "audit_id", &audit, &len) ||
-	    assay_value_string(v, "client_id", &client, &len) ||
-	    assay_value_long(v, "occurred_at", &at) || assay_value_array(v, "standards", &arr, &n))
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "audit opened: missing tenant_id, audit_id, client_id, "
-		                  "occurred_at or standards");
-	if (strcmp(audit, a->audit_id) != 0)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "audit opened: applied to audit %s, not %s", a->audit_id, audit);
-	a->nscope = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *sym, *known;
-
-		if (assay_value_array_get(&arr, i, &elem) ||
-		    assay_value_enum(&elem, "standard", &sym))
-			return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-			                  "audit opened: standards[%zu] has no standard", i);
-		known = assay_catalog_standard(cat, sym);
-		/* an edition without controls (27001:2013) can be linked to nothing */
-		if (known == NULL || (assay_catalog_count(cat, known, false) == 0 &&
-		                      assay_catalog_count(cat, known, true) == 0))
+		if (a->standard_ref[i] == NULL)
 			continue;
-		bool dup = false;
-		for (size_t k = 0; k < a->nscope; k++)
-			dup = dup || a->scope[k] == known;
-		if (!dup && a->nscope < ASSAY_MAPPER_MAX_STANDARDS)
-			a->scope[a->nscope++] = known;
+		standards_buf[ns++] = a->standard_ref[i];
+		for (size_t k = 0; soa != NULL && k < soa->nexcluded && n < nbuf; k++)
+			excluded_buf[n++] = soa->excluded[k];
 	}
-	if (replace_str(&a->tenant_id, tenant) || replace_str(&a->client_id, client))
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-		                  "audit opened: out of memory");
-	a->opened = true;
-	a->opened_at = at;
-	return 0;
-}
-
-int assay_mapper_audit_apply_soa(struct assay_mapper_audit *a, const struct assay_catalog *cat,
-                                 avro_value_t *v, bool *changed, char *errstr, size_t errstr_size)
-{
-	const struct assay_control **excl = NULL;
-	struct assay_mapper_soa *soa = NULL;
-	const char *sym, *known;
-	avro_value_t rows, row;
-	int32_t revision;
-	size_t n, nexcl = 0;
-
-	*changed = false;
-	if (assay_value_enum(v, "standard", &sym) || assay_value_int(v, "revision", &revision) ||
-	    assay_value_array(v, "rows", &rows, &n))
-		return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-		                  "soa submitted: missing standard, revision or rows");
-	known = assay_catalog_standard(cat, sym);
-	if (known == NULL)
-		return 0; /* a standard this catalog does not have: nothing to exclude */
-	for (size_t i = 0; i < a->nsoa; i++)
-		if (a->soa[i].standard == known)
-			soa = &a->soa[i];
-	if (soa != NULL && revision <= soa->revision)
-		return 0;
-	if (soa == NULL && a->nsoa >= ASSAY_MAPPER_MAX_STANDARDS)
-		return 0;
-	if (n > 0) {
-		excl = calloc(n, sizeof(*excl));
-		if (excl == NULL)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                  "soa submitted: out of memory");
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct assay_control *ctl;
-		const char *id;
-		size_t len;
-		bool applicable;
-
-		if (assay_value_array_get(&rows, i, &row) ||
-		    assay_value_string(&row, "control_id", &id, &len) ||
-		    assay_value_bool(&row, "applicable", &applicable)) {
-			free(excl);
-			return assay_errf(ASSAY_ERR_REJECT, errstr, errstr_size,
-			                  "soa submitted: rows[%zu] lacks control_id or applicable",
-			                  i);
-		}
-		ctl = assay_catalog_find(cat, known, id);
-		if (!applicable && ctl != NULL && ctl->annex_a)
-			excl[nexcl++] = ctl;
-	}
-	if (soa == NULL) {
-		soa = &a->soa[a->nsoa++];
-		soa->standard = known;
-	} else {
-		free(soa->excluded);
-	}
-	soa->revision = revision;
-	soa->excluded = excl;
-	soa->nexcluded = nexcl;
-	*changed = true;
-	return 0;
-}
-
-void assay_mapper_audit_scope(const struct assay_mapper_audit *a, struct assay_map_scope *scope,
-                              const struct assay_control **excluded_buf, size_t nbuf)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < a->nsoa; i++)
-		for (size_t k = 0; k < a->soa[i].nexcluded && n < nbuf; k++)
-			excluded_buf[n++] = a->soa[i].excluded[k];
-	scope->standards = a->scope;
-	scope->nstandards = a->nscope;
+	scope->standards = standards_buf;
+	scope->nstandards = ns;
 	scope->excluded = excluded_buf;
 	scope->nexcluded = n;
 }
-
-/* ---- evidence ---- */
 
 int mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
                          struct mapper_evidence *ev, char *errstr, size_t errstr_size)
@@ -290,59 +144,16 @@ int mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
 	return 0;
 }
 
-int mapper_links(const struct assay_crosswalk *cw, const struct assay_mapper_audit *a,
+int mapper_links(const struct assay_crosswalk *cw, const struct assay_audit *a,
                  const struct mapper_evidence *ev, struct assay_link *out, size_t out_cap,
                  size_t *nout)
 {
 	const struct assay_control *excluded[256];
+	const char *standards[ASSAY_AUDIT_MAX_STANDARDS];
 	struct assay_map_scope scope;
 
-	assay_mapper_audit_scope(a, &scope, excluded, sizeof(excluded) / sizeof(excluded[0]));
+	mapper_audit_scope(a, &scope, standards, excluded, sizeof(excluded) / sizeof(excluded[0]));
 	return assay_crosswalk_map(cw, ev->claimed, ev->nclaimed, &scope, out, out_cap, nout);
-}
-
-/* ---- audit table: open addressing on audit_id ---- */
-
-/* Audits by audit_id (keys are the audits' own audit_id), owned by the map. */
-struct audit_map {
-	struct assay_strmap by_id;
-};
-
-static struct assay_mapper_audit *map_get(const struct audit_map *m, const char *id)
-{
-	return assay_strmap_get(&m->by_id, id, strlen(id));
-}
-
-/* Puts a (owned by the map from now on), replacing and freeing one with the same id. */
-static int map_put(struct audit_map *m, struct assay_mapper_audit *a)
-{
-	void *old;
-
-	if (assay_strmap_put(&m->by_id, a->audit_id, strlen(a->audit_id), a, &old) != 0)
-		return ASSAY_ERR_FATAL;
-	if (old != NULL && old != a) {
-		assay_mapper_audit_release(old);
-		free(old);
-	}
-	return 0;
-}
-
-static void map_clear(struct audit_map *m)
-{
-	size_t pos = 0;
-	void *a;
-
-	while (assay_strmap_next(&m->by_id, &pos, NULL, &a)) {
-		assay_mapper_audit_release(a);
-		free(a);
-	}
-	assay_strmap_clear(&m->by_id);
-}
-
-static void map_release(struct audit_map *m)
-{
-	map_clear(m);
-	assay_strmap_release(&m->by_id);
 }
 
 /* ---- pending evidence ---- */
@@ -424,67 +235,6 @@ static void pending_list_clear(struct pending_list *l)
 	for (size_t i = 0; i < l->count; i++)
 		pending_free(l->items[i]);
 	l->count = 0;
-}
-
-/* ---- pipeline statements of a batch (audit events: rare) ---- */
-
-#define STMT_MAX_PARAMS 6
-
-struct stmt {
-	const char *sql;
-	int nparams;
-	char *params[STMT_MAX_PARAMS]; /* owned */
-};
-
-struct stmt_list {
-	struct stmt *items;
-	size_t count, cap;
-};
-
-static void stmt_list_clear(struct stmt_list *l)
-{
-	for (size_t i = 0; i < l->count; i++)
-		for (int k = 0; k < l->items[i].nparams; k++)
-			free(l->items[i].params[k]);
-	l->count = 0;
-}
-
-/* Adds a statement; params are copied (NULL stays SQL NULL). */
-static int stmt_add(struct stmt_list *l, const char *sql, int nparams, const char *const *params)
-{
-	struct stmt *s;
-
-	if (assay_vec_reserve(&l->items, &l->cap, l->count + 1, sizeof(*l->items)))
-		return ASSAY_ERR_FATAL;
-	s = &l->items[l->count];
-	memset(s, 0, sizeof(*s));
-	s->sql = sql;
-	for (int k = 0; k < nparams; k++) {
-		s->params[k] = params[k] != NULL ? dup_str(params[k]) : NULL;
-		s->nparams = k + 1;
-		if (params[k] != NULL && s->params[k] == NULL) {
-			l->count++;
-			return ASSAY_ERR_FATAL;
-		}
-	}
-	s->nparams = nparams;
-	l->count++;
-	return 0;
-}
-
-/* A PostgreSQL text[] literal of n strings, malloc'd: {"a","b"} with " and \ escaped. */
-static char *pg_array(const char *const *items, size_t n)
-{
-	struct assay_strbuf sb;
-
-	assay_strbuf_init(&sb);
-	assay_strbuf_appendc(&sb, '{');
-	for (size_t i = 0; i < n; i++) {
-		assay_strbuf_pg_array_next(&sb);
-		assay_strbuf_append_pg_elem(&sb, items[i], strlen(items[i]));
-	}
-	assay_strbuf_appendc(&sb, '}');
-	return assay_strbuf_detach(&sb);
 }
 
 /* ---- the service ---- */
@@ -583,14 +333,18 @@ struct mapper {
 	struct assay_link *links; /* scratch for one evidence item */
 	size_t links_cap;
 
-	/* committed state */
-	struct audit_map audits;
+	/* committed state; the projection also holds the batch's changes (its overlay) */
+	struct assay_audits *audits; /* the shared audit projection, with mapper_audit_hooks */
+	struct assay_contracts *cx;  /* decodes audit events for it */
+	struct assay_arena arena;    /* their arrays, reset per event */
+	char *group;                 /* consumer group: the projection's rows */
 	struct pending_list pending;
 
 	/* staged by the current handle() */
-	struct audit_map staged;         /* copies of audits changed in this batch */
-	struct pending_list new_pending; /* evidence waiting, added in this batch */
-	struct stmt_list stmts;
+	struct pending_list new_pending;   /* evidence waiting, added in this batch */
+	struct assay_strbuf mapped_audits; /* text[] of audits whose pending evidence was mapped */
+	int retry; /* ASSAY_ERR_RETRY: an audit event could not be decoded */
+	char retry_msg[256];
 	struct assay_copybuf link_rows, pending_rows;
 	uint64_t n_mapped, n_links[3], n_pending, n_ignored;
 
@@ -605,6 +359,8 @@ static struct mapper *mapper_new(const struct mapper_config *cfg)
 	if (m == NULL)
 		return NULL;
 	m->cfg = cfg;
+	assay_arena_init(&m->arena);
+	assay_strbuf_init(&m->mapped_audits);
 	assay_copybuf_init(&m->link_rows);
 	assay_copybuf_init(&m->pending_rows);
 	return m;
@@ -612,11 +368,13 @@ static struct mapper *mapper_new(const struct mapper_config *cfg)
 
 static void staged_clear(struct mapper *m)
 {
-	map_clear(&m->staged);
+	if (m->audits != NULL)
+		assay_audits_rollback(m->audits);
 	pending_list_clear(&m->new_pending);
 	for (size_t i = 0; i < m->pending.count; i++)
 		m->pending.items[i]->consumed = false;
-	stmt_list_clear(&m->stmts);
+	assay_strbuf_reset(&m->mapped_audits);
+	m->retry = 0;
 	assay_copybuf_reset(&m->link_rows);
 	assay_copybuf_reset(&m->pending_rows);
 	m->n_mapped = m->n_pending = m->n_ignored = 0;
@@ -628,12 +386,14 @@ static void mapper_destroy(struct mapper *m)
 	if (m == NULL)
 		return;
 	staged_clear(m);
-	map_release(&m->staged);
-	map_release(&m->audits);
+	assay_audits_destroy(m->audits);
+	assay_contracts_destroy(m->cx);
+	assay_arena_release(&m->arena);
+	free(m->group);
 	pending_list_clear(&m->pending);
 	free(m->pending.items);
 	free(m->new_pending.items);
-	free(m->stmts.items);
+	assay_strbuf_release(&m->mapped_audits);
 	assay_copybuf_release(&m->link_rows);
 	assay_copybuf_release(&m->pending_rows);
 	if (m->has_out)
@@ -642,38 +402,6 @@ static void mapper_destroy(struct mapper *m)
 	assay_crosswalk_destroy(m->cw);
 	assay_catalog_destroy(m->cat);
 	free(m);
-}
-
-/* The audit as this batch sees it: staged copy, else committed, else NULL. */
-static const struct assay_mapper_audit *audit_view(const struct mapper *m, const char *id)
-{
-	const struct assay_mapper_audit *a = map_get(&m->staged, id);
-
-	return a != NULL ? a : map_get(&m->audits, id);
-}
-
-/* A staged copy of the audit to change (made on first change in this batch). */
-static struct assay_mapper_audit *audit_stage(struct mapper *m, const char *id)
-{
-	struct assay_mapper_audit *a = map_get(&m->staged, id);
-	const struct assay_mapper_audit *c;
-
-	if (a != NULL)
-		return a;
-	a = calloc(1, sizeof(*a));
-	if (a == NULL)
-		return NULL;
-	c = map_get(&m->audits, id);
-	if ((c != NULL ? assay_mapper_audit_copy(a, c) : assay_mapper_audit_init(a, id)) != 0) {
-		free(a);
-		return NULL;
-	}
-	if (map_put(&m->staged, a) != 0) {
-		assay_mapper_audit_release(a);
-		free(a);
-		return NULL;
-	}
-	return a;
 }
 
 /* Appends s to the text buffer at *len (room checked by the caller). */
@@ -813,8 +541,8 @@ static int emit_mapped(struct mapper *m, struct assay_batch *batch, size_t i,
 
 /* Maps ev for opened audit a and emits it caused by message i. */
 static int map_evidence(struct mapper *m, struct assay_batch *batch, size_t i,
-                        const struct assay_mapper_audit *a, const struct mapper_evidence *ev,
-                        int64_t at, char *errstr, size_t errstr_size)
+                        const struct assay_audit *a, const struct mapper_evidence *ev, int64_t at,
+                        char *errstr, size_t errstr_size)
 {
 	size_t need = assay_crosswalk_links_bound(m->cw, ev->nclaimed), n;
 
@@ -827,59 +555,17 @@ static int map_evidence(struct mapper *m, struct assay_batch *batch, size_t i,
 	return emit_mapped(m, batch, i, ev, m->links, n, at, errstr, errstr_size);
 }
 
-static const char SQL_AUDIT_UPSERT[] =
-        "INSERT INTO assay_mapper_audits (audit_id, tenant_id, client_id, standards, opened_at) "
-        "VALUES ($1, $2, $3, $4::text[], to_timestamp($5::bigint / 1000.0)) "
-        "ON CONFLICT (audit_id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
-        "client_id = EXCLUDED.client_id, standards = EXCLUDED.standards, "
-        "opened_at = EXCLUDED.opened_at";
-static const char SQL_SOA_UPSERT[] =
-        "INSERT INTO assay_mapper_soa (audit_id, standard, revision, excluded) "
-        "VALUES ($1, $2, $3::integer, $4::text[]) ON CONFLICT (audit_id, standard) DO UPDATE "
-        "SET revision = EXCLUDED.revision, excluded = EXCLUDED.excluded "
-        "WHERE assay_mapper_soa.revision < EXCLUDED.revision";
-static const char SQL_PENDING_DELETE[] = "DELETE FROM assay_mapper_pending WHERE audit_id = $1";
-
-static int on_audit_opened(struct mapper *m, struct assay_batch *batch, size_t i, avro_value_t *v,
-                           int64_t at, char *errstr, size_t errstr_size)
+/* The evidence waiting for audit a (opened by message i): mapped now, deleted at commit. */
+static int map_pending(struct mapper *m, struct assay_batch *batch, size_t i,
+                       const struct assay_audit *a, int64_t at, char *errstr, size_t errstr_size)
 {
-	struct assay_mapper_audit *a;
-	const char *audit_id, *params[5];
-	char *standards, opened[32];
-	size_t len;
+	bool any = false;
 	int rc;
 
-	if (assay_value_string(v, "audit_id", &audit_id, &len) != 0)
-		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT,
-		                              "audit opened: missing audit_id");
-	a = audit_stage(m, audit_id);
-	if (a == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper: out of memory");
-	rc = assay_mapper_audit_apply_opened(a, m->cat, v, errstr, errstr_size);
-	if (rc == ASSAY_ERR_REJECT)
-		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, errstr);
-	if (rc != 0)
-		return rc;
-	standards = pg_array(a->scope, a->nscope);
-	if (standards == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper: out of memory");
-	snprintf(opened, sizeof(opened), "%lld", (long long)a->opened_at);
-	params[0] = a->audit_id;
-	params[1] = a->tenant_id;
-	params[2] = a->client_id;
-	params[3] = standards;
-	params[4] = opened;
-	rc = stmt_add(&m->stmts, SQL_AUDIT_UPSERT, 5, params);
-	free(standards);
-	if (rc != 0)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper: out of memory");
-
-	/* evidence that waited for this audit */
-	bool any = false;
 	for (size_t k = 0; k < m->pending.count; k++) {
 		struct pending *p = m->pending.items[k];
 
-		if (p->consumed || strcmp(p->ev.audit_id, audit_id) != 0)
+		if (p->consumed || strcmp(p->ev.audit_id, a->audit_id) != 0)
 			continue;
 		rc = map_evidence(m, batch, i, a, &p->ev, at, errstr, errstr_size);
 		if (rc != 0)
@@ -888,77 +574,69 @@ static int on_audit_opened(struct mapper *m, struct assay_batch *batch, size_t i
 		any = true;
 	}
 	if (any) {
-		params[0] = audit_id;
-		if (stmt_add(&m->stmts, SQL_PENDING_DELETE, 1, params) != 0)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                  "mapper: out of memory");
+		assay_strbuf_appendc(&m->mapped_audits, m->mapped_audits.len == 0 ? '{' : ',');
+		assay_strbuf_append_pg_elem(&m->mapped_audits, a->audit_id, strlen(a->audit_id));
 	}
 	return 0;
 }
 
-static int on_soa_submitted(struct mapper *m, struct assay_batch *batch, size_t i, avro_value_t *v,
-                            char *errstr, size_t errstr_size)
+/*
+ * A record of the audit topic: applied to the shared projection (decoded with the generated
+ * contracts; records it does not read change nothing). An AuditOpened also maps the evidence
+ * that waited for it, with the audit as it stands at this point of the batch.
+ */
+static int on_audit_event(struct mapper *m, struct assay_batch *batch, size_t i,
+                          const struct assay_msg *msg, int64_t at, char *errstr, size_t errstr_size)
 {
-	struct assay_mapper_audit *a;
-	const char *audit_id, *params[4], *ids[512];
-	char rev[16], *excluded;
-	bool changed;
-	size_t len;
+	struct assay_audit_opened ev;
+	const struct assay_audit *a;
+	const char *name;
+	char why[512] = "";
 	int rc;
 
-	if (assay_value_string(v, "audit_id", &audit_id, &len) != 0)
-		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT,
-		                              "soa submitted: missing audit_id");
-	a = audit_stage(m, audit_id);
-	if (a == NULL)
-		return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size, "mapper: out of memory");
-	rc = assay_mapper_audit_apply_soa(a, m->cat, v, &changed, errstr, errstr_size);
-	if (rc == ASSAY_ERR_REJECT)
-		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, errstr);
-	if (rc != 0 || !changed)
-		return rc;
-	const char *sym = NULL, *known;
-	if (assay_value_enum(v, "standard", &sym) != 0 ||
-	    (known = assay_catalog_standard(m->cat, sym)) == NULL)
-		return 0; /* changed implies both; defensive */
-	for (size_t s = 0; s < a->nsoa; s++) {
-		const struct assay_mapper_soa *soa = &a->soa[s];
-		size_t n = 0;
-
-		if (soa->standard != known)
-			continue;
-		for (size_t k = 0; k < soa->nexcluded && n < 512; k++)
-			ids[n++] = soa->excluded[k]->id;
-		excluded = pg_array(ids, n);
-		if (excluded == NULL)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                  "mapper: out of memory");
-		snprintf(rev, sizeof(rev), "%d", (int)soa->revision);
-		params[0] = a->audit_id;
-		params[1] = soa->standard;
-		params[2] = rev;
-		params[3] = excluded;
-		rc = stmt_add(&m->stmts, SQL_SOA_UPSERT, 4, params);
-		free(excluded);
-		if (rc != 0)
-			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
-			                  "mapper: out of memory");
+	assay_arena_reset(&m->arena);
+	rc = assay_contract_frame_type(m->cx, msg->value, msg->value_len, &name, why, sizeof(why));
+	if (rc == 0 && assay_audits_event_kind(name) != ASSAY_AUDIT_EV_OPENED) {
+		rc = assay_audits_apply_frame(m->audits, m->cx, &m->arena, msg->value,
+		                              msg->value_len, NULL, why, sizeof(why));
+	} else if (rc == 0) {
+		rc = assay_audit_opened_decode(m->cx, msg->value, msg->value_len, &m->arena, &ev,
+		                               why, sizeof(why));
+		if (rc == 0)
+			rc = assay_audits_apply_opened(m->audits, &ev);
+		if (rc == ASSAY_ERR_REJECT && why[0] == '\0')
+			snprintf(why, sizeof(why),
+			         "audit opened: empty audit id or more than %d "
+			         "standards in scope",
+			         ASSAY_AUDIT_MAX_STANDARDS);
+		if (rc == 0 && (a = assay_audits_find(m->audits, ev.audit_id.s, ev.audit_id.len)))
+			rc = map_pending(m, batch, i, a, at, errstr, errstr_size);
 	}
-	return 0;
+	if (rc == ASSAY_ERR_REJECT)
+		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, why);
+	if (rc == ASSAY_ERR_RETRY) {
+		/* the registry did not answer: the whole batch is tried again (write) */
+		m->retry = ASSAY_ERR_RETRY;
+		snprintf(m->retry_msg, sizeof(m->retry_msg), "audit event: %.200s", why);
+		return 0;
+	}
+	if (rc == ASSAY_ERR_FATAL && why[0] != '\0')
+		return assay_errf(rc, errstr, errstr_size, "%s", why);
+	return rc < 0 ? rc : 0;
 }
 
 static int on_evidence(struct mapper *m, struct assay_batch *batch, size_t i, struct assay_msg *msg,
                        int64_t at, char *errstr, size_t errstr_size)
 {
 	struct mapper_evidence ev;
-	const struct assay_mapper_audit *a;
+	const struct assay_audit *a;
 	int rc;
 
 	rc = mapper_evidence_read(&msg->decoded.value, m->cat, &ev, errstr, errstr_size);
 	if (rc != 0)
 		return assay_batch_deadletter(batch, i, ASSAY_ERR_REJECT, errstr);
-	a = audit_view(m, ev.audit_id);
-	if (a != NULL && a->opened)
+	a = assay_audits_find(m->audits, ev.audit_id, strlen(ev.audit_id));
+	if (a != NULL)
 		return map_evidence(m, batch, i, a, &ev, at, errstr, errstr_size);
 
 	/* the audit is not open yet: wait for its AuditOpened */
@@ -983,25 +661,19 @@ static int mapper_handle(void *ctx, struct assay_batch *batch, char *errstr, siz
 	int rc;
 
 	staged_clear(m);
+	assay_audits_begin(m->audits);
 	/* pass 1: audit events change the projection the evidence is mapped with */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !m->retry; i++) {
 		struct assay_msg *msg = assay_batch_msg(batch, i);
-		const char *type;
 
 		if (msg->dead || !msg->decoded_ok || strcmp(msg->topic, m->cfg->consumes[1]) != 0)
 			continue;
-		type = msg->decoded.schema->full_name;
-		if (strcmp(type, AUDIT_OPENED) == 0)
-			rc = on_audit_opened(m, batch, i, &msg->decoded.value, at, errstr,
-			                     errstr_size);
-		else if (strcmp(type, SOA_SUBMITTED) == 0)
-			rc = on_soa_submitted(m, batch, i, &msg->decoded.value, errstr,
-			                      errstr_size);
-		else
-			rc = 0; /* other audit events do not concern the mapper */
+		rc = on_audit_event(m, batch, i, msg, at, errstr, errstr_size);
 		if (rc != 0)
 			return rc;
 	}
+	if (m->retry)
+		return 0;
 	/* pass 2: evidence */
 	for (size_t i = 0; i < n; i++) {
 		struct assay_msg *msg = assay_batch_msg(batch, i);
@@ -1027,17 +699,24 @@ static int mapper_write(void *ctx, PGconn *conn, struct assay_batch *batch, char
 	int rc = 0;
 
 	(void)batch;
-	if (m->stmts.count > 0) {
-		struct assay_pipeline p;
+	if (m->retry)
+		return assay_errf(m->retry, errstr, errstr_size, "%s", m->retry_msg);
+	rc = assay_audits_write(m->audits, conn, m->group, "assay-mapper", errstr, errstr_size);
+	if (rc != 0)
+		return rc;
+	if (m->mapped_audits.len > 0) {
+		const char *params[1];
 
-		assay_pipeline_init(&p);
-		rc = assay_pipeline_begin(&p, conn, errstr, errstr_size);
-		for (size_t i = 0; rc == 0 && i < m->stmts.count; i++)
-			assay_pipeline_add(&p, m->stmts.items[i].sql, m->stmts.items[i].nparams,
-			                   (const char *const *)m->stmts.items[i].params, NULL, 0);
-		if (rc == 0)
-			rc = assay_pipeline_end(&p, errstr, errstr_size);
-		assay_pipeline_release(&p);
+		assay_strbuf_appendc(&m->mapped_audits, '}');
+		if (m->mapped_audits.failed)
+			return assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                  "mapper: out of memory");
+		params[0] = assay_strbuf_str(&m->mapped_audits);
+		rc = assay_pg_exec_params(conn,
+		                          "DELETE FROM assay_mapper_pending "
+		                          "WHERE audit_id = ANY ($1::text[])",
+		                          1, params, NULL, errstr, errstr_size);
+		assay_strbuf_reset(&m->mapped_audits); /* write may run again for one batch */
 		if (rc != 0)
 			return rc;
 	}
@@ -1062,21 +741,9 @@ static void mapper_committed(void *ctx, struct assay_batch *batch)
 {
 	struct mapper *m = ctx;
 	size_t keep = 0;
-	void *staged;
 
 	(void)batch;
-	/* staged audits become the committed ones (the map frees what they replace) */
-	for (size_t pos = 0; assay_strmap_next(&m->staged.by_id, &pos, NULL, &staged);) {
-		struct assay_mapper_audit *a = staged;
-
-		if (map_put(&m->audits, a) != 0) {
-			/* out of memory: the database has the change, memory cannot; a restart
-			 * reloads it */
-			assay_mapper_audit_release(a);
-			free(a);
-		}
-	}
-	assay_strmap_clear(&m->staged.by_id); /* each one handed over to m->audits above */
+	assay_audits_commit(m->audits);
 	for (size_t i = 0; i < m->pending.count; i++) {
 		if (m->pending.items[i]->consumed)
 			pending_free(m->pending.items[i]);
@@ -1103,104 +770,14 @@ static void mapper_rolled_back(void *ctx, struct assay_batch *batch)
 	staged_clear(ctx);
 }
 
-/* The audit id of into, created (empty) when absent. NULL when out of memory. */
-static struct assay_mapper_audit *loaded_audit(struct audit_map *into, const char *id)
-{
-	struct assay_mapper_audit *a = map_get(into, id);
-
-	if (a != NULL)
-		return a;
-	a = calloc(1, sizeof(*a));
-	if (a == NULL)
-		return NULL;
-	if (assay_mapper_audit_init(a, id) != 0) {
-		free(a);
-		return NULL;
-	}
-	if (map_put(into, a) != 0) {
-		assay_mapper_audit_release(a);
-		free(a);
-		return NULL;
-	}
-	return a;
-}
-
-/* Loads the projection and the waiting evidence from the database into the empty into and
- * pend (the caller's in any case: it frees them on failure). */
-static int load_state(struct mapper *m, PGconn *conn, struct audit_map *into,
-                      struct pending_list *pend, char *errstr, size_t errstr_size)
+/* Loads the waiting evidence from the database into the empty pend (the caller's in any
+ * case: it frees it on failure). */
+static int load_pending(struct mapper *m, PGconn *conn, struct pending_list *pend, char *errstr,
+                        size_t errstr_size)
 {
 	PGresult *res = NULL;
 	int rc;
 
-	rc = assay_pg_query(
-	        conn,
-	        "SELECT audit_id, tenant_id, client_id, array_to_string(standards, ','), "
-	        "(extract(epoch FROM opened_at) * 1000)::bigint FROM assay_mapper_audits",
-	        0, NULL, &res, errstr, errstr_size);
-	if (rc != 0)
-		return rc;
-	for (int r = 0; r < PQntuples(res); r++) {
-		struct assay_mapper_audit *a = loaded_audit(into, PQgetvalue(res, r, 0));
-		char *list;
-
-		if (a == NULL || replace_str(&a->tenant_id, PQgetvalue(res, r, 1)) ||
-		    replace_str(&a->client_id, PQgetvalue(res, r, 2)))
-			goto oom;
-		a->opened = true;
-		a->opened_at = strtoll(PQgetvalue(res, r, 4), NULL, 10);
-		list = PQgetvalue(res, r, 3);
-		for (char *tok = list; *tok;) {
-			char *comma = strchr(tok, ',');
-			size_t len = comma ? (size_t)(comma - tok) : strlen(tok);
-			char sym[64];
-
-			snprintf(sym, sizeof(sym), "%.*s", (int)len, tok);
-			const char *known = assay_catalog_standard(m->cat, sym);
-			if (known != NULL && a->nscope < ASSAY_MAPPER_MAX_STANDARDS)
-				a->scope[a->nscope++] = known;
-			tok += len + (comma ? 1 : 0);
-		}
-	}
-	PQclear(res);
-	rc = assay_pg_query(conn,
-	                    "SELECT audit_id, standard, revision, array_to_string(excluded, ',') "
-	                    "FROM assay_mapper_soa",
-	                    0, NULL, &res, errstr, errstr_size);
-	if (rc != 0)
-		return rc;
-	for (int r = 0; r < PQntuples(res); r++) {
-		struct assay_mapper_audit *a = loaded_audit(into, PQgetvalue(res, r, 0));
-		const char *known = assay_catalog_standard(m->cat, PQgetvalue(res, r, 1));
-		char *list = PQgetvalue(res, r, 3);
-		struct assay_mapper_soa *soa;
-		size_t n = 1;
-
-		if (a == NULL)
-			goto oom;
-		if (known == NULL || a->nsoa >= ASSAY_MAPPER_MAX_STANDARDS)
-			continue;
-		for (char *c = list; *c; c++)
-			n += *c == ',';
-		soa = &a->soa[a->nsoa++];
-		soa->standard = known;
-		soa->revision = (int32_t)strtol(PQgetvalue(res, r, 2), NULL, 10);
-		soa->excluded = calloc(n, sizeof(*soa->excluded));
-		if (soa->excluded == NULL)
-			goto oom;
-		for (char *tok = list; *tok;) {
-			char *comma = strchr(tok, ',');
-			size_t len = comma ? (size_t)(comma - tok) : strlen(tok);
-			char id[64];
-
-			snprintf(id, sizeof(id), "%.*s", (int)len, tok);
-			const struct assay_control *ctl = assay_catalog_find(m->cat, known, id);
-			if (ctl != NULL)
-				soa->excluded[soa->nexcluded++] = ctl;
-			tok += len + (comma ? 1 : 0);
-		}
-	}
-	PQclear(res);
 	rc = assay_pg_query(conn, "SELECT value FROM assay_mapper_pending ORDER BY received_at", 0,
 	                    NULL, &res, errstr, errstr_size);
 	if (rc != 0)
@@ -1253,27 +830,25 @@ static int mapper_assigned(void *ctx, PGconn *conn, const rd_kafka_topic_partiti
                            char *errstr, size_t errstr_size)
 {
 	struct mapper *m = ctx;
-	struct audit_map audits = {0};
 	struct pending_list pend = {0};
 	int rc;
 
-	rc = load_state(m, conn, &audits, &pend, errstr, errstr_size);
+	staged_clear(m);
+	rc = load_pending(m, conn, &pend, errstr, errstr_size);
+	if (rc == 0) /* keeps the previous projection on failure */
+		rc = assay_audits_load(m->audits, conn, m->group, errstr, errstr_size);
 	if (rc != 0) {
-		map_release(&audits);
 		pending_list_clear(&pend);
 		free(pend.items);
 		return rc;
 	}
-	staged_clear(m);
-	map_release(&m->audits);
-	m->audits = audits;
 	pending_list_clear(&m->pending);
 	free(m->pending.items);
 	m->pending = pend;
 	assay_gauge_set(m->m_pending, (double)m->pending.count);
 	assay_log_info(m->log, "mapper state loaded",
 	               ASSAY_LF_INT("partitions", parts ? parts->cnt : 0),
-	               ASSAY_LF_INT("audits", (long long)assay_strmap_count(&m->audits.by_id)),
+	               ASSAY_LF_INT("audits", (long long)assay_audits_count(m->audits)),
 	               ASSAY_LF_INT("pending", (long long)m->pending.count));
 	return 0;
 }
@@ -1282,11 +857,13 @@ static int mapper_init(void *ctx, const struct assay_service_env *env, char *err
                        size_t errstr_size)
 {
 	struct mapper *m = ctx;
+	struct assay_audits_hooks hooks;
 	int rc;
 
 	/* init may be retried: start from nothing */
 	staged_clear(m);
-	map_clear(&m->audits);
+	assay_audits_destroy(m->audits); /* its handles point into the catalog */
+	m->audits = NULL;
 	pending_list_clear(&m->pending);
 	assay_crosswalk_destroy(m->cw);
 	m->cw = NULL;
@@ -1298,6 +875,20 @@ static int mapper_init(void *ctx, const struct assay_service_env *env, char *err
 	rc = assay_catalog_load(env->conn, &m->cat, errstr, errstr_size);
 	if (rc == 0)
 		rc = assay_crosswalk_load(env->conn, m->cat, &m->cw, errstr, errstr_size);
+	if (rc == 0) {
+		mapper_audit_hooks(m->cat, &hooks);
+		free(m->group);
+		m->group = strdup(env->core != NULL && env->core->group_id != NULL &&
+		                                  env->core->group_id[0] != '\0'
+		                          ? env->core->group_id
+		                          : "assay-mapper");
+		assay_contracts_destroy(m->cx);
+		m->cx = assay_contracts_new(env->codec, errstr, errstr_size);
+		m->audits = assay_audits_new(&hooks);
+		if (m->group == NULL || m->cx == NULL || m->audits == NULL)
+			rc = assay_errf(ASSAY_ERR_FATAL, errstr, errstr_size,
+			                "mapper init: out of memory");
+	}
 	/*
 	 * The projection and the waiting evidence are NOT loaded here: the loop calls
 	 * mapper_assigned before the first batch of every assignment (and after a fenced batch),

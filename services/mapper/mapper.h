@@ -1,9 +1,10 @@
 /*
  * assay-mapper: links accepted evidence to controls. It consumes assay.evidence.accepted and
  * assay.audit.events (AuditOpened: the standards in scope; SoaSubmitted: the Annex A controls
- * excluded per standard), keeps that projection in its own tables and in memory, and for each
+ * excluded per standard), keeps them in the shared audit projection (assay_audit_projection.h,
+ * its own rows of assay_audit_projection per consumer group), and for each
  * accepted evidence item writes its links (assay_mapper_mapped, one row per item; the view
- * assay_mapper_links has one row per link) and publishes ControlMapped on
+ * mapper_links has one row per link) and publishes ControlMapped on
  * assay.control.mapped:
  *   - DIRECT to each claimed control;
  *   - along crosswalk edges to the OTHER standard, only when that standard is in the audit's
@@ -12,13 +13,15 @@
  * Evidence whose audit has not been opened yet (the two topics are not ordered against each
  * other) waits in assay_mapper_pending and is mapped when the AuditOpened arrives.
  *
- * The pure parts (reading the events into plain structs, the projection's updates, the
+ * The pure parts (reading evidence into plain structs, the scope of a projected audit, the
  * decision) are functions here, unit-tested without Kafka or PostgreSQL; the handler around
- * them stages every change during handle() and applies it to memory only in committed().
+ * them stages every change during handle() (the projection's batch, pending evidence) and
+ * applies it to memory only in committed().
  */
 #ifndef ASSAY_MAPPER_H
 #define ASSAY_MAPPER_H
 
+#include "assay_audit_projection.h"
 #include "assay_catalog.h"
 #include "assay_config.h"
 #include "assay_crosswalk.h"
@@ -37,58 +40,22 @@ struct mapper_config {
 };
 extern const struct assay_setting mapper_settings[];
 
-#define ASSAY_MAPPER_MAX_STANDARDS 8
-#define MAPPER_MAX_CLAIMS          512
-
-/* The SoA of one standard of an audit: the latest revision's excluded Annex A controls. */
-struct assay_mapper_soa {
-	const char *standard; /* catalog symbol */
-	int32_t revision;
-	const struct assay_control **excluded; /* owned array of catalog pointers */
-	size_t nexcluded;
-};
-
-/* The projection of one audit. Plain struct: assay_mapper_audit_init / _release. */
-struct assay_mapper_audit {
-	char *audit_id;  /* owned */
-	char *tenant_id; /* owned; "" until AuditOpened */
-	char *client_id; /* owned; "" until AuditOpened */
-	bool opened;     /* AuditOpened seen: the scope is known */
-	int64_t opened_at;
-	const char *scope[ASSAY_MAPPER_MAX_STANDARDS]; /* catalog symbols */
-	size_t nscope;
-	struct assay_mapper_soa soa[ASSAY_MAPPER_MAX_STANDARDS];
-	size_t nsoa;
-};
-
-/* Returns 0 or ASSAY_ERR_FATAL (memory). */
-int assay_mapper_audit_init(struct assay_mapper_audit *a, const char *audit_id);
-void assay_mapper_audit_release(struct assay_mapper_audit *a);
-/* Deep copy of src into dst (uninitialized). Returns 0 or ASSAY_ERR_FATAL. */
-int assay_mapper_audit_copy(struct assay_mapper_audit *dst, const struct assay_mapper_audit *src);
+#define MAPPER_MAX_CLAIMS 512
 
 /*
- * Applies an AuditOpened record v (decoded value, borrowed) to a: tenant, client, the
- * standards in scope (those the catalog knows; ISO27001_2013 has no controls and is
- * skipped), opened. audit_id must match a->audit_id. Returns 0; ASSAY_ERR_REJECT with the
- * reason when v lacks a field; ASSAY_ERR_FATAL (memory).
+ * The mapper's hooks for the shared audit projection (assay_audit_projection.h), over cat
+ * (borrowed: must outlive the projection): a standard's handle is its catalog symbol when
+ * the catalog has controls for it (ISO27001_2013 has none and gets no handle); an excluded
+ * control's handle is its catalog control when it is an Annex A control of that standard.
  */
-int assay_mapper_audit_apply_opened(struct assay_mapper_audit *a, const struct assay_catalog *cat,
-                                    avro_value_t *v, char *errstr, size_t errstr_size);
+void mapper_audit_hooks(const struct assay_catalog *cat, struct assay_audits_hooks *hooks);
 
-/*
- * Applies a SoaSubmitted record v to a: when its revision is newer than the one held for its
- * standard, the excluded set becomes the rows with applicable = false (ids the catalog does
- * not know for that standard are ignored). *changed: whether anything changed (an older or
- * equal revision changes nothing). Returns 0, ASSAY_ERR_REJECT, ASSAY_ERR_FATAL.
- */
-int assay_mapper_audit_apply_soa(struct assay_mapper_audit *a, const struct assay_catalog *cat,
-                                 avro_value_t *v, bool *changed, char *errstr, size_t errstr_size);
-
-/* The mapping scope of an opened audit; excluded_buf has room for nbuf pointers (the SoAs'
- * exclusions are copied into it, at most nbuf). */
-void assay_mapper_audit_scope(const struct assay_mapper_audit *a, struct assay_map_scope *scope,
-                              const struct assay_control **excluded_buf, size_t nbuf);
+/* The mapping scope of opened audit a (applied with mapper_audit_hooks): the standards with
+ * a handle, copied into standards_buf (room for ASSAY_AUDIT_MAX_STANDARDS); excluded_buf has
+ * room for nbuf pointers (the SoAs' exclusions are copied into it, at most nbuf). */
+void mapper_audit_scope(const struct assay_audit *a, struct assay_map_scope *scope,
+                        const char **standards_buf, const struct assay_control **excluded_buf,
+                        size_t nbuf);
 
 /* An accepted evidence item read from an EvidenceAccepted record. Strings point into the
  * record (or into the owner of a copy). */
@@ -115,7 +82,7 @@ int mapper_evidence_read(avro_value_t *v, const struct assay_catalog *cat,
  * a's scope and SoA exclusions). out has room for out_cap links. Returns 0 or
  * ASSAY_ERR_FATAL (out_cap too small).
  */
-int mapper_links(const struct assay_crosswalk *cw, const struct assay_mapper_audit *a,
+int mapper_links(const struct assay_crosswalk *cw, const struct assay_audit *a,
                  const struct mapper_evidence *ev, struct assay_link *out, size_t out_cap,
                  size_t *nout);
 

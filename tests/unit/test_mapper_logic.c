@@ -1,7 +1,8 @@
 /*
  * assay-mapper's pure parts, on Avro values built from the embedded schemas (no Kafka, no
- * PostgreSQL): reading EvidenceAccepted, the audit projection (AuditOpened scope, SoA
- * revisions and exclusions, deep copies) and the links an evidence item gets for an audit.
+ * PostgreSQL): reading EvidenceAccepted, the shared audit projection with the mapper's hooks
+ * (AuditOpened scope, SoA revisions and exclusions, a rolled-back batch leaving the committed
+ * audit whole) and the links an evidence item gets for an audit.
  */
 #include "assay_test.h"
 #include "assay_codec.h"
@@ -35,13 +36,12 @@ static const struct assay_crosswalk_row rows[] = {
 struct fixture {
 	struct assay_catalog *cat;
 	struct assay_crosswalk *cw;
-	avro_value_iface_t *ifaces[3];
-	avro_schema_t schemas[3];
+	avro_value_iface_t *ifaces[2];
+	avro_schema_t schemas[2];
 };
 
-enum { EVIDENCE, OPENED, SOA };
-static const char *const files[] = {"evidence_accepted.avsc", "audit_opened.avsc",
-                                    "soa_submitted.avsc"};
+enum { EVIDENCE, OPENED, NSCHEMAS };
+static const char *const files[] = {"evidence_accepted.avsc", "audit_opened.avsc"};
 
 static int setup(void **state)
 {
@@ -51,7 +51,7 @@ static int setup(void **state)
 	assert_int_equal(assay_catalog_new(stds, 3, ctls, 6, &f->cat, err, sizeof(err)), 0);
 	if (assay_crosswalk_new(f->cat, rows, 3, &f->cw, NULL, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < NSCHEMAS; i++) {
 		const struct assay_embedded *e =
 		        assay_embedded_find(assay_embedded_schemas, files[i]);
 
@@ -68,7 +68,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < NSCHEMAS; i++) {
 		avro_value_iface_decref(f->ifaces[i]);
 		avro_schema_decref(f->schemas[i]);
 	}
@@ -124,26 +124,6 @@ static void opened_value(struct fixture *f, avro_value_t *v, const char *audit,
 	}
 }
 
-static void soa_value(struct fixture *f, avro_value_t *v, const char *standard, int revision,
-                      const char *const *excluded, size_t nexcl, const char *included)
-{
-	avro_value_t arr, elem;
-
-	value_new(f, SOA, v);
-	assert_int_equal(assay_value_set_string(v, "audit_id", "audit-1"), 0);
-	assert_int_equal(assay_value_set_enum(v, "standard", standard), 0);
-	assert_int_equal(assay_value_set_int(v, "revision", revision), 0);
-	assert_int_equal(assay_value_field(v, "rows", AVRO_ARRAY, &arr), 0);
-	for (size_t i = 0; i <= nexcl; i++) {
-		const char *id = i < nexcl ? excluded[i] : included;
-
-		assert_int_equal(avro_value_append(&arr, &elem, NULL), 0);
-		assert_int_equal(assay_value_set_string(&elem, "control_id", id), 0);
-		assert_int_equal(assay_value_set_bool(&elem, "applicable", i == nexcl), 0);
-		assert_int_equal(assay_value_set_string(&elem, "justification", "why"), 0);
-	}
-}
-
 static void test_evidence_read(void **state)
 {
 	struct fixture *f = *state;
@@ -175,98 +155,115 @@ static void test_evidence_read(void **state)
 	avro_value_decref(&v);
 }
 
+/* A projection with the mapper's hooks over f's catalog. */
+static struct assay_audits *projection(struct fixture *f)
+{
+	struct assay_audits_hooks hooks;
+	struct assay_audits *p;
+
+	mapper_audit_hooks(f->cat, &hooks);
+	p = assay_audits_new(&hooks);
+	assert_non_null(p);
+	return p;
+}
+
+/* A SoA of audit-1 excluding excl[0..nexcl) and applying included. */
+static int soa(struct assay_audits *p, const char *standard, int revision,
+               const char *const *excluded, size_t nexcl, const char *included)
+{
+	const char *ids[8];
+	bool app[8];
+
+	for (size_t i = 0; i <= nexcl; i++) {
+		ids[i] = i < nexcl ? excluded[i] : included;
+		app[i] = i == nexcl;
+	}
+	return assay_audits_soa(p, "audit-1", "cb-1", "client-1", standard, revision, ids, app,
+	                        nexcl + 1);
+}
+
 static void test_audit_opened_and_soa(void **state)
 {
 	struct fixture *f = *state;
-	struct assay_mapper_audit a, copy;
+	struct assay_audits *p = projection(f);
+	const struct assay_audit *a;
+	const struct assay_audit_soa *s;
 	const char *const scope[] = {"ISO27001_2013", "ISO27001_2022", "ISO42001_2023",
 	                             "ISO27001_2022"};
 	const char *const excl1[] = {"A.10.3", "A.77.1"}, *const excl2[] = {"A.6.2.8"};
-	avro_value_t v;
-	bool changed;
-	char err[256];
-
-	assert_int_equal(assay_mapper_audit_init(&a, "audit-1"), 0);
-	assert_false(a.opened);
+	const char *syms[ASSAY_AUDIT_MAX_STANDARDS];
+	const struct assay_control *excluded[8];
+	struct assay_map_scope sc;
 
 	/* a SoA may come before the audit is opened */
-	soa_value(f, &v, "ISO42001_2023", 1, excl1, 2, "A.6.2.8");
-	assert_int_equal(assay_mapper_audit_apply_soa(&a, f->cat, &v, &changed, err, sizeof(err)),
-	                 0);
-	avro_value_decref(&v);
-	assert_true(changed);
-	assert_int_equal(a.nsoa, 1);
-	assert_int_equal(a.soa[0].nexcluded, 1); /* A.77.1 is not a control */
-	assert_ptr_equal(a.soa[0].excluded[0],
-	                 assay_catalog_find(f->cat, "ISO42001_2023", "A.10.3"));
+	assay_audits_begin(p);
+	assert_int_equal(soa(p, "ISO42001_2023", 1, excl1, 2, "A.6.2.8"), 0);
+	a = assay_audits_get(p, "audit-1", 7);
+	assert_non_null(a);
+	assert_false(a->opened);
+	s = a->soa[assay_audit_standard(a, "ISO42001_2023")];
+	assert_int_equal(s->nexcluded, 1); /* A.77.1 is not a control */
+	assert_ptr_equal(s->excluded[0], assay_catalog_find(f->cat, "ISO42001_2023", "A.10.3"));
 
-	opened_value(f, &v, "audit-1", scope, 4);
-	assert_int_equal(assay_mapper_audit_apply_opened(&a, f->cat, &v, err, sizeof(err)), 0);
-	avro_value_decref(&v);
-	assert_true(a.opened);
-	assert_string_equal(a.tenant_id, "cb-1");
-	assert_int_equal(a.nscope, 2); /* 2013 has no controls; repeats collapse */
-	assert_string_equal(a.scope[0], "ISO27001_2022");
-	assert_string_equal(a.scope[1], "ISO42001_2023");
-
-	/* an AuditOpened of another audit is a bug in the caller */
-	opened_value(f, &v, "audit-2", scope, 1);
-	assert_int_equal(assay_mapper_audit_apply_opened(&a, f->cat, &v, err, sizeof(err)),
-	                 ASSAY_ERR_FATAL);
-	avro_value_decref(&v);
-
-	/* the copy is deep */
-	assert_int_equal(assay_mapper_audit_copy(&copy, &a), 0);
+	assert_int_equal(
+	        assay_audits_open(p, "audit-1", "cb-1", "client-1", 1700000000000, scope, 4), 0);
+	a = assay_audits_find(p, "audit-1", 7);
+	assert_non_null(a);
+	assert_true(a->opened);
+	assert_string_equal(a->tenant_id, "cb-1");
+	mapper_audit_scope(a, &sc, syms, excluded, 8);
+	assert_int_equal(sc.nstandards, 2); /* 2013 has no controls; repeats collapse */
+	assert_string_equal(sc.standards[0], "ISO27001_2022");
+	assert_string_equal(sc.standards[1], "ISO42001_2023");
+	assert_int_equal(sc.nexcluded, 1); /* the early SoA is kept */
+	assay_audits_commit(p);
 
 	/* same revision again: nothing changes; newer revision replaces */
-	soa_value(f, &v, "ISO42001_2023", 1, excl2, 1, "A.10.3");
-	assert_int_equal(assay_mapper_audit_apply_soa(&a, f->cat, &v, &changed, err, sizeof(err)),
-	                 0);
-	avro_value_decref(&v);
-	assert_false(changed);
-	assert_string_equal(a.soa[0].excluded[0]->id, "A.10.3");
-	soa_value(f, &v, "ISO42001_2023", 2, excl2, 1, "A.10.3");
-	assert_int_equal(assay_mapper_audit_apply_soa(&a, f->cat, &v, &changed, err, sizeof(err)),
-	                 0);
-	avro_value_decref(&v);
-	assert_true(changed);
-	assert_int_equal(a.soa[0].revision, 2);
-	assert_string_equal(a.soa[0].excluded[0]->id, "A.6.2.8");
-	assert_string_equal(copy.soa[0].excluded[0]->id, "A.10.3");
-	assert_int_equal(copy.soa[0].revision, 1);
+	assay_audits_begin(p);
+	assert_int_equal(soa(p, "ISO42001_2023", 1, excl2, 1, "A.10.3"), 1);
+	a = assay_audits_find(p, "audit-1", 7);
+	s = a->soa[assay_audit_standard(a, "ISO42001_2023")];
+	assert_string_equal(((const struct assay_control *)s->excluded[0])->id, "A.10.3");
+	assert_int_equal(soa(p, "ISO42001_2023", 2, excl2, 1, "A.10.3"), 0);
+	a = assay_audits_find(p, "audit-1", 7);
+	s = a->soa[assay_audit_standard(a, "ISO42001_2023")];
+	assert_int_equal(s->revision, 2);
+	assert_string_equal(((const struct assay_control *)s->excluded[0])->id, "A.6.2.8");
 
-	assay_mapper_audit_release(&copy);
-	assay_mapper_audit_release(&a);
+	/* the batch changed a deep copy: rolled back, the committed audit is whole */
+	assay_audits_rollback(p);
+	a = assay_audits_find(p, "audit-1", 7);
+	s = a->soa[assay_audit_standard(a, "ISO42001_2023")];
+	assert_string_equal(((const struct assay_control *)s->excluded[0])->id, "A.10.3");
+	assert_int_equal(s->revision, 1);
+	assay_audits_destroy(p);
 }
 
 static void test_links_for_audit(void **state)
 {
 	struct fixture *f = *state;
-	struct assay_mapper_audit a;
+	struct assay_audits *p = projection(f);
+	const struct assay_audit *a;
 	struct mapper_evidence ev;
 	struct assay_link links[16];
 	const char *const both[] = {"ISO27001_2022", "ISO42001_2023"};
 	const char *const excl[] = {"A.10.3"};
 	avro_value_t v;
-	bool changed;
 	size_t n;
 	char err[256];
 
-	assert_int_equal(assay_mapper_audit_init(&a, "audit-1"), 0);
-	opened_value(f, &v, "audit-1", both, 2);
-	assert_int_equal(assay_mapper_audit_apply_opened(&a, f->cat, &v, err, sizeof(err)), 0);
-	avro_value_decref(&v);
-	soa_value(f, &v, "ISO42001_2023", 1, excl, 1, "A.6.2.8");
-	assert_int_equal(assay_mapper_audit_apply_soa(&a, f->cat, &v, &changed, err, sizeof(err)),
-	                 0);
-	avro_value_decref(&v);
+	assert_int_equal(
+	        assay_audits_open(p, "audit-1", "cb-1", "client-1", 1700000000000, both, 2), 0);
+	assert_int_equal(soa(p, "ISO42001_2023", 1, excl, 1, "A.6.2.8"), 0);
+	a = assay_audits_find(p, "audit-1", 7);
+	assert_non_null(a);
 
 	evidence_value(f, &v);
 	add_claim(&v, "ISO27001_2022", "9.3.1");
 	add_claim(&v, "ISO27001_2022", "A.8.15");
 	add_claim(&v, "ISO27001_2022", "A.5.19");
 	assert_int_equal(mapper_evidence_read(&v, f->cat, &ev, err, sizeof(err)), 0);
-	assert_int_equal(mapper_links(f->cw, &a, &ev, links, 16, &n), 0);
+	assert_int_equal(mapper_links(f->cw, a, &ev, links, 16, &n), 0);
 	avro_value_decref(&v);
 
 	/* 3 direct; 42001 9.3.1 automatic; A.6.2.8 needs confirmation; A.10.3 excluded */
@@ -281,7 +278,7 @@ static void test_links_for_audit(void **state)
 	assert_int_equal(links[4].kind, ASSAY_LINK_NEEDS_CONFIRMATION);
 	assert_string_equal(links[4].control->id, "A.6.2.8");
 	assert_string_equal(links[4].via->id, "A.8.15");
-	assay_mapper_audit_release(&a);
+	assay_audits_destroy(p);
 }
 
 int main(void)
