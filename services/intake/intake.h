@@ -5,7 +5,8 @@
  * SoaSubmitted, StageCompleted; other types are skipped); publishes EvidenceAccepted on
  * assay.evidence.accepted and EvidenceRejected on assay.evidence.rejected; stores accepted
  * evidence append-only in intake_evidence (sql/005_intake.sql) and its copy of the shared
- * audit projection in assay_audit_projection(_soa) (sql/010_audit_projection.sql). docs/intake.md describes rules, ordering and memory.
+ * audit projection in assay_audit_projection(_soa) (sql/010_audit_projection.sql). docs/intake.md
+ *describes rules, ordering and memory.
  *
  *	return assay_service_main(argc, argv, &intake_service);
  *

@@ -1,6 +1,6 @@
 /*
- * The per-batch arena (services/core/include/assay/assay_arena.h): alignment, many small and a few large
- * allocations, reset keeping one block and reusing it, release, and overflow refusal. ASan
+ * The per-batch arena (services/core/include/assay/assay_arena.h): alignment, many small and a few
+ * large allocations, reset keeping one block and reusing it, release, and overflow refusal. ASan
  * reports any allocation that outlives release or overlaps another.
  */
 #include "assay_test.h"

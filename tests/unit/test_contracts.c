@@ -1,6 +1,6 @@
 /*
- * The generated contracts (services/domain/contracts, tools/avrogen) against avro-c, for EVERY schema
- * in schemas/, over an in-memory registry:
+ * The generated contracts (services/domain/contracts, tools/avrogen) against avro-c, for EVERY
+ * schema in schemas/, over an in-memory registry:
  *   - a value avro-c encodes (every field set, then every union null) decodes with the
  *     generated code and with the descriptor/plan walk to a struct equal field by field to
  *     avro-c's own decoding, and both encoders write exactly avro-c's bytes back;

@@ -1,6 +1,6 @@
 /*
- * Writer schemas other than the reader's (services/domain/contracts/assay_contract.h): frames written
- * by avro-c with older, newer and incompatible writer schemas, read by
+ * Writer schemas other than the reader's (services/domain/contracts/assay_contract.h): frames
+ * written by avro-c with older, newer and incompatible writer schemas, read by
  *   - a reader type described by hand here (org.assay.test.Evolve), which covers every default
  *     kind, every promotion, enum symbols by name with and without a default, unions on either
  *     side, writer-only fields of every shape (skipped) and fields in another order;

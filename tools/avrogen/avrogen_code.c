@@ -1,8 +1,8 @@
 /*
  * avrogen's straight-line code (avrogen.h): for each record, assay_<name>_read and
  * assay_<name>_write, which read and write the record's own schema field after field with the
- * steps of services/domain/contracts/assay_contract_io.h, no descriptors, no plan. The runtime calls
- * them for a frame whose writer schema is the reader's own.
+ * steps of services/domain/contracts/assay_contract_io.h, no descriptors, no plan. The runtime
+ * calls them for a frame whose writer schema is the reader's own.
  */
 #include "avrogen.h"
 
